@@ -1,0 +1,1 @@
+"""celery-trigger"""

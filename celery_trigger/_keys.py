@@ -1,0 +1,73 @@
+"""Every Redis key name, in one place (DESIGN §3). Nothing else builds key strings.
+
+All keys share a configurable prefix (``trigger_key_prefix``, default ``ct``) so several
+projects or test cases can share one Redis without touching each other.
+"""
+
+from __future__ import annotations
+
+
+class Keys:
+    """Key builder bound to one prefix. Example: ``Keys("ct").run("run_abc") == "ct:run:run_abc"``."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, prefix: str = "ct") -> None:
+        self.prefix = prefix
+
+    def run(self, run_id: str) -> str:
+        """Hash: the run record."""
+        return f"{self.prefix}:run:{run_id}"
+
+    def children(self, run_id: str) -> str:
+        """List: child run ids in trigger order."""
+        return f"{self.prefix}:run:{run_id}:children"
+
+    def meta(self, run_id: str) -> str:
+        return f"{self.prefix}:run:{run_id}:meta"
+
+    def journal(self, run_id: str) -> str:
+        return f"{self.prefix}:run:{run_id}:journal"
+
+    def events(self, run_id: str) -> str:
+        return f"{self.prefix}:run:{run_id}:events"
+
+    def batch(self, batch_id: str) -> str:
+        """Hash: batch record (run ids as a JSON list, counts)."""
+        return f"{self.prefix}:batch:{batch_id}"
+
+    def idempotency(self, task_id: str, key: str) -> str:
+        """String with TTL: the run id that owns an idempotency key of a task."""
+        return f"{self.prefix}:idem:{task_id}:{key}"
+
+    def tag(self, tag: str) -> str:
+        """Sorted set: run ids carrying ``tag`` scored by creation time (ms)."""
+        return f"{self.prefix}:tag:{tag}"
+
+    def by_created(self) -> str:
+        """Sorted set: every run id scored by creation time (ms)."""
+        return f"{self.prefix}:runs:by_created"
+
+    def timers(self) -> str:
+        """Sorted set: timer member → due time (ms)."""
+        return f"{self.prefix}:timers"
+
+    def timers_claimed(self) -> str:
+        """Sorted set: claimed timer member → claim lease expiry (ms)."""
+        return f"{self.prefix}:timers:claimed"
+
+    def queues(self) -> str:
+        """Set: names of every known queue."""
+        return f"{self.prefix}:queues"
+
+    def queue(self, name: str) -> str:
+        """Hash: a queue's settings (concurrency_limit)."""
+        return f"{self.prefix}:queue:{name}"
+
+    def task_defs(self) -> str:
+        """Hash: task id → JSON of its stored definition defaults (the 'deployed' tasks)."""
+        return f"{self.prefix}:tasks"
+
+    def pending_version(self, task_id: str) -> str:
+        """Sorted set: runs of an unknown task waiting for a worker that defines it."""
+        return f"{self.prefix}:pending:{task_id}"

@@ -1,0 +1,124 @@
+"""The Store protocol: every operation the engine performs on run state.
+
+A record is a flat ``dict[str, str]`` (the Redis hash as stored). Each operation is atomic:
+``RedisStore`` runs it as one Lua script (or one pipeline of them), ``MemoryStore`` under
+one lock. Both must pass ``tests/store/test_contract.py``.
+
+Invariants every implementation keeps:
+- a run record is created once; an idempotency key names at most one owner run;
+- ``claim_attempt`` gives at most one live lease per run; a final status never changes;
+- ``finish_attempt`` writes only while the caller still holds the lease;
+- a timer member is handed to one claimer at a time and comes back if its claim lapses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+Record = dict[str, str]
+
+
+@dataclass
+class NewRun:
+    """Everything ``create_runs`` writes for one run."""
+
+    run_id: str
+    task_id: str
+    fields: dict[str, str]
+    tags: list[str] = field(default_factory=list)
+    timers: list[tuple[str, int]] = field(default_factory=list)
+    idempotency_key: str | None = None
+    idempotency_ttl_ms: int = 0
+    replace_owner: str | None = None
+    parent_id: str | None = None
+    pending_version: bool = False
+
+
+@dataclass(frozen=True)
+class Created:
+    run_id: str
+    cached: bool
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Outcome of ``claim_attempt``: ``action`` is ``ok``, ``drop`` or ``missing``."""
+
+    action: str
+    reason: str = ""
+    record: Record | None = None
+
+
+@dataclass(frozen=True)
+class Transition:
+    ok: bool
+    status: str
+    record: Record | None = None
+
+
+class Store(Protocol):
+    """Atomic operations on runs, timers, queues and task definitions."""
+
+    # runs -----------------------------------------------------------------------------
+    def create_runs(self, runs: Sequence[NewRun], now_ms: int) -> list[Created]: ...
+
+    def get_run(self, run_id: str) -> Record | None: ...
+
+    def get_runs(self, run_ids: Sequence[str]) -> list[Record | None]: ...
+
+    def children(self, run_id: str) -> list[str]: ...
+
+    def claim_attempt(self, run_id: str, token: str, now_ms: int, lease_ms: int, mode: str,
+                      drop_timers: Sequence[str]) -> Claim: ...
+
+    def renew_leases(self, leases: Sequence[tuple[str, str]], now_ms: int,
+                     lease_ms: int) -> None: ...
+
+    def finish_attempt(self, run_id: str, token: str, status: str, now_ms: int, *,
+                       fields: dict[str, str], timers: Sequence[tuple[str, int]] = (),
+                       idempotency_key: str | None = None,
+                       release_key: bool = False) -> bool: ...
+
+    def transition(self, run_id: str, now_ms: int, *, allowed: str, status: str = "",
+                   remove_timers: Sequence[str] = (), add_timers: Sequence[tuple[str, int]] = (),
+                   fields: dict[str, str] | None = None,
+                   remove_from: str | None = None) -> Transition: ...
+
+    def list_run_ids(self, *, index: str | None, before: tuple[int, str] | None,
+                     count: int) -> list[tuple[str, int]]: ...
+
+    def delete_idempotency_key(self, task_id: str, key: str) -> bool: ...
+
+    # timers ---------------------------------------------------------------------------
+    def add_timers(self, timers: Sequence[tuple[str, int]]) -> None: ...
+
+    def claim_timers(self, now_ms: int, limit: int, lease_ms: int) -> list[str]: ...
+
+    def ack_timers(self, members: Sequence[str]) -> None: ...
+
+    def timer_due(self, member: str) -> int | None: ...
+
+    # batches, queues, task definitions ------------------------------------------------
+    def put_batch(self, batch_id: str, fields: dict[str, str]) -> None: ...
+
+    def get_batch(self, batch_id: str) -> Record | None: ...
+
+    def put_queue(self, name: str, fields: dict[str, str]) -> None: ...
+
+    def get_queue(self, name: str) -> Record | None: ...
+
+    def put_task_defs(self, defs: dict[str, str]) -> None: ...
+
+    def get_task_def(self, task_id: str) -> str | None: ...
+
+    def pending_runs(self, task_id: str, limit: int) -> list[str]: ...
+
+    # housekeeping -----------------------------------------------------------------------
+    def ping(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+    def raw(self) -> Any:
+        """The underlying client (tests and benchmarks only)."""
+        ...

@@ -1,0 +1,34 @@
+-- claim_attempt: take the run for one attempt under a lease, or say why not.
+-- KEYS[1] run hash   KEYS[2] timers
+-- ARGV[1] now (ms)   ARGV[2] lease token   ARGV[3] lease length (ms)
+-- ARGV[4] mode: "new" (a delivered message) | "warm" (in-worker retry under the same lease)
+-- ARGV[5..] timer members to drop once the run is taken (publish watchdog, TTL expiry)
+-- Returns {"missing"} | {"drop", reason} | {"ok", field, value, ...} (the whole record).
+-- Invariant: at most one live lease per run; a duplicate delivery is dropped, never run twice.
+if redis.call("EXISTS", KEYS[1]) == 0 then return {"missing"} end
+local now = tonumber(ARGV[1])
+local r = redis.call("HMGET", KEYS[1], "status", "lease", "lease_exp", "ttl", "queued_at",
+  "attempt", "started")
+local status, lease, lease_exp = r[1], r[2], tonumber(r[3] or "0") or 0
+local final = {COMPLETED=1, CANCELED=1, FAILED=1, CRASHED=1, SYSTEM_FAILURE=1, EXPIRED=1,
+  TIMED_OUT=1}
+if final[status] then return {"drop", status} end
+local mode = ARGV[4]
+if mode == "warm" then
+  if status ~= "EXECUTING" or lease ~= ARGV[2] then return {"drop", "lease lost"} end
+elseif status == "EXECUTING" then
+  if lease_exp > now then return {"drop", "executing"} end
+elseif status ~= "QUEUED" and status ~= "DEQUEUED" then
+  return {"drop", status}
+end
+if status == "QUEUED" and r[4] and r[4] ~= "" and r[7] == false then
+  local ttl_ms = tonumber(r[4]) * 1000
+  if now >= tonumber(r[5] or now) + ttl_ms then return {"drop", "ttl"} end
+end
+local attempt = tonumber(r[6] or "0") + 1
+redis.call("HSET", KEYS[1], "status", "EXECUTING", "lease", ARGV[2],
+  "lease_exp", now + tonumber(ARGV[3]), "attempt", attempt, "attempt_started", now,
+  "updated", now)
+if r[7] == false then redis.call("HSET", KEYS[1], "started", now) end
+for k = 5, #ARGV do redis.call("ZREM", KEYS[2], ARGV[k]) end
+return {"ok", unpack(redis.call("HGETALL", KEYS[1]))}

@@ -1,0 +1,249 @@
+"""RedisStore: the Store protocol on Redis. The only module that imports ``redis``.
+
+Each multi-key invariant is one Lua script from ``lua/`` (its header states KEYS, ARGV and
+the reply). Every ``redis.RedisError`` is turned into ``StoreUnavailableError`` here, so no
+caller ever sees a redis-py exception.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import Any, Callable, Sequence, TypeVar
+
+import redis
+
+from .._keys import Keys
+from ..errors import StoreUnavailableError
+from .base import Claim, Created, NewRun, Record, Transition
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _wrapped(fn: F) -> F:
+    @functools.wraps(fn)
+    def inner(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise StoreUnavailableError(f"Redis error in {fn.__name__}: {exc}") from exc
+
+    return inner  # type: ignore[return-value]
+
+
+def _load(name: str) -> str:
+    return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text("utf-8")
+
+
+def _pairs(record: list[str], start: int = 0) -> Record:
+    it = iter(record[start:])
+    return dict(zip(it, it))
+
+
+def _flatten(fields: dict[str, str]) -> list[str]:
+    out: list[str] = []
+    for key, value in fields.items():
+        out.append(key)
+        out.append(value)
+    return out
+
+
+class RedisStore:
+    """Run state in Redis. Example: ``RedisStore("redis://localhost:6379/0", prefix="ct")``."""
+
+    def __init__(self, url: str, *, prefix: str = "ct") -> None:
+        self.url = url
+        self.keys = Keys(prefix)
+        self._client = redis.Redis.from_url(url, decode_responses=True,
+                                            health_check_interval=30)
+        self._scripts = {
+            name: self._client.register_script(_load(name))
+            for name in ("create_run", "claim_attempt", "finish_attempt", "claim_timers",
+                         "transition", "renew_lease")
+        }
+
+    # runs -----------------------------------------------------------------------------
+    def _create_args(self, run: NewRun, now_ms: int) -> tuple[list[str], list[Any]]:
+        k = self.keys
+        keys = [
+            k.run(run.run_id),
+            k.by_created(),
+            k.timers(),
+            k.idempotency(run.task_id, run.idempotency_key) if run.idempotency_key else "",
+            k.children(run.parent_id) if run.parent_id else "",
+            k.pending_version(run.task_id) if run.pending_version else "",
+            *(k.tag(t) for t in run.tags),
+        ]
+        args: list[Any] = [run.run_id, now_ms, run.idempotency_ttl_ms, run.replace_owner or "",
+                           len(run.timers)]
+        for member, due in run.timers:
+            args.append(member)
+            args.append(due)
+        args.extend(_flatten(run.fields))
+        return keys, args
+
+    @_wrapped
+    def create_runs(self, runs: Sequence[NewRun], now_ms: int) -> list[Created]:
+        script = self._scripts["create_run"]
+        if len(runs) == 1:
+            keys, args = self._create_args(runs[0], now_ms)
+            run_id, cached = script(keys=keys, args=args)
+            return [Created(run_id, bool(int(cached)))]
+        pipe = self._client.pipeline(transaction=False)
+        for run in runs:
+            keys, args = self._create_args(run, now_ms)
+            script(keys=keys, args=args, client=pipe)
+        return [Created(r[0], bool(int(r[1]))) for r in pipe.execute()]
+
+    @_wrapped
+    def get_run(self, run_id: str) -> Record | None:
+        data: Record = self._client.hgetall(self.keys.run(run_id))
+        return data or None
+
+    @_wrapped
+    def get_runs(self, run_ids: Sequence[str]) -> list[Record | None]:
+        pipe = self._client.pipeline(transaction=False)
+        for run_id in run_ids:
+            pipe.hgetall(self.keys.run(run_id))
+        return [r or None for r in pipe.execute()]
+
+    @_wrapped
+    def children(self, run_id: str) -> list[str]:
+        return list(self._client.lrange(self.keys.children(run_id), 0, -1))
+
+    @_wrapped
+    def claim_attempt(self, run_id: str, token: str, now_ms: int, lease_ms: int, mode: str,
+                      drop_timers: Sequence[str]) -> Claim:
+        reply = self._scripts["claim_attempt"](
+            keys=[self.keys.run(run_id), self.keys.timers()],
+            args=[now_ms, token, lease_ms, mode, *drop_timers],
+        )
+        if reply[0] == "ok":
+            return Claim("ok", record=_pairs(reply, 1))
+        return Claim(reply[0], reason=reply[1] if len(reply) > 1 else "")
+
+    @_wrapped
+    def renew_leases(self, leases: Sequence[tuple[str, str]], now_ms: int,
+                     lease_ms: int) -> None:
+        if not leases:
+            return
+        script = self._scripts["renew_lease"]
+        pipe = self._client.pipeline(transaction=False)
+        for run_id, token in leases:
+            script(keys=[self.keys.run(run_id)], args=[token, now_ms + lease_ms], client=pipe)
+        pipe.execute()
+
+    @_wrapped
+    def finish_attempt(self, run_id: str, token: str, status: str, now_ms: int, *,
+                       fields: dict[str, str], timers: Sequence[tuple[str, int]] = (),
+                       idempotency_key: str | None = None, release_key: bool = False) -> bool:
+        args: list[Any] = [now_ms, token, status, "1" if release_key else "0", len(timers)]
+        for member, due in timers:
+            args.append(member)
+            args.append(due)
+        args.extend(_flatten(fields))
+        ok = self._scripts["finish_attempt"](
+            keys=[self.keys.run(run_id), self.keys.timers(), idempotency_key or ""], args=args)
+        return bool(ok)
+
+    @_wrapped
+    def transition(self, run_id: str, now_ms: int, *, allowed: str, status: str = "",
+                   remove_timers: Sequence[str] = (), add_timers: Sequence[tuple[str, int]] = (),
+                   fields: dict[str, str] | None = None,
+                   remove_from: str | None = None) -> Transition:
+        args: list[Any] = [now_ms, allowed, status, len(remove_timers), *remove_timers,
+                           len(add_timers)]
+        for member, due in add_timers:
+            args.append(member)
+            args.append(due)
+        args.extend(_flatten(fields or {}))
+        reply = self._scripts["transition"](
+            keys=[self.keys.run(run_id), self.keys.timers(), remove_from or ""], args=args)
+        if reply[0] == "ok":
+            record = _pairs(reply, 1)
+            return Transition(True, record.get("status", ""), record)
+        return Transition(False, reply[1])
+
+    @_wrapped
+    def list_run_ids(self, *, index: str | None, before: tuple[int, str] | None,
+                     count: int) -> list[tuple[str, int]]:
+        key = self.keys.tag(index) if index else self.keys.by_created()
+        high = "+inf" if before is None else before[0]
+        rows = self._client.zrevrangebyscore(key, high, "-inf", start=0,
+                                             num=count + (50 if before else 0),
+                                             withscores=True)
+        out = [(member, int(score)) for member, score in rows]
+        if before is not None:
+            # members with the same score as the cursor sort by member descending
+            out = [(m, s) for m, s in out if s < before[0] or (s == before[0] and m < before[1])]
+        return out[:count]
+
+    @_wrapped
+    def delete_idempotency_key(self, task_id: str, key: str) -> bool:
+        return bool(self._client.delete(self.keys.idempotency(task_id, key)))
+
+    # timers ---------------------------------------------------------------------------
+    @_wrapped
+    def add_timers(self, timers: Sequence[tuple[str, int]]) -> None:
+        if timers:
+            self._client.zadd(self.keys.timers(), {m: d for m, d in timers})
+
+    @_wrapped
+    def claim_timers(self, now_ms: int, limit: int, lease_ms: int) -> list[str]:
+        return list(self._scripts["claim_timers"](
+            keys=[self.keys.timers(), self.keys.timers_claimed()], args=[now_ms, limit, lease_ms]))
+
+    @_wrapped
+    def ack_timers(self, members: Sequence[str]) -> None:
+        if members:
+            self._client.zrem(self.keys.timers_claimed(), *members)
+
+    @_wrapped
+    def timer_due(self, member: str) -> int | None:
+        score = self._client.zscore(self.keys.timers(), member)
+        return None if score is None else int(score)
+
+    # batches, queues, task definitions ------------------------------------------------
+    @_wrapped
+    def put_batch(self, batch_id: str, fields: dict[str, str]) -> None:
+        self._client.hset(self.keys.batch(batch_id), mapping=fields)
+
+    @_wrapped
+    def get_batch(self, batch_id: str) -> Record | None:
+        return self._client.hgetall(self.keys.batch(batch_id)) or None
+
+    @_wrapped
+    def put_queue(self, name: str, fields: dict[str, str]) -> None:
+        pipe = self._client.pipeline(transaction=True)
+        pipe.sadd(self.keys.queues(), name)
+        pipe.hset(self.keys.queue(name), mapping=fields)
+        pipe.execute()
+
+    @_wrapped
+    def get_queue(self, name: str) -> Record | None:
+        return self._client.hgetall(self.keys.queue(name)) or None
+
+    @_wrapped
+    def put_task_defs(self, defs: dict[str, str]) -> None:
+        if defs:
+            self._client.hset(self.keys.task_defs(), mapping=defs)
+
+    @_wrapped
+    def get_task_def(self, task_id: str) -> str | None:
+        value = self._client.hget(self.keys.task_defs(), task_id)
+        return None if value is None else str(value)
+
+    @_wrapped
+    def pending_runs(self, task_id: str, limit: int) -> list[str]:
+        return list(self._client.zrange(self.keys.pending_version(task_id), 0, limit - 1))
+
+    # housekeeping -----------------------------------------------------------------------
+    @_wrapped
+    def ping(self) -> bool:
+        return bool(self._client.ping())
+
+    def close(self) -> None:
+        self._client.close()
+
+    def raw(self) -> Any:
+        return self._client

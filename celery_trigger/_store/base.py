@@ -73,7 +73,9 @@ class Store(Protocol):
                       drop_timers: Sequence[str]) -> Claim: ...
 
     def renew_leases(self, leases: Sequence[tuple[str, str]], now_ms: int,
-                     lease_ms: int) -> None: ...
+                     lease_ms: int) -> list[str]:
+        """Extend each lease still held; return the run ids whose lease was lost."""
+        ...
 
     def finish_attempt(self, run_id: str, token: str, status: str, now_ms: int, *,
                        fields: dict[str, str], timers: Sequence[tuple[str, int]] = (),

@@ -40,6 +40,11 @@ def _pairs(record: list[str], start: int = 0) -> Record:
     return dict(zip(it, it))
 
 
+def _scored(rows: Any) -> list[tuple[str, int]]:
+    """``(member, score)`` rows of a ``withscores`` range, scores as integer ms."""
+    return [(str(member), int(score)) for member, score in rows]
+
+
 def _flatten(fields: dict[str, str]) -> list[str]:
     out: list[str] = []
     for key, value in fields.items():
@@ -120,18 +125,21 @@ class RedisStore:
         )
         if reply[0] == "ok":
             return Claim("ok", record=_pairs(reply, 1))
-        return Claim(reply[0], reason=reply[1] if len(reply) > 1 else "")
+        # a record without a status field comes back as a nil reason
+        return Claim(reply[0], reason=(reply[1] or "") if len(reply) > 1 else "")
 
     @_wrapped
     def renew_leases(self, leases: Sequence[tuple[str, str]], now_ms: int,
-                     lease_ms: int) -> None:
+                     lease_ms: int) -> list[str]:
+        """Extend each lease still held; return the run ids whose lease was lost."""
         if not leases:
-            return
+            return []
         script = self._scripts["renew_lease"]
         pipe = self._client.pipeline(transaction=False)
         for run_id, token in leases:
             script(keys=[self.keys.run(run_id)], args=[token, now_ms + lease_ms], client=pipe)
-        pipe.execute()
+        replies = pipe.execute()
+        return [run_id for (run_id, _), ok in zip(leases, replies) if not int(ok)]
 
     @_wrapped
     def finish_attempt(self, run_id: str, token: str, status: str, now_ms: int, *,
@@ -168,14 +176,24 @@ class RedisStore:
     def list_run_ids(self, *, index: str | None, before: tuple[int, str] | None,
                      count: int) -> list[tuple[str, int]]:
         key = self.keys.tag(index) if index else self.keys.by_created()
-        high = "+inf" if before is None else before[0]
-        rows = self._client.zrevrangebyscore(key, high, "-inf", start=0,
-                                             num=count + (50 if before else 0),
-                                             withscores=True)
-        out = [(member, int(score)) for member, score in rows]
-        if before is not None:
-            # members with the same score as the cursor sort by member descending
-            out = [(m, s) for m, s in out if s < before[0] or (s == before[0] and m < before[1])]
+        if count <= 0:
+            return []
+        if before is None:
+            return _scored(self._client.zrevrangebyscore(key, "+inf", "-inf", start=0, num=count,
+                                                         withscores=True))
+        # Members sharing the cursor's score (a batch is created in one ms) sort by member
+        # descending; those at or above the cursor can fill any fixed-size page, so keep
+        # paging until ``count`` rows pass the filter or the range runs out.
+        out: list[tuple[str, int]] = []
+        offset, page = 0, count + 50
+        while len(out) < count:
+            rows = _scored(self._client.zrevrangebyscore(key, before[0], "-inf", start=offset,
+                                                         num=page, withscores=True))
+            out.extend((m, s) for m, s in rows
+                       if s < before[0] or (s == before[0] and m < before[1]))
+            if len(rows) < page:
+                break
+            offset += page
         return out[:count]
 
     @_wrapped
@@ -235,6 +253,8 @@ class RedisStore:
 
     @_wrapped
     def pending_runs(self, task_id: str, limit: int) -> list[str]:
+        if limit <= 0:  # ZRANGE 0 -1 would mean "everything"
+            return []
         return list(self._client.zrange(self.keys.pending_version(task_id), 0, limit - 1))
 
     # housekeeping -----------------------------------------------------------------------

@@ -1,0 +1,268 @@
+"""Configuration: ``define_config`` and the ``trigger_*`` settings. The only reader of app.conf.
+
+Settings resolve once, in ``resolve_settings``: explicit ``setup(**overrides)`` beat the
+``config`` object, which beats ``app.conf.trigger_*`` (``CELERY_TRIGGER_*`` under Django),
+which beats the defaults below. Every problem found is reported at once in one
+``ConfigurationError``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from .errors import ConfigurationError
+from .options import (
+    RetryOptions,
+    clamp_max_duration,
+    coerce_retry,
+    resolve_machine,
+    resolve_ttl,
+)
+
+ENVIRONMENTS = ("DEVELOPMENT", "STAGING", "PRODUCTION", "PREVIEW")
+LOG_LEVELS = ("none", "error", "warn", "info", "debug")
+#: D-1: the policy a project gets when it configures nothing.
+BUILTIN_DEFAULT_RETRY = RetryOptions(max_attempts=3, factor=2, min_timeout_in_ms=1000,
+                                     max_timeout_in_ms=10000, randomize=True)
+#: D-5 limits, in bytes.
+DEFAULT_MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_METADATA_BYTES = 256 * 1024
+#: Messages above this carry only the run id; the payload stays in the run record (D-5).
+MESSAGE_INLINE_LIMIT_BYTES = 512 * 1024
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class TriggerConfig:
+    """Project configuration (the ``trigger.config.ts`` equivalent). Build with ``define_config``."""
+
+    project: str
+    dirs: tuple[str, ...] = ()
+    retries_default: RetryOptions | None = BUILTIN_DEFAULT_RETRY
+    retries_enabled_in_dev: bool = True
+    max_duration: int | None = None
+    machine: str = "small-1x"
+    ttl: float | None = None
+    log_level: str = "info"
+    environment: str | None = None
+    on_start: Callable[..., Any] | None = None
+    on_success: Callable[..., Any] | None = None
+    on_failure: Callable[..., Any] | None = None
+    init: Callable[..., Any] | None = None
+
+
+def define_config(*, project: str, dirs: Sequence[str] = (),
+                  retries: Mapping[str, Any] | None = None, max_duration: Any = None,
+                  machine: str = "small-1x", ttl: Any = None, log_level: str = "info",
+                  environment: str | None = None, on_start: Callable[..., Any] | None = None,
+                  on_success: Callable[..., Any] | None = None,
+                  on_failure: Callable[..., Any] | None = None,
+                  init: Callable[..., Any] | None = None) -> TriggerConfig:
+    """Validate and freeze a project configuration.
+
+    Example: ``ct.define_config(project="proj", dirs=["proj.trigger"], max_duration=3600,
+    retries={"default": {"max_attempts": 3}})``.
+    """
+    problems: list[str] = []
+    if not isinstance(project, str) or not project:
+        problems.append("project must be a non-empty string")
+    if isinstance(dirs, str) or not all(isinstance(d, str) for d in dirs):
+        problems.append("dirs must be a list of importable package names")
+    retry_default: RetryOptions | None = BUILTIN_DEFAULT_RETRY
+    enabled_in_dev = True
+    if retries is not None:
+        if not isinstance(retries, Mapping):
+            problems.append("retries must be a dict like {'default': {...}, 'enabled_in_dev': True}")
+        else:
+            unknown = set(retries) - {"default", "enabled_in_dev"}
+            if unknown:
+                problems.append(f"unknown retries key(s): {', '.join(sorted(unknown))}")
+            if "default" in retries:
+                try:
+                    # D-1: config defaults are merged over the built-in task defaults.
+                    retry_default = coerce_retry(retries["default"], RetryOptions())
+                except (TypeError, ValueError) as exc:
+                    problems.append(f"retries.default: {exc}")
+            enabled_in_dev = bool(retries.get("enabled_in_dev", True))
+    duration: int | None = None
+    if max_duration is not None:
+        try:
+            if max_duration == 0:
+                raise ValueError("max_duration must be positive (omit it for no limit)")
+            duration = clamp_max_duration(max_duration)
+        except (TypeError, ValueError) as exc:
+            problems.append(str(exc))
+    try:
+        resolve_machine(machine)
+    except ValueError as exc:
+        problems.append(str(exc))
+    ttl_s: float | None = None
+    try:
+        ttl_s = resolve_ttl(ttl)
+    except (TypeError, ValueError) as exc:
+        problems.append(str(exc))
+    if log_level not in LOG_LEVELS:
+        problems.append(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+    if environment is not None and environment not in ENVIRONMENTS:
+        problems.append(f"environment must be one of {', '.join(ENVIRONMENTS)}")
+    for name, hook in (("on_start", on_start), ("on_success", on_success),
+                       ("on_failure", on_failure), ("init", init)):
+        if hook is not None and not callable(hook):
+            problems.append(f"{name} must be callable")
+    if problems:
+        raise ConfigurationError(problems)
+    return TriggerConfig(project=project, dirs=tuple(dirs), retries_default=retry_default,
+                         retries_enabled_in_dev=enabled_in_dev, max_duration=duration,
+                         machine=machine, ttl=ttl_s, log_level=log_level,
+                         environment=environment, on_start=on_start, on_success=on_success,
+                         on_failure=on_failure, init=init)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved runtime settings (``trigger_*``)."""
+
+    config: TriggerConfig
+    redis_url: str = "redis://localhost:6379/0"
+    store: str = "redis"
+    key_prefix: str = "ct"
+    environment: str = "PRODUCTION"
+    secret_key: str = ""
+    base_url: str = "http://localhost:8000"
+    wait_threshold: float = 5.0
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    max_output_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES
+    lease_seconds: float = 30.0
+    timer_poll_interval: float = 0.05
+    publish_watchdog: float = 300.0
+    warm_retry_threshold: float = 30.0
+    machine_queues: Mapping[str, str] = field(default_factory=dict)
+    cost_rates: Mapping[str, float] = field(default_factory=dict)
+    timer_service: bool = True
+
+
+_SETTING_NAMES = {f.name for f in fields(Settings)} - {"config"}
+_CONFIG_NAMES = {f.name for f in fields(TriggerConfig)} | {"retries"}
+
+
+def _default_redis_url(broker: Any) -> str:
+    if isinstance(broker, str) and broker.startswith(("redis://", "rediss://", "unix://")):
+        return broker
+    return "redis://localhost:6379/0"
+
+
+def resolve_settings(conf: Any, config: TriggerConfig | None,
+                     overrides: Mapping[str, Any]) -> Settings:
+    """Merge overrides > config > ``app.conf.trigger_*`` > defaults into ``Settings``."""
+    problems: list[str] = []
+    unknown = set(overrides) - _SETTING_NAMES - _CONFIG_NAMES
+    if unknown:
+        problems.append(f"unknown setup option(s): {', '.join(sorted(unknown))}")
+    config_kwargs = {k: v for k, v in overrides.items() if k in _CONFIG_NAMES}
+    if config is None:
+        project = config_kwargs.pop("project", None) or conf.get("trigger_project") or \
+            conf.get("main") or "celery"
+        base: dict[str, Any] = {"project": project}
+        for name in ("dirs", "retries", "max_duration", "machine", "ttl", "log_level"):
+            value = conf.get(f"trigger_{name}")
+            if value is not None:
+                base[name] = value
+        base.update(config_kwargs)
+        try:
+            config = define_config(**base)
+        except ConfigurationError as exc:
+            problems.extend(exc.problems)
+            config = TriggerConfig(project=str(project))
+    elif config_kwargs:
+        problems.append("pass project options either in config= or as keywords, not both")
+    values: dict[str, Any] = {"config": config,
+                              "redis_url": _default_redis_url(conf.get("broker_url"))}
+    for name in _SETTING_NAMES:
+        value = conf.get(f"trigger_{name}")
+        if value is not None:
+            values[name] = value
+    values.update({k: v for k, v in overrides.items() if k in _SETTING_NAMES})
+    env = os.environ.get("TRIGGER_ENVIRONMENT")
+    if "environment" not in overrides and config.environment:
+        values["environment"] = config.environment
+    elif env and "environment" not in overrides:
+        values["environment"] = env
+    settings = Settings(**values)
+    if settings.store not in ("redis", "memory"):
+        problems.append("trigger_store must be 'redis' or 'memory'")
+    if settings.environment not in ENVIRONMENTS:
+        problems.append(f"trigger_environment must be one of {', '.join(ENVIRONMENTS)}")
+    if not isinstance(settings.key_prefix, str) or not settings.key_prefix \
+            or any(c in settings.key_prefix for c in " {}"):
+        problems.append("trigger_key_prefix must be a non-empty string without spaces or braces")
+    for name in ("wait_threshold", "lease_seconds", "timer_poll_interval",
+                 "warm_retry_threshold", "publish_watchdog"):
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            problems.append(f"trigger_{name} must be a non-negative number of seconds")
+    for name in ("max_payload_bytes", "max_output_bytes", "max_metadata_bytes"):
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            problems.append(f"trigger_{name} must be a positive integer")
+    if problems:
+        raise ConfigurationError(problems)
+    return settings
+
+
+def with_overrides(settings: Settings, **changes: Any) -> Settings:
+    return replace(settings, **changes)
+
+
+#: Celery settings ``setup`` changes when the user left them at Celery's default (DESIGN §9).
+SAFE_CELERY_DEFAULTS: dict[str, Any] = {
+    "task_acks_late": True,
+    "task_reject_on_worker_lost": True,
+    "worker_prefetch_multiplier": 1,
+    "worker_cancel_long_running_tasks_on_connection_loss": True,
+    "task_serializer": "json",
+    "result_serializer": "json",
+    "accept_content": ["json"],
+    "result_accept_content": ["json"],
+    "task_track_started": True,
+}
+
+
+def user_has_set(conf: Any, key: str) -> bool:
+    """True when ``key`` comes from the user's configuration, not Celery's defaults."""
+    maps = getattr(conf, "maps", None)
+    if not maps:
+        return False
+    if any(key in m for m in maps[:-1] if not _is_defaults(m)):
+        return True
+    namespace = getattr(conf, "namespace", None)
+    if namespace:
+        prefixed = f"{namespace}_{key}".upper()
+        return any(prefixed in m for m in maps[:-1])
+    return False
+
+
+def _is_defaults(mapping: Any) -> bool:
+    return isinstance(mapping, dict) and "worker_timer_precision" in mapping
+
+
+def apply_safe_defaults(conf: Any, longest_max_duration: float | None) -> dict[str, Any]:
+    """Set DESIGN §9 defaults where the user has not; return what was changed."""
+    changed: dict[str, Any] = {}
+    for key, value in SAFE_CELERY_DEFAULTS.items():
+        if not user_has_set(conf, key):
+            conf[key] = value
+            changed[key] = value
+    broker = conf.get("broker_url") or ""
+    if isinstance(broker, str) and broker.startswith(("redis", "rediss")):
+        options = dict(conf.get("broker_transport_options") or {})
+        floor = max(3600.0, (longest_max_duration or 0) + 300.0)
+        if options.get("visibility_timeout", 0) < floor and \
+                "visibility_timeout" not in options:
+            options["visibility_timeout"] = floor
+            conf["broker_transport_options"] = options
+            changed["broker_transport_options"] = options
+    return changed

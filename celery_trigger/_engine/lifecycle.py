@@ -1,0 +1,427 @@
+"""Executing a delivered run: claim, attempts, hooks, retry decisions, completion.
+
+``execute`` is called by the Celery task base class for every delivered message. It claims
+the run under a lease (a duplicate delivery is dropped), runs attempts with their hooks in
+the documented order (SEMANTICS §1.5), and ends each attempt with exactly one guarded store
+write: ``COMPLETED``/a failed status, a warm retry in this worker (delay below
+``trigger_warm_retry_threshold``), or ``QUEUED`` with a retry timer (longer delays).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from .. import _definition
+from .._serialization import dumps, loads
+from .._setup import Trigger
+from ..context import (
+    AttemptInfo,
+    BatchInfo,
+    Context,
+    EnvironmentInfo,
+    MachineInfo,
+    QueueInfo,
+    RunInfo,
+    TaskInfo,
+    _current,
+)
+from ..errors import AbortTaskRunError, PayloadValidationError, TaskRunError
+from ..options import MACHINE_PRESETS, RetryOptions, format_duration
+from ..result import ms_to_dt
+from ..status import FAILED_STATUSES, RunStatus
+from . import hooks as hk
+from .backoff import next_retry_delay_ms
+from .state import RunState, reset_state, set_state
+from .watchdog import MaxDurationExceeded, RunCancelled
+
+
+class DropDelivery(BaseException):
+    """This delivery must do nothing (duplicate, final or cancelled run)."""
+
+
+class EndAttempt(BaseException):
+    """The attempt ended without a final outcome; the run continues later (no message)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class AttemptFailed(Exception):
+    """Raised to Celery when a run ends failed, so the task shows FAILURE like any task."""
+
+    def __init__(self, error: TaskRunError) -> None:
+        super().__init__(f"{error.name}: {error.message}")
+        self.error = error
+
+
+@dataclass
+class Outcome:
+    kind: str  # "success" | "retry" | "fail"
+    output: Any = None
+    error: BaseException | None = None
+    error_record: TaskRunError | None = None
+    status: RunStatus = RunStatus.FAILED
+    delay_ms: float = 0.0
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def error_record(exc: BaseException, name: str | None = None) -> TaskRunError:
+    if isinstance(exc, TaskRunError):
+        return exc
+    stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return TaskRunError(name or type(exc).__name__, str(exc), stack)
+
+
+def build_context(trigger: Trigger, defn: Any, rec: Mapping[str, str]) -> Context:
+    machine = MACHINE_PRESETS[rec.get("machine") or trigger.config.machine]
+    rates = trigger.settings.cost_rates
+    cents_per_ms = (machine.cpu * rates.get("vcpu_second", 0.0)
+                    + machine.memory * rates.get("gb_second", 0.0)) / 1000
+    if trigger.settings.environment == "DEVELOPMENT":
+        cents_per_ms = 0.0
+    tags = tuple(loads(rec.get("tags")) or ())
+    started = int(rec.get("attempt_started") or now_ms())
+    return Context(
+        task=TaskInfo(id=rec["task"], file_path=getattr(defn, "__module__", "") or ""),
+        run=RunInfo(
+            id=rec["id"], tags=tags, is_test=rec.get("is_test") == "1",
+            is_replay=rec.get("is_replay") == "1", created_at=ms_to_dt(rec.get("created")),
+            started_at=ms_to_dt(rec.get("started")), idempotency_key=rec.get("idem") or None,
+            max_attempts=int(rec.get("max_attempts") or 1),
+            max_duration=int(rec["max_duration"]) if rec.get("max_duration") else None,
+            priority=(int(rec.get("priority") or 0) / 1000) or None,
+            parent_task_run_id=rec.get("parent") or None,
+            root_task_run_id=rec.get("root") or None,
+            base_cost_in_cents=float(rates.get("run", 0.0))),
+        attempt=AttemptInfo(number=int(rec.get("attempt") or 1),
+                            started_at=datetime.fromtimestamp(started / 1000, tz=timezone.utc)),
+        queue=QueueInfo(name=rec.get("queue", "")),
+        machine=MachineInfo(name=machine.name, cpu=machine.cpu, memory=machine.memory,
+                            cents_per_ms=cents_per_ms),
+        environment=EnvironmentInfo(type=trigger.settings.environment),
+        batch=BatchInfo(rec["batch"]) if rec.get("batch") else None,
+        project=trigger.config.project,
+    )
+
+
+def _drop_timers(run_id: str) -> list[str]:
+    return [f"pub|{run_id}", f"ttl|{run_id}"]
+
+
+def execute(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],
+            kwargs: Mapping[str, Any]) -> Any:
+    """Run one delivery of ``run_id``. Returns the output or raises (see module doc)."""
+    from .._trigger import create_from_message
+
+    store = trigger.store
+    lease_ms = int(trigger.settings.lease_seconds * 1000)
+    token = uuid.uuid4().hex
+    claim = store.claim_attempt(run_id, token, now_ms(), lease_ms, "new", _drop_timers(run_id))
+    if claim.action == "missing":
+        create_from_message(trigger, run_id, task_id, args, kwargs)
+        claim = store.claim_attempt(run_id, token, now_ms(), lease_ms, "new", ())
+    if claim.action != "ok" or claim.record is None:
+        if claim.reason == "ttl":
+            expire_run(trigger, run_id)
+        raise DropDelivery(claim.reason)
+    defn = _definition.get(task_id)
+    record = claim.record
+    watchdog = trigger.watchdog
+    totals = {"duration_ms": int(record.get("duration_ms") or 0),
+              "cost": float(record.get("cost") or 0)}
+    while True:
+        ctx = build_context(trigger, defn, record)
+        max_duration = int(record["max_duration"]) if record.get("max_duration") else None
+        watch = watchdog.start(run_id, token, max_duration)
+        state = RunState(run_id=run_id, task_id=task_id,
+                         root_id=record.get("root") or run_id, depth=int(record.get("depth") or 0),
+                         attempt=ctx.attempt.number, token=token,
+                         is_test=record.get("is_test") == "1", ctx=ctx, record=record,
+                         watch=watch)
+        started = time.monotonic()
+        try:
+            outcome = run_attempt(trigger, defn, state)
+        except RunCancelled:
+            raise DropDelivery("cancelled") from None
+        finally:
+            watchdog.stop(run_id)
+        elapsed = int((time.monotonic() - started) * 1000)
+        totals["duration_ms"] += elapsed
+        totals["cost"] += elapsed * ctx.machine.cents_per_ms
+        record = _conclude(trigger, state, outcome, totals, lease_ms)
+        if outcome.kind == "success":
+            return outcome.output
+
+
+def _conclude(trigger: Trigger, state: RunState, outcome: Outcome, totals: dict[str, Any],
+              lease_ms: int) -> dict[str, str]:
+    """Write the attempt's outcome; return the record of the next warm attempt."""
+    store = trigger.store
+    run_id, token = state.run_id, state.token
+    usage = {"duration_ms": str(totals["duration_ms"]), "cost": repr(float(totals["cost"])),
+             "base_cost": repr(state.ctx.run.base_cost_in_cents)}
+    if outcome.kind == "success":
+        output_json = dumps(outcome.output, what="output")
+        if len(output_json.encode()) > trigger.settings.max_output_bytes:
+            outcome = Outcome("fail", error_record=TaskRunError(
+                "TASK_OUTPUT_ERROR", f"output is {len(output_json.encode())} bytes, over the "
+                f"{trigger.settings.max_output_bytes}-byte limit"))
+        else:
+            if not store.finish_attempt(run_id, token, RunStatus.COMPLETED.value, now_ms(),
+                                        fields={"output": output_json, **usage}):
+                raise DropDelivery("lease lost")
+            return state.record
+    if outcome.kind == "retry":
+        if outcome.delay_ms < trigger.settings.warm_retry_threshold * 1000:
+            # Warm retry: the run stays EXECUTING and the next attempt runs in this worker.
+            # The lease must outlive the pause, since nothing heartbeats while we sleep.
+            store.renew_leases([(run_id, token)], now_ms(), lease_ms + int(outcome.delay_ms))
+            time.sleep(outcome.delay_ms / 1000)
+            claim = store.claim_attempt(run_id, token, now_ms(), lease_ms, "warm", ())
+            if claim.action != "ok" or claim.record is None:
+                raise DropDelivery(claim.reason)
+            return claim.record
+        due = now_ms() + int(outcome.delay_ms)
+        if not store.finish_attempt(run_id, token, RunStatus.QUEUED.value, now_ms(),
+                                    fields={**usage, "error": dumps(_err(outcome).to_dict())},
+                                    timers=[(f"retry|{run_id}", due)]):
+            raise DropDelivery("lease lost")
+        raise EndAttempt(f"retry in {format_duration(outcome.delay_ms / 1000)}")
+    error = _err(outcome)
+    status = outcome.status
+    key = state.record.get("idem_key")
+    if not store.finish_attempt(run_id, token, status.value, now_ms(),
+                                fields={**usage, "error": dumps(error.to_dict())},
+                                idempotency_key=trigger.store.keys.idempotency(
+                                    state.task_id, key) if key else None,
+                                release_key=status in FAILED_STATUSES):
+        raise DropDelivery("lease lost")
+    raise AttemptFailed(error)
+
+
+def _err(outcome: Outcome) -> TaskRunError:
+    if outcome.error_record is not None:
+        return outcome.error_record
+    assert outcome.error is not None
+    return error_record(outcome.error)
+
+
+def _policy(record: Mapping[str, str]) -> RetryOptions | None:
+    text = record.get("retry")
+    if not text:
+        return None
+    data = loads(text)
+    data["max_attempts"] = int(record.get("max_attempts") or data.get("max_attempts") or 1)
+    return RetryOptions(**data)
+
+
+def run_attempt(trigger: Trigger, defn: Any, state: RunState) -> Outcome:
+    """One attempt with its hooks; never raises for user errors (returns an Outcome)."""
+    record, ctx = state.record, state.ctx
+    if defn is None:
+        return Outcome("fail", error_record=TaskRunError(
+            "COULD_NOT_FIND_TASK", f"no task with id {state.task_id!r} is defined in this "
+            "worker"), status=RunStatus.SYSTEM_FAILURE)
+    try:
+        payload = defn.parse_payload(loads(record.get("payload")))
+    except PayloadValidationError as exc:
+        return Outcome("fail", error_record=TaskRunError(
+            "TASK_INPUT_ERROR", f"TaskPayloadParsedError: {exc}"))
+    ctx_token = _current.set(ctx)
+    state_token = set_state(state)
+    try:
+        common: dict[str, Any] = {"payload": payload, "ctx": ctx, "task": defn}
+        middleware = hk.chain("middleware", defn)
+        box: dict[str, Any] = {}
+
+        def inner() -> None:
+            box["outcome"] = _run_with_hooks(trigger, defn, state, payload, common)
+
+        try:
+            _run_middleware(middleware, common, inner)
+        except (MaxDurationExceeded, RunCancelled, EndAttempt, DropDelivery):
+            raise
+        except Exception as exc:  # run errors become Outcomes in inner(): this is middleware
+            return _middleware_failure(state, exc)
+        outcome: Outcome = box.get("outcome", Outcome("success"))
+        return outcome
+    except MaxDurationExceeded:
+        return Outcome("fail", error_record=TaskRunError(
+            "MAX_DURATION_EXCEEDED", f"Run exceeded maximum compute time (maxDuration) of "
+            f"{record.get('max_duration')} seconds"), status=RunStatus.TIMED_OUT)
+    finally:
+        reset_state(state_token)
+        _current.reset(ctx_token)
+
+
+def _run_middleware(chain: list[Any], common: dict[str, Any], inner: Any) -> None:
+    def step(index: int) -> None:
+        if index == len(chain):
+            inner()
+            return
+        hk.call(chain[index], **common, next=lambda: step(index + 1))
+
+    step(0)
+
+
+def _middleware_failure(state: RunState, exc: BaseException) -> Outcome:
+    """Middleware errors skip catch_error/on_failure and retry under the policy (§1.5)."""
+    policy = _policy(state.record)
+    delay = next_retry_delay_ms(policy, state.attempt) if policy else None
+    record = error_record(exc, "TASK_MIDDLEWARE_ERROR")
+    if delay is None:
+        return Outcome("fail", error_record=record)
+    return Outcome("retry", error_record=record, delay_ms=delay)
+
+
+def _run_with_hooks(trigger: Trigger, defn: Any, state: RunState, payload: Any,
+                    common: dict[str, Any]) -> Outcome:
+    config = trigger.config
+    ctx = state.ctx
+    try:
+        init: dict[str, Any] = {}
+        for fn in hk.chain("init", defn, [config.init] if config.init else None):
+            result = hk.call(fn, **common)
+            if isinstance(result, Mapping):
+                init.update(result)
+        common["init"] = init
+        if ctx.attempt.number == 1:
+            hk.run_all(hk.chain("on_start", defn, [config.on_start] if config.on_start else None),
+                       swallow=False, **common)
+        hk.run_all(hk.chain("on_start_attempt", defn), swallow=False, **common)
+        output = call_run(defn, payload, ctx, init)
+    except (MaxDurationExceeded, RunCancelled, EndAttempt, DropDelivery):
+        raise
+    except Exception as exc:
+        return _on_error(trigger, defn, state, exc, common)
+    hk.run_all(hk.chain("on_success", defn, [config.on_success] if config.on_success else None),
+               swallow=True, output=output, **common)
+    hk.run_all(hk.chain("on_complete", defn), swallow=True,
+               result={"ok": True, "output": output}, **common)
+    try:
+        hk.run_all(hk.chain("cleanup", defn), swallow=False, **common)
+    except Exception as exc:
+        return _on_error(trigger, defn, state, exc, common, cleanup_done=True)
+    return Outcome("success", output=output)
+
+
+def call_run(defn: Any, payload: Any, ctx: Context, init: dict[str, Any]) -> Any:
+    """Call the run function (sync, or async on the process's event loop)."""
+    args: tuple[Any, ...] = (payload, ctx) if defn.takes_ctx else (payload,)
+    if defn.is_async:
+        from .aio import run_coroutine
+
+        return run_coroutine(defn.fn(*args))
+    return defn.fn(*args)
+
+
+def _on_error(trigger: Trigger, defn: Any, state: RunState, exc: Exception,
+              common: dict[str, Any], cleanup_done: bool = False) -> Outcome:
+    """Decide retry or failure (§1.3) and run the failure hooks in order (§1.5)."""
+    config = trigger.config
+    ctx = state.ctx
+    policy = _policy(state.record)
+    retries_off = trigger.settings.environment == "DEVELOPMENT" and \
+        not config.retries_enabled_in_dev
+    error: BaseException = exc
+    delay: float | None = None
+    if not isinstance(exc, AbortTaskRunError) and not retries_off:
+        default_delay = next_retry_delay_ms(policy, ctx.attempt.number) if policy else None
+        retry_at = None if default_delay is None else \
+            datetime.now(timezone.utc).timestamp() + default_delay / 1000
+        try:
+            own = defn.hooks.get("catch_error")
+            # The task's own catch_error is asked first, then the globals (§1.3).
+            fns = ([own] if own else []) + hk.global_hooks.get("catch_error")
+            decision = hk.resolve_catch_error(
+                fns, datetime.now(timezone.utc), default_delay,
+                error=exc, retry=policy, retry_delay_in_ms=default_delay,
+                retry_at=None if retry_at is None else
+                datetime.fromtimestamp(retry_at, tz=timezone.utc), **common)
+        except Exception as hook_exc:
+            if not cleanup_done:
+                _cleanup_quietly(defn, common)
+            return Outcome("fail", error_record=error_record(hook_exc, "HANDLE_ERROR_ERROR"),
+                           status=RunStatus.CRASHED)
+        delay = decision.retry_delay_ms
+        if decision.error is not None:
+            error = decision.error
+        if delay is not None and (policy is None or ctx.attempt.number >= policy.max_attempts):
+            delay = None  # catch_error cannot extend the attempt budget (TASK-12)
+    if delay is not None:
+        if not cleanup_done:
+            hk.run_all(hk.chain("cleanup", defn), swallow=True, **common)
+        return Outcome("retry", error=error, delay_ms=delay)
+    hk.run_all(hk.chain("on_failure", defn, [config.on_failure] if config.on_failure else None),
+               swallow=True, error=error, **common)
+    hk.run_all(hk.chain("on_complete", defn), swallow=True,
+               result={"ok": False, "error": error}, **common)
+    if not cleanup_done:
+        hk.run_all(hk.chain("cleanup", defn), swallow=True, **common)
+    return Outcome("fail", error=error)
+
+
+def _cleanup_quietly(defn: Any, common: dict[str, Any]) -> None:
+    hk.run_all(hk.chain("cleanup", defn), swallow=True, **common)
+
+
+def expire_run(trigger: Trigger, run_id: str) -> bool:
+    """TTL reached while the run was still queued: it becomes EXPIRED and never runs."""
+    record = trigger.store.get_run(run_id)
+    if record is None:
+        return False
+    ttl = float(record.get("ttl") or 0)
+    error = TaskRunError("TTL_EXPIRED",
+                         f"Run expired because the TTL ({format_duration(ttl)}) was reached")
+    stamp = now_ms()
+    result = trigger.store.transition(
+        run_id, stamp, allowed="QUEUED", status=RunStatus.EXPIRED.value,
+        remove_timers=[f"pub|{run_id}", f"ttl|{run_id}", f"retry|{run_id}"],
+        fields={"expired": str(stamp), "error": dumps(error.to_dict())})
+    if result.ok and record.get("idem_key"):
+        current = trigger.store.get_run(run_id)
+        if current is not None:
+            trigger.store.delete_idempotency_key(record["task"], record["idem_key"])
+    return result.ok
+
+
+def run_inline(defn: Any, payload: Any) -> Any:
+    """A direct call ``my_task(payload)``: run the function here with a local context."""
+    parsed = defn.parse_payload(payload)
+    stamp = now_ms()
+    machine = MACHINE_PRESETS[defn.machine or "small-1x"]
+    ctx = Context(
+        task=TaskInfo(id=defn.id, file_path=defn.__module__),
+        run=RunInfo(id=f"run_local_{uuid.uuid4().hex[:14]}",
+                    created_at=datetime.fromtimestamp(stamp / 1000, tz=timezone.utc)),
+        attempt=AttemptInfo(number=1,
+                            started_at=datetime.fromtimestamp(stamp / 1000, tz=timezone.utc)),
+        queue=QueueInfo(name=defn.queue.name if defn.queue else f"task/{defn.id}"),
+        machine=MachineInfo(name=machine.name, cpu=machine.cpu, memory=machine.memory),
+        environment=EnvironmentInfo(type="DEVELOPMENT"),
+    )
+    args: tuple[Any, ...] = (parsed, ctx) if defn.takes_ctx else (parsed,)
+    if defn.is_async:
+        async def _with_ctx() -> Any:
+            token = _current.set(ctx)
+            try:
+                return await defn.fn(*args)
+            finally:
+                _current.reset(token)
+
+        return _with_ctx()
+    token = _current.set(ctx)
+    try:
+        return defn.fn(*args)
+    finally:
+        _current.reset(token)

@@ -1,0 +1,113 @@
+"""The timer service: one sorted set of wake-ups, served by a thread in every worker.
+
+Each tick claims due members atomically (a member goes to one claimer, under a lease), acts
+on each, then acknowledges it. A claimer that dies mid-action loses its lease and the member
+is claimed again, so every wake-up happens at least once; each action is idempotent (it
+checks the run's status in one script), so it has its effect once (DESIGN §5).
+
+Members are ``<kind>|<run id>``:
+- ``enqueue``: a delayed run is due: DELAYED → QUEUED, publish;
+- ``ttl``: a queued run's TTL passed: QUEUED (never started) → EXPIRED;
+- ``retry``: a long retry delay passed: publish the next attempt;
+- ``pub``: publish watchdog: a run still QUEUED and never claimed is published again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+logger = logging.getLogger("celery_trigger")
+
+CLAIM_BATCH = 200
+CLAIM_LEASE_MS = 30_000
+
+
+class TimerService:
+    """Claims and fires due timers. ``tick()`` does one round; ``start()`` runs a thread."""
+
+    def __init__(self, trigger: Any) -> None:
+        self.trigger = trigger
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.handlers: dict[str, Callable[[str], None]] = {
+            "enqueue": self._enqueue,
+            "ttl": self._expire,
+            "retry": self._publish_if_queued,
+            "pub": self._publish_if_queued,
+        }
+
+    def tick(self) -> int:
+        now = int(time.time() * 1000)
+        members = self.trigger.store.claim_timers(now, CLAIM_BATCH, CLAIM_LEASE_MS)
+        done: list[str] = []
+        for member in members:
+            kind, _, target = member.partition("|")
+            handler = self.handlers.get(kind)
+            try:
+                if handler is None:
+                    logger.error("celery-trigger: unknown timer kind %r; dropping", member)
+                else:
+                    handler(target)
+                done.append(member)
+            except Exception:
+                # Left claimed: it is retried when the claim lease lapses.
+                logger.exception("celery-trigger: timer %s failed; it will be retried", member)
+        self.trigger.store.ack_timers(done)
+        return len(members)
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="celery-trigger-timers",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        interval = self.trigger.settings.timer_poll_interval
+        while not self._stop.is_set():
+            try:
+                if self.tick() >= CLAIM_BATCH:
+                    continue  # more are due: no pause
+            except Exception:
+                logger.warning("celery-trigger: timer tick failed", exc_info=True)
+                self._stop.wait(1.0)
+            self._stop.wait(interval)
+
+    # actions -----------------------------------------------------------------------------
+    def _enqueue(self, run_id: str) -> None:
+        from .._trigger import now_ms, publish_record, timer
+
+        record = self.trigger.store.get_run(run_id)
+        if record is None:
+            return
+        stamp = now_ms()
+        add = [(timer("pub", run_id), stamp + int(self.trigger.settings.publish_watchdog * 1000))]
+        if record.get("ttl"):
+            add.append((timer("ttl", run_id), stamp + int(float(record["ttl"]) * 1000)))
+        result = self.trigger.store.transition(run_id, stamp, allowed="DELAYED",
+                                               status="QUEUED", add_timers=add)
+        if result.ok and result.record is not None:
+            publish_record(self.trigger, result.record)
+
+    def _expire(self, run_id: str) -> None:
+        from .lifecycle import expire_run
+
+        expire_run(self.trigger, run_id)
+
+    def _publish_if_queued(self, run_id: str) -> None:
+        from .._trigger import now_ms, publish_record
+
+        result = self.trigger.store.transition(run_id, now_ms(), allowed="QUEUED")
+        if result.ok and result.record is not None:
+            publish_record(self.trigger, result.record)

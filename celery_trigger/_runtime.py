@@ -1,0 +1,166 @@
+"""The Celery integration: task base class, worker bootstep, signals. The only module that
+touches Celery internals.
+
+- Each task definition becomes a real Celery task named by its id, whose ``__call__`` hands
+  the delivery to the engine (``_engine.lifecycle.execute``).
+- An attempt that ends without a final outcome (a long retry, later a durable wait) ends the
+  Celery task with ``Parked``, a ``celery.exceptions.Retry`` subclass, publishing nothing:
+  Flower shows RETRY with the reason and the same task id comes back later.
+- A delivery the engine drops (duplicate, final or cancelled run) ends with ``Ignore``.
+- A worker bootstep starts the timer service thread, stores the worker's task definitions
+  (so other processes can trigger by id) and promotes runs waiting in PENDING_VERSION.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task, bootsteps
+from celery.exceptions import Ignore, Retry
+
+from . import _definition
+from ._serialization import dumps
+from ._setup import Trigger
+
+logger = logging.getLogger("celery_trigger")
+
+
+class ParkReason(Exception):
+    """Why a run's Celery task ended in RETRY without a new message (shown by Flower)."""
+
+
+class Parked(Retry):
+    """Ends an attempt that continues later; the timer service or a waker republishes it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(message=reason, exc=ParkReason(reason))
+
+    def humanize(self) -> str:
+        return f"parked: {self.message}"
+
+
+class TriggerTask(Task):  # type: ignore[misc]
+    """Base class of every celery-trigger Celery task."""
+
+    typing = False
+    ct_definition: Any = None
+    ct_engine: Trigger | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from ._engine.lifecycle import DropDelivery, EndAttempt, execute
+
+        engine = self.ct_engine
+        request = self.request
+        if engine is None or request.id is None or request.called_directly:
+            # Calling the Celery task object directly runs the function inline.
+            return self.ct_definition(args[0] if args else kwargs or None)
+        try:
+            return execute(engine, request.id, self.name, args, kwargs)
+        except DropDelivery as exc:
+            raise Ignore(str(exc)) from None
+        except EndAttempt as exc:
+            raise Parked(exc.reason) from None
+
+
+def _celery_task_for(engine: Trigger, defn: Any) -> Any:
+    app = engine.app
+    existing = app.tasks.get(defn.id) if defn.id in app.tasks else None
+    if existing is not None and getattr(existing, "ct_definition", None) is not None:
+        existing.ct_definition = defn
+        existing.ct_engine = engine
+        defn.celery_task = existing
+        return existing
+
+    def run(*args: Any, **kwargs: Any) -> Any:  # replaced by TriggerTask.__call__
+        raise RuntimeError("celery-trigger tasks run through TriggerTask.__call__")
+
+    celery_task = app.task(name=defn.id, base=TriggerTask, shared=False, bind=False,
+                           ct_definition=defn, ct_engine=engine)(run)
+    defn.celery_task = celery_task
+    return celery_task
+
+
+class TriggerBootstep(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Worker blueprint step: timer service, task definition sync, pending promotion."""
+
+    requires = {"celery.worker.components:Pool"}
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        self.service: Any = None
+
+    def start(self, worker: Any) -> None:
+        from ._setup import current_or_none
+
+        engine = current_or_none()
+        if engine is None or engine.app is not worker.app:
+            return
+        engine.discover()
+        sync_definitions(engine)
+        if engine.settings.timer_service:
+            from ._engine.timers import TimerService
+
+            self.service = TimerService(engine)
+            self.service.start()
+
+    def stop(self, worker: Any) -> None:
+        if self.service is not None:
+            self.service.stop()
+            self.service = None
+
+
+def sync_definitions(engine: Trigger) -> None:
+    """Store this worker's definitions and queues; release runs that waited for them."""
+    from ._trigger import now_ms, publish_record
+
+    defs: dict[str, str] = {}
+    for defn in _definition.all_definitions():
+        defs[defn.id] = dumps({
+            "queue": defn.queue.name if defn.queue else None,
+            "retry": defn.retry.to_dict() if defn.retry else None,
+            "machine": defn.machine, "max_duration": defn.max_duration,
+            "ttl": defn.ttl, "ttl_given": defn.ttl_given,
+        })
+        if defn.queue is not None:
+            engine.store.put_queue(defn.queue.name, {
+                "concurrency_limit": "" if defn.queue.concurrency_limit is None
+                else str(defn.queue.concurrency_limit)})
+    engine.store.put_task_defs(defs)
+    for task_id in defs:
+        for run_id in engine.store.pending_runs(task_id, 1000):
+            result = engine.store.transition(
+                run_id, now_ms(), allowed="PENDING_VERSION", status="QUEUED",
+                remove_from=engine.store.keys.pending_version(task_id))
+            if result.ok and result.record is not None:
+                publish_record(engine, result.record)
+
+
+_installed: dict[int, Any] = {}
+
+
+def install(engine: Trigger) -> None:
+    """Bind every definition (now and later) to the app and add the worker bootstep."""
+    app = engine.app
+
+    def bind(defn: Any) -> None:
+        _celery_task_for(engine, defn)
+
+    _definition.on_register(bind)
+    _installed[id(engine)] = bind
+    steps = app.steps["worker"]
+    if TriggerBootstep not in steps:
+        steps.add(TriggerBootstep)
+
+
+def uninstall(engine: Trigger) -> None:
+    bind = _installed.pop(id(engine), None)
+    if bind is not None:
+        _definition.remove_listener(bind)
+
+
+def revoke(engine: Trigger, run_id: str) -> None:
+    """Tell workers to drop queued copies of a run's message (best effort)."""
+    try:
+        engine.app.control.revoke(run_id)
+    except Exception:  # no broker connection: the run record already says CANCELED
+        logger.debug("celery-trigger: revoke of %s not broadcast", run_id, exc_info=True)

@@ -1,0 +1,446 @@
+"""Triggering: validate options, build run records, create them, publish. The only publisher.
+
+Order of a trigger, so that bad input never leaves anything behind:
+1. resolve and validate every option and serialise the payload (errors raise here);
+2. create the run record(s) in one store call (idempotency key claimed atomically);
+3. publish one Celery message per new ``QUEUED`` run, ``task_id = run id``.
+A crash between 2 and 3 is covered by the publish watchdog timer written in step 2: the
+timer service republishes a run still ``QUEUED`` when it fires (a duplicate message is
+dropped by ``claim_attempt``).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from . import _definition
+from ._config import MESSAGE_INLINE_LIMIT_BYTES
+from ._engine import idempotency
+from ._engine.state import current_state
+from ._serialization import dumps, loads
+from ._setup import Trigger, current
+from ._store.base import NewRun
+from .errors import BatchTriggerError, PayloadValidationError
+from .options import (
+    BatchItem,
+    Queue,
+    clamp_max_duration,
+    coerce_queue,
+    normalize_tags,
+    priority_ms,
+    resolve_delay,
+    resolve_idempotency_ttl,
+    resolve_machine,
+    resolve_ttl,
+)
+from .result import BatchHandle, RunHandle
+from .status import FAILED_STATUSES, RunStatus
+
+TRIGGER_OPTIONS = frozenset({
+    "delay", "ttl", "priority", "tags", "metadata", "queue", "concurrency_key",
+    "idempotency_key", "idempotency_key_ttl", "machine", "max_attempts", "max_duration",
+    "version", "region",
+})
+MAX_BATCH_ITEMS = 1000
+DEV_DEFAULT_TTL_S = 600.0
+
+
+def new_run_id() -> str:
+    return f"run_{uuid.uuid4().hex[:24]}"
+
+
+def new_batch_id() -> str:
+    return f"batch_{uuid.uuid4().hex[:24]}"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def timer(kind: str, run_id: str) -> str:
+    """Timer member naming: ``<kind>|<run id>`` (kinds: enqueue, ttl, retry, pub)."""
+    return f"{kind}|{run_id}"
+
+
+class Prepared:
+    """A validated run, ready to create and publish."""
+
+    __slots__ = ("celery_queue", "delayed", "new", "payload_repr", "status")
+
+    def __init__(self, new: NewRun, status: str, celery_queue: str | None,
+                 payload_repr: str) -> None:
+        self.new = new
+        self.status = status
+        self.celery_queue = celery_queue
+        self.payload_repr = payload_repr
+
+
+def _lookup_definition(trigger: Trigger, task_id: str) -> tuple[Any, dict[str, Any] | None]:
+    """Local definition, else the one a worker stored; ``(None, None)`` if nobody knows it."""
+    defn = _definition.get(task_id)
+    if defn is not None:
+        return defn, None
+    cached = trigger._task_def_cache.get(task_id)
+    if cached is None or cached[0] < time.monotonic():
+        stored = trigger.store.get_task_def(task_id)
+        cached = (time.monotonic() + 5.0, stored)
+        trigger._task_def_cache[task_id] = cached
+    return None, (loads(cached[1]) if cached[1] else None)
+
+
+def _retry_policy(trigger: Trigger, defn: Any, stored: dict[str, Any] | None) -> Any:
+    if defn is not None and defn.retry is not None:
+        return defn.retry.to_dict()
+    if stored is not None and stored.get("retry") is not None:
+        return stored["retry"]
+    default = trigger.config.retries_default
+    return default.to_dict() if default is not None else None
+
+
+def prepare(trigger: Trigger, task_id: str, payload: Any, options: Mapping[str, Any], *,
+            defn: Any = None, now: int | None = None, run_id: str | None = None,
+            batch_id: str | None = None, known_queues: set[str] | None = None,
+            parse: bool = True) -> Prepared:
+    """Validate one trigger and build its record. Raises before anything is written."""
+    if not isinstance(task_id, str) or not task_id:
+        raise ValueError("task id must be a non-empty string")
+    unknown = set(options) - TRIGGER_OPTIONS
+    if unknown:
+        raise TypeError(f"unknown trigger option(s): {', '.join(sorted(unknown))}")
+    stamp = now if now is not None else now_ms()
+    settings = trigger.settings
+    stored: dict[str, Any] | None = None
+    if defn is None:
+        defn, stored = _lookup_definition(trigger, task_id)
+    if parse and defn is not None and defn.schema is not None:
+        parsed = defn.parse_payload(payload)
+        payload = parsed.model_dump(mode="json") if hasattr(parsed, "model_dump") else parsed
+    payload_json = dumps(payload, what="payload")
+    if len(payload_json.encode()) > settings.max_payload_bytes:
+        raise ValueError(
+            f"payload is {len(payload_json.encode())} bytes, over the "
+            f"{settings.max_payload_bytes}-byte limit: store large data elsewhere "
+            "(object storage, a database) and pass a URL or id instead")
+    tags = normalize_tags(options.get("tags"))
+    metadata = options.get("metadata")
+    meta_json = ""
+    if metadata is not None:
+        if not isinstance(metadata, Mapping):
+            raise TypeError("metadata must be a dict")
+        meta_json = dumps(metadata, what="metadata")
+        if len(meta_json.encode()) > settings.max_metadata_bytes:
+            raise ValueError(f"Metadata exceeds maximum size of {settings.max_metadata_bytes} "
+                             "bytes")
+    delay_until = resolve_delay(options.get("delay"),
+                                datetime.fromtimestamp(stamp / 1000, tz=timezone.utc))
+    ttl = _resolve_run_ttl(trigger, defn, stored, options)
+    prio = priority_ms(options.get("priority"))
+    queue, pending = _resolve_queue(trigger, task_id, defn, stored, options.get("queue"),
+                                    known_queues)
+    ckey = options.get("concurrency_key")
+    if ckey is not None:
+        if isinstance(ckey, bool) or not isinstance(ckey, (str, int)):
+            raise TypeError("concurrency_key must be a string or an integer")
+        ckey = str(ckey)
+    machine = resolve_machine(options.get("machine")) or \
+        (defn.machine if defn is not None else (stored or {}).get("machine")) or \
+        trigger.config.machine
+    max_attempts = options.get("max_attempts")
+    if max_attempts is not None and (isinstance(max_attempts, bool)
+                                     or not isinstance(max_attempts, int)):
+        raise TypeError("max_attempts must be an integer")
+    max_duration = clamp_max_duration(options.get("max_duration")) or \
+        (defn.max_duration if defn is not None else (stored or {}).get("max_duration")) or \
+        trigger.config.max_duration
+    retry = _retry_policy(trigger, defn, stored)
+    if retry is None:
+        attempts = 1
+    else:
+        attempts = max(1, max_attempts) if max_attempts is not None else retry["max_attempts"]
+    state = current_state()
+    key_value = options.get("idempotency_key")
+    key = None
+    if key_value is not None:
+        key = idempotency.for_trigger(key_value, run_id=state.run_id if state else None,
+                                      attempt=state.attempt if state else None)
+    key_ttl = resolve_idempotency_ttl(options.get("idempotency_key_ttl")) or \
+        idempotency.DEFAULT_TTL_S
+    rid = run_id or new_run_id()
+    if defn is None and stored is None:
+        pending = True
+    status = (RunStatus.PENDING_VERSION if pending else
+              RunStatus.DELAYED if delay_until is not None else RunStatus.QUEUED).value
+    fields = {
+        "id": rid, "task": task_id, "status": status, "payload": payload_json,
+        "queue": queue, "machine": machine, "priority": str(prio),
+        "max_attempts": str(attempts), "retry": dumps(retry) if retry else "",
+        "tags": dumps(tags), "created": str(stamp), "updated": str(stamp),
+        "queued_at": str(stamp), "attempt": "0", "depth": "0",
+        "is_test": "0", "is_replay": "0",
+    }
+    if ttl is not None:
+        fields["ttl"] = repr(ttl) if not ttl.is_integer() else str(int(ttl))
+    if ckey is not None:
+        fields["ckey"] = ckey
+    if max_duration:
+        fields["max_duration"] = str(max_duration)
+    if meta_json:
+        fields["seed_meta"] = meta_json
+        fields["meta"] = meta_json
+    if batch_id:
+        fields["batch"] = batch_id
+    if state is not None:
+        fields["parent"] = state.run_id
+        fields["root"] = state.root_id
+        fields["depth"] = str(state.depth + 1)
+        fields["is_test"] = "1" if state.is_test else "0"
+    if key is not None:
+        fields["idem"] = key.user_key
+        fields["idem_key"] = str(key)
+        fields["idem_exp"] = str(stamp + int(key_ttl * 1000))
+    celery_queue = settings.machine_queues.get(machine)
+    if celery_queue:
+        fields["celery_queue"] = celery_queue
+    timers: list[tuple[str, int]] = []
+    if delay_until is not None and not pending:
+        due = int(delay_until.timestamp() * 1000)
+        fields["delay_until"] = str(due)
+        timers.append((timer("enqueue", rid), due))
+    elif status == RunStatus.QUEUED.value:
+        timers.append((timer("pub", rid), stamp + int(settings.publish_watchdog * 1000)))
+        if ttl is not None:
+            timers.append((timer("ttl", rid), stamp + int(ttl * 1000)))
+    new = NewRun(run_id=rid, task_id=task_id, fields=fields, tags=tags, timers=timers,
+                 idempotency_key=str(key) if key is not None else None,
+                 idempotency_ttl_ms=int(key_ttl * 1000),
+                 parent_id=state.run_id if state is not None else None,
+                 pending_version=pending)
+    text = payload_json if len(payload_json) <= 200 else payload_json[:197] + "..."
+    return Prepared(new, status, celery_queue, text)
+
+
+def _resolve_run_ttl(trigger: Trigger, defn: Any, stored: dict[str, Any] | None,
+                     options: Mapping[str, Any]) -> float | None:
+    if "ttl" in options and options["ttl"] is not None:
+        return resolve_ttl(options["ttl"])
+    if defn is not None and defn.ttl_given:
+        return defn.ttl  # type: ignore[no-any-return]
+    if stored is not None and stored.get("ttl_given"):
+        return stored.get("ttl")
+    if trigger.config.ttl is not None:
+        return trigger.config.ttl
+    if trigger.settings.environment == "DEVELOPMENT":
+        return DEV_DEFAULT_TTL_S
+    return None
+
+
+def _resolve_queue(trigger: Trigger, task_id: str, defn: Any, stored: dict[str, Any] | None,
+                   value: Any, known: set[str] | None) -> tuple[str, bool]:
+    """The run's queue name, and whether the run must wait in PENDING_VERSION (TRIG-17)."""
+    default = defn.queue.name if defn is not None and defn.queue is not None else \
+        (stored or {}).get("queue") or f"task/{task_id}"
+    if value is None:
+        return default, False
+    queue = coerce_queue(value)
+    assert queue is not None
+    if isinstance(value, (Queue, Mapping)) and queue.concurrency_limit is not None:
+        return queue.name, False  # a dynamic queue: created when the run is written
+    if queue.name == default:
+        return default, False
+    if known is None:
+        known = known_queue_names(trigger)
+    if queue.name in known:
+        return queue.name, False
+    return queue.name, trigger.store.get_queue(queue.name) is None
+
+
+def known_queue_names(trigger: Trigger) -> set[str]:
+    names = {d.queue.name for d in _definition.all_definitions() if d.queue is not None}
+    return names
+
+
+def _dynamic_queue(options: Mapping[str, Any]) -> Queue | None:
+    value = options.get("queue")
+    if isinstance(value, (Queue, Mapping)):
+        queue = coerce_queue(value)
+        if queue is not None and queue.concurrency_limit is not None:
+            return queue
+    return None
+
+
+def _replace_failed_owner(trigger: Trigger, prepared: Prepared, owner: str) -> str | None:
+    """An idempotency key owned by a failed or expired run goes to the new run (§5.2)."""
+    record = trigger.store.get_run(owner)
+    if record is not None and RunStatus(record["status"]) not in FAILED_STATUSES - \
+            {RunStatus.CANCELED}:
+        return None
+    prepared.new.replace_owner = owner
+    created = trigger.store.create_runs([prepared.new], now_ms())[0]
+    return None if created.cached else created.run_id
+
+
+def create_and_publish(trigger: Trigger, prepared: list[Prepared]) -> list[tuple[str, bool]]:
+    """Write the runs, then publish the new queued ones. Returns ``(run id, cached)``."""
+    stamp = now_ms()
+    for item in prepared:
+        queue = _dynamic_queue_of(item)
+        if queue is not None:
+            trigger.store.put_queue(queue.name, {"concurrency_limit": str(queue.concurrency_limit)})
+    created = trigger.store.create_runs([p.new for p in prepared], stamp)
+    out: list[tuple[str, bool]] = []
+    to_publish: list[Prepared] = []
+    for item, result in zip(prepared, created):
+        run_id, cached = result.run_id, result.cached
+        if cached and run_id != item.new.run_id:
+            replaced = _replace_failed_owner(trigger, item, run_id)
+            if replaced is not None:
+                run_id, cached = replaced, False
+        if not cached and item.status == RunStatus.QUEUED.value:
+            to_publish.append(item)
+        out.append((run_id, cached))
+    publish_prepared(trigger, to_publish)
+    return out
+
+
+def _dynamic_queue_of(item: Prepared) -> Queue | None:
+    limit = item.new.fields.get("queue_limit")
+    if limit is None:
+        return None
+    return Queue(name=item.new.fields["queue"], concurrency_limit=int(limit))
+
+
+def publish_prepared(trigger: Trigger, items: list[Prepared]) -> None:
+    for item in items:
+        fields = item.new.fields
+        publish(trigger, fields["id"], fields["task"], parent=fields.get("parent"),
+                root=fields.get("root"), celery_queue=item.celery_queue,
+                payload_repr=item.payload_repr, retries=0)
+
+
+def publish(trigger: Trigger, run_id: str, task_id: str, *, parent: str | None,
+            root: str | None, celery_queue: str | None, payload_repr: str,
+            retries: int) -> None:
+    """Send the one Celery message for a run attempt (``task_id`` = run id)."""
+    options: dict[str, Any] = {
+        "task_id": run_id,
+        "args": (),
+        "kwargs": {},
+        "argsrepr": payload_repr,
+        "kwargsrepr": "{}",
+        "headers": {"ct_run": 1},
+        "add_to_parent": False,
+        "retries": retries,
+    }
+    if parent:
+        options["parent_id"] = parent
+        options["root_id"] = root or parent
+    if celery_queue:
+        options["queue"] = celery_queue
+    trigger.app.send_task(task_id, **options)
+
+
+def publish_record(trigger: Trigger, record: Mapping[str, str]) -> None:
+    """Publish a stored run (timer service, resumes, pending promotions)."""
+    payload = record.get("payload", "")
+    text = payload if len(payload) <= 200 else payload[:197] + "..."
+    publish(trigger, record["id"], record["task"], parent=record.get("parent") or None,
+            root=record.get("root") or None, celery_queue=record.get("celery_queue") or None,
+            payload_repr=text, retries=int(record.get("attempt") or 0))
+
+
+# public entry points ------------------------------------------------------------------
+def trigger(task_id: str, payload: Any, options: Mapping[str, Any], *,
+            definition: Any = None) -> RunHandle:
+    """Create one run and publish it. Validation errors raise before anything is written."""
+    engine = current()
+    prepared = prepare(engine, task_id, payload, options, defn=definition)
+    queue = _dynamic_queue(options)
+    if queue is not None:
+        prepared.new.fields["queue_limit"] = str(queue.concurrency_limit)
+    run_id, cached = create_and_publish(engine, [prepared])[0]
+    from .auth import run_handle_token
+
+    return RunHandle(id=run_id, public_access_token=run_handle_token(engine, run_id),
+                     is_cached=cached, task_identifier=task_id)
+
+
+def _item_parts(item: Any) -> tuple[Any, dict[str, Any]]:
+    if isinstance(item, BatchItem):
+        return item.payload, dict(item.options)
+    if isinstance(item, Mapping):
+        unknown = set(item) - {"payload", "options", "id", "task"}
+        if unknown:
+            raise ValueError(f"unknown batch item key(s): {', '.join(sorted(unknown))}")
+        options = item.get("options") or {}
+        if not isinstance(options, Mapping):
+            raise TypeError("batch item options must be a dict")
+        return item.get("payload"), dict(options)
+    raise TypeError("batch items must be dicts like {'payload': ..., 'options': {...}} "
+                    "or BatchItem(payload, **options)")
+
+
+def batch_trigger(entries: Sequence[tuple[str, Any, Any]]) -> BatchHandle:
+    """Create up to 1,000 runs in one store call and publish them (all or nothing)."""
+    engine = current()
+    count = len(entries)
+    if count == 0 or count > MAX_BATCH_ITEMS:
+        raise BatchTriggerError(
+            f"a batch must have between 1 and {MAX_BATCH_ITEMS} items, got {count}",
+            phase="create", item_count=count)
+    batch_id = new_batch_id()
+    stamp = now_ms()
+    known = known_queue_names(engine)
+    prepared: list[Prepared] = []
+    for index, (task_id, defn, item) in enumerate(entries):
+        payload, options = _item_parts(item)
+        try:
+            one = prepare(engine, task_id, payload, options, defn=defn, now=stamp,
+                          batch_id=batch_id, known_queues=known)
+        except (TypeError, ValueError, PayloadValidationError) as exc:
+            raise BatchTriggerError(f"batch item {index} is invalid: {exc}", phase="create",
+                                    item_count=count, cause=exc) from exc
+        queue = _dynamic_queue(options)
+        if queue is not None:
+            one.new.fields["queue_limit"] = str(queue.concurrency_limit)
+        prepared.append(one)
+    results = create_and_publish(engine, prepared)
+    run_ids = [run_id for run_id, _ in results]
+    engine.store.put_batch(batch_id, {"id": batch_id, "runs": dumps(run_ids),
+                                      "run_count": str(count), "created": str(stamp),
+                                      "status": "COMPLETED"})
+    from .auth import batch_handle_token
+
+    return BatchHandle(batch_id=batch_id, run_count=count, runs=run_ids,
+                       public_access_token=batch_handle_token(engine, batch_id))
+
+
+def trigger_and_wait(task_id: str, payload: Any, options: Mapping[str, Any], *,
+                     definition: Any = None) -> Any:
+    if current_state() is None:
+        raise RuntimeError("trigger_and_wait can only be used from inside a task run")
+    raise NotImplementedError("trigger_and_wait lands with durable execution (issue 3)")
+
+
+def batch_trigger_and_wait(entries: Sequence[tuple[str, Any, Any]]) -> Any:
+    if current_state() is None:
+        raise RuntimeError("batch_trigger_and_wait can only be used from inside a task run")
+    raise NotImplementedError("batch_trigger_and_wait lands with durable execution (issue 3)")
+
+
+def create_from_message(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],
+                        kwargs: Mapping[str, Any]) -> None:
+    """A plain Celery send (``.delay``, ``send_task``, canvas) of a trigger task: write the
+    run record it stands for, with the message's task id as the run id."""
+    if len(args) == 1 and not kwargs:
+        payload = args[0]
+    elif not args:
+        payload = dict(kwargs) if kwargs else None
+    else:
+        payload = list(args)
+    prepared = prepare(trigger, task_id, payload, {}, run_id=run_id, parse=False)
+    prepared.new.timers = [t for t in prepared.new.timers if not t[0].startswith("pub|")]
+    trigger.store.create_runs([prepared.new], now_ms())

@@ -1,0 +1,71 @@
+"""Batches across tasks (``ct.batch.*``).
+
+Example::
+
+    handle = ct.batch.trigger([
+        {"id": "send-email", "payload": {"to": "a@example.com"}},
+        {"id": "send-sms", "payload": {"to": "+100"}, "options": {"delay": "1m"}},
+    ])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from . import _trigger
+from ._serialization import loads
+from ._setup import current
+from .errors import TriggerError
+from .result import BatchHandle, BatchResult
+
+
+def _by_id(items: Sequence[Mapping[str, Any]]) -> list[tuple[str, Any, Any]]:
+    out = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
+            raise TypeError(f"batch item {index} needs an 'id' (the task id)")
+        out.append((item["id"], None, {k: v for k, v in item.items() if k != "id"}))
+    return out
+
+
+def _by_task(items: Sequence[Mapping[str, Any]]) -> list[tuple[str, Any, Any]]:
+    out = []
+    for index, item in enumerate(items):
+        task = item.get("task") if isinstance(item, Mapping) else None
+        if task is None or not hasattr(task, "id"):
+            raise TypeError(f"batch item {index} needs a 'task' (a task object)")
+        out.append((task.id, task, {k: v for k, v in item.items() if k != "task"}))
+    return out
+
+
+def trigger(items: Sequence[Mapping[str, Any]]) -> BatchHandle:
+    """Start runs of several tasks by id in one batch (1–1,000 items)."""
+    return _trigger.batch_trigger(_by_id(items))
+
+
+def trigger_by_task(items: Sequence[Mapping[str, Any]]) -> BatchHandle:
+    """Start runs of several task objects in one batch (payloads validated by schema tasks)."""
+    return _trigger.batch_trigger(_by_task(items))
+
+
+def trigger_and_wait(items: Sequence[Mapping[str, Any]]) -> BatchResult[Any]:
+    """Like ``trigger`` and wait for every run (inside a run only)."""
+    return _trigger.batch_trigger_and_wait(_by_id(items))  # type: ignore[no-any-return]
+
+
+def trigger_by_task_and_wait(items: Sequence[Mapping[str, Any]]) -> BatchResult[Any]:
+    """Like ``trigger_by_task`` and wait for every run (inside a run only)."""
+    return _trigger.batch_trigger_and_wait(_by_task(items))  # type: ignore[no-any-return]
+
+
+def retrieve(batch_id: str) -> dict[str, Any]:
+    """The batch record: ``{"id", "status", "run_count", "runs", "created_at"}``."""
+    from .result import ms_to_dt
+
+    record = current().store.get_batch(batch_id)
+    if record is None:
+        raise TriggerError(f"no batch with id {batch_id!r}")
+    return {"id": record["id"], "status": record.get("status", "COMPLETED"),
+            "run_count": int(record.get("run_count") or 0), "runs": loads(record.get("runs")),
+            "created_at": ms_to_dt(record.get("created"))}

@@ -1,0 +1,202 @@
+"""Public result types: run and batch handles, ``Result``/``BatchResult`` and the ``Run`` record.
+
+``Run.from_record`` is the one place that reads a stored run hash into the public shape
+(SEMANTICS §11.1); every surface (retrieve, list, poll, results of child runs) uses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Generic, TypeVar
+
+from ._serialization import loads
+from .errors import SubtaskUnwrapError, TaskRunError
+from .status import EXECUTING_STATUSES, FINAL_STATUSES, QUEUED_STATUSES, RunStatus
+
+O = TypeVar("O")
+
+
+@dataclass(frozen=True)
+class RunHandle:
+    """What ``trigger`` returns. Example: ``handle = my_task.trigger({...}); handle.id``."""
+
+    id: str
+    public_access_token: str | None = None
+    is_cached: bool = False
+    task_identifier: str = ""
+
+
+@dataclass(frozen=True)
+class BatchHandle:
+    """What ``batch_trigger`` returns: the batch id and its run ids in item order."""
+
+    batch_id: str
+    run_count: int
+    runs: list[str]
+    public_access_token: str | None = None
+    is_cached: bool = False
+
+
+@dataclass(frozen=True)
+class Result(Generic[O]):
+    """The outcome of a waited-for child run."""
+
+    ok: bool
+    id: str
+    task_identifier: str
+    output: O | None = None
+    error: TaskRunError | None = None
+
+    def unwrap(self) -> O:
+        """Return ``output`` or raise ``SubtaskUnwrapError`` carrying the child's error."""
+        if self.ok:
+            return self.output  # type: ignore[return-value]
+        raise SubtaskUnwrapError(self.task_identifier, self.id, self.error)
+
+
+@dataclass(frozen=True)
+class BatchResult(Generic[O]):
+    """Results of a waited-for batch, in item order."""
+
+    id: str
+    runs: list[Result[O]]
+
+    def __iter__(self) -> Iterator[Result[O]]:
+        return iter(self.runs)
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def __getitem__(self, index: int) -> Result[O]:
+        return self.runs[index]
+
+
+def ms_to_dt(value: str | None) -> datetime | None:
+    if not value or value == "0":
+        return None
+    return datetime.fromtimestamp(int(float(value)) / 1000, tz=timezone.utc)
+
+
+def _int(value: str | None, default: int = 0) -> int:
+    return int(float(value)) if value else default
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run as ``runs.retrieve`` returns it (SEMANTICS §11.1)."""
+
+    id: str
+    status: RunStatus
+    task_identifier: str
+    payload: Any
+    output: Any
+    error: TaskRunError | None
+    tags: list[str]
+    metadata: dict[str, Any] | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    delayed_until: datetime | None
+    ttl: str | None
+    expired_at: datetime | None
+    idempotency_key: str | None
+    attempt_count: int
+    duration_ms: int
+    cost_in_cents: float
+    base_cost_in_cents: float
+    depth: int
+    batch_id: str | None
+    parent_id: str | None
+    root_id: str | None
+    is_test: bool
+    is_replay: bool
+    queue: str | None = None
+    concurrency_key: str | None = None
+    machine: str | None = None
+    max_attempts: int | None = None
+    max_duration: int | None = None
+    children: list[str] = field(default_factory=list)
+
+    @property
+    def is_queued(self) -> bool:
+        return self.status in QUEUED_STATUSES
+
+    @property
+    def is_executing(self) -> bool:
+        return self.status in EXECUTING_STATUSES
+
+    @property
+    def is_waiting(self) -> bool:
+        return self.status is RunStatus.WAITING
+
+    @property
+    def is_completed(self) -> bool:
+        """True for every final status (decision D-6)."""
+        return self.status in FINAL_STATUSES
+
+    @property
+    def is_success(self) -> bool:
+        return self.status is RunStatus.COMPLETED
+
+    @property
+    def is_failed(self) -> bool:
+        return self.is_completed and self.status is not RunStatus.COMPLETED
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.status is RunStatus.CANCELED
+
+    @classmethod
+    def from_record(cls, rec: dict[str, str], children: list[str] | None = None) -> Run:
+        from .options import format_duration
+
+        status = RunStatus(rec.get("status", "QUEUED"))
+        error = rec.get("error")
+        ttl = rec.get("ttl")
+        meta_text = rec.get("meta") or rec.get("seed_meta")
+        return cls(
+            id=rec["id"],
+            status=status,
+            task_identifier=rec.get("task", ""),
+            payload=loads(rec.get("payload")),
+            output=loads(rec.get("output")) if status is RunStatus.COMPLETED else None,
+            error=TaskRunError.from_dict(loads(error)) if error else None,
+            tags=loads(rec.get("tags")) or [],
+            metadata=loads(meta_text) if meta_text else None,
+            created_at=ms_to_dt(rec.get("created")),
+            updated_at=ms_to_dt(rec.get("updated")),
+            started_at=ms_to_dt(rec.get("started")),
+            finished_at=ms_to_dt(rec.get("finished")),
+            delayed_until=ms_to_dt(rec.get("delay_until")),
+            ttl=format_duration(float(ttl)) if ttl else None,
+            expired_at=ms_to_dt(rec.get("expired")),
+            idempotency_key=rec.get("idem") or None,
+            attempt_count=_int(rec.get("attempt")),
+            duration_ms=_int(rec.get("duration_ms")),
+            cost_in_cents=float(rec.get("cost") or 0),
+            base_cost_in_cents=float(rec.get("base_cost") or 0),
+            depth=_int(rec.get("depth")),
+            batch_id=rec.get("batch") or None,
+            parent_id=rec.get("parent") or None,
+            root_id=rec.get("root") or None,
+            is_test=rec.get("is_test") == "1",
+            is_replay=rec.get("is_replay") == "1",
+            queue=rec.get("queue") or None,
+            concurrency_key=rec.get("ckey") or None,
+            machine=rec.get("machine") or None,
+            max_attempts=_int(rec.get("max_attempts")) or None,
+            max_duration=_int(rec.get("max_duration")) or None,
+            children=list(children or []),
+        )
+
+    def to_result(self) -> Result[Any]:
+        """The ``Result`` a waiting parent receives for this (final) run."""
+        return Result(ok=self.status is RunStatus.COMPLETED, id=self.id,
+                      task_identifier=self.task_identifier, output=self.output,
+                      error=None if self.status is RunStatus.COMPLETED else self.error)
+
+
+__all__ = ["BatchHandle", "BatchResult", "Result", "Run", "RunHandle"]

@@ -199,6 +199,8 @@ def resolve_settings(conf: Any, config: TriggerConfig | None,
     if not isinstance(settings.key_prefix, str) or not settings.key_prefix \
             or any(c in settings.key_prefix for c in " {}"):
         problems.append("trigger_key_prefix must be a non-empty string without spaces or braces")
+    if settings.secret_key and len(settings.secret_key.encode()) < 32:
+        problems.append("trigger_secret_key must be at least 32 bytes (it signs HS256 tokens)")
     for name in ("wait_threshold", "lease_seconds", "timer_poll_interval",
                  "warm_retry_threshold", "publish_watchdog"):
         value = getattr(settings, name)

@@ -108,6 +108,12 @@ class TriggerBootstep(bootsteps.StartStopStep):  # type: ignore[misc]
             self.service.stop()
             self.service = None
 
+    def terminate(self, worker: Any) -> None:
+        self.stop(worker)
+
+    def shutdown(self, worker: Any) -> None:
+        self.stop(worker)
+
 
 def sync_definitions(engine: Trigger) -> None:
     """Store this worker's definitions and queues; release runs that waited for them."""

@@ -1,0 +1,118 @@
+"""Fixtures for tests against a real Redis and a real in-process Celery worker.
+
+``engine`` is a Celery app with ``celery_trigger.setup`` applied, its own key prefix and its
+own broker queue; ``worker`` starts a real ``start_worker`` (threads pool) for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
+
+import celery_trigger as ct
+from celery_trigger import _definition, _setup
+from celery_trigger.status import RunStatus
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.01,
+             message: str = "") -> Any:
+    """Poll ``predicate`` until truthy or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(message or f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def wait_for_status(run_id: str, *statuses: RunStatus | str, timeout: float = 15.0) -> ct.Run:
+    """Wait until the run reaches one of ``statuses`` (default: any final status)."""
+    wanted = {RunStatus(s) for s in statuses}
+
+    def check() -> ct.Run | None:
+        run = ct.runs.retrieve(run_id)
+        if (wanted and run.status in wanted) or (not wanted and run.is_completed):
+            return run
+        return None
+
+    try:
+        return wait_for(check, timeout=timeout)  # type: ignore[no-any-return]
+    except AssertionError:
+        run = ct.runs.retrieve(run_id)
+        raise AssertionError(f"run {run_id} is {run.status}, wanted {wanted or 'final'} "
+                             f"(error: {run.error!r})") from None
+
+
+class Engine:
+    """A configured app plus helpers; created by the ``make_engine`` fixture."""
+
+    def __init__(self, app: Celery, trigger: ct.Trigger, prefix: str, queue: str) -> None:
+        self.app = app
+        self.trigger = trigger
+        self.prefix = prefix
+        self.queue = queue
+
+    @property
+    def store(self) -> Any:
+        return self.trigger.store
+
+    @contextlib.contextmanager
+    def worker(self, concurrency: int = 4, pool: str = "threads") -> Iterator[Any]:
+        with start_worker(self.app, pool=pool, concurrency=concurrency,
+                          perform_ping_check=False, shutdown_timeout=10.0,
+                          loglevel="WARNING") as w:
+            yield w
+
+    def cleanup(self) -> None:
+        client = self.trigger.store.raw()
+        if hasattr(client, "scan_iter"):
+            keys = list(client.scan_iter(f"{self.prefix}:*", count=1000))
+            for i in range(0, len(keys), 500):
+                client.delete(*keys[i:i + 500])
+            client.delete(self.queue)
+
+
+@pytest.fixture
+def make_engine(redis_server: str) -> Iterator[Callable[..., Engine]]:
+    created: list[Engine] = []
+
+    def factory(**overrides: Any) -> Engine:
+        prefix = f"t{uuid.uuid4().hex[:10]}"
+        queue = f"q-{prefix}"
+        app = Celery(f"test-{prefix}", broker=f"{redis_server}/0",
+                     backend=f"{redis_server}/0", set_as_current=False)
+        app.conf.task_default_queue = queue
+        app.conf.broker_connection_retry_on_startup = True
+        app.conf.worker_hijack_root_logger = False
+        overrides.setdefault("key_prefix", prefix)
+        overrides.setdefault("timer_poll_interval", 0.02)
+        overrides.setdefault("secret_key", "test-secret-0123456789abcdef0123456789")
+        trigger = ct.setup(app, **overrides)
+        engine = Engine(app, trigger, prefix, queue)
+        created.append(engine)
+        return engine
+
+    yield factory
+    for engine in created:
+        engine.cleanup()
+    _setup.reset()
+
+
+@pytest.fixture
+def engine(make_engine: Callable[..., Engine]) -> Engine:
+    return make_engine()
+
+
+@pytest.fixture(autouse=True)
+def _clean_global_hooks() -> Iterator[None]:
+    yield
+    _definition.global_hooks.clear()

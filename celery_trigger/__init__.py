@@ -20,7 +20,7 @@ Importing this package has no side effects.
 
 from __future__ import annotations
 
-from . import auth, batch, context, retry, runs, tasks
+from . import auth, batch, context, retry, runs, steps, tasks, wait
 from ._config import TriggerConfig, define_config
 from ._definition import TaskDefinition as Task
 from ._definition import schema_task, task
@@ -91,6 +91,8 @@ __all__ = [
     "runs",
     "schema_task",
     "setup",
+    "steps",
     "task",
     "tasks",
+    "wait",
 ]

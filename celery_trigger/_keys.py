@@ -29,6 +29,40 @@ class Keys:
     def journal(self, run_id: str) -> str:
         return f"{self.prefix}:run:{run_id}:journal"
 
+    def waiters(self, member: str) -> str:
+        """Set: ``<run>|<k>`` tags of runs parked on a run or (``token:<id>``) a token."""
+        if member.startswith("token:"):
+            return f"{self.prefix}:token:{member[6:]}:waiters"
+        return f"{self.prefix}:run:{member}:waiters"
+
+    def awaiting(self, run_id: str) -> str:
+        """Set: members a parked run still waits for (child run ids, ``token:<id>``)."""
+        return f"{self.prefix}:run:{run_id}:awaiting"
+
+    def status_holder(self, member: str) -> str:
+        """The hash whose ``status`` field says whether ``member`` is resolved."""
+        if member.startswith("token:"):
+            return self.token(member[6:])
+        return self.run(member)
+
+    def token(self, token_id: str) -> str:
+        """Hash: a waitpoint token (status, output, timeout, tags)."""
+        return f"{self.prefix}:token:{token_id}"
+
+    def token_idempotency(self, key: str) -> str:
+        """String: the token owning an idempotency key (environment-wide, raw: D-15)."""
+        return f"{self.prefix}:tokenidem:{key}"
+
+    def tokens_by_created(self) -> str:
+        return f"{self.prefix}:tokens:by_created"
+
+    def token_tag(self, tag: str) -> str:
+        return f"{self.prefix}:tokentag:{tag}"
+
+    def wait_idempotency(self, key: str) -> str:
+        """String: the wake-up time (ms) of a duration wait with an idempotency key."""
+        return f"{self.prefix}:waitidem:{key}"
+
     def events(self, run_id: str) -> str:
         return f"{self.prefix}:run:{run_id}:events"
 

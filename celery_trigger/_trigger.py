@@ -114,9 +114,12 @@ def prepare(trigger: Trigger, task_id: str, payload: Any, options: Mapping[str, 
     stamp = now if now is not None else now_ms()
     settings = trigger.settings
     stored: dict[str, Any] | None = None
+    # Only a trigger through the task object validates on the client; by id it does not
+    # (§2.2): the run side parses again and fails with TASK_INPUT_ERROR.
+    parse = parse and defn is not None
     if defn is None:
         defn, stored = _lookup_definition(trigger, task_id)
-    if parse and defn is not None and defn.schema is not None:
+    if parse and defn.schema is not None:
         parsed = defn.parse_payload(payload)
         payload = parsed.model_dump(mode="json") if hasattr(parsed, "model_dump") else parsed
     payload_json = dumps(payload, what="payload")
@@ -170,8 +173,10 @@ def prepare(trigger: Trigger, task_id: str, payload: Any, options: Mapping[str, 
     key_ttl = resolve_idempotency_ttl(options.get("idempotency_key_ttl")) or \
         idempotency.DEFAULT_TTL_S
     rid = run_id or new_run_id()
-    if defn is None and stored is None:
-        pending = True
+    # Only runs of an unknown task wait in the task's pending set, which a worker that
+    # defines the task releases; a run for an unknown queue must not be released by that.
+    unknown_task = defn is None and stored is None
+    pending = pending or unknown_task
     status = (RunStatus.PENDING_VERSION if pending else
               RunStatus.DELAYED if delay_until is not None else RunStatus.QUEUED).value
     fields = {
@@ -218,7 +223,7 @@ def prepare(trigger: Trigger, task_id: str, payload: Any, options: Mapping[str, 
                  idempotency_key=str(key) if key is not None else None,
                  idempotency_ttl_ms=int(key_ttl * 1000),
                  parent_id=state.run_id if state is not None else None,
-                 pending_version=pending)
+                 pending_version=unknown_task)
     text = payload_json if len(payload_json) <= 200 else payload_json[:197] + "..."
     return Prepared(new, status, celery_queue, text)
 
@@ -353,17 +358,33 @@ def publish_record(trigger: Trigger, record: Mapping[str, str]) -> None:
 
 
 # public entry points ------------------------------------------------------------------
-def trigger(task_id: str, payload: Any, options: Mapping[str, Any], *,
-            definition: Any = None) -> RunHandle:
-    """Create one run and publish it. Validation errors raise before anything is written."""
-    engine = current()
-    prepared = prepare(engine, task_id, payload, options, defn=definition)
+def _create_one(engine: Trigger, task_id: str, payload: Any, options: Mapping[str, Any],
+                definition: Any, run_id: str | None = None) -> tuple[str, bool]:
+    prepared = prepare(engine, task_id, payload, options, defn=definition, run_id=run_id)
     queue = _dynamic_queue(options)
     if queue is not None:
         prepared.new.fields["queue_limit"] = str(queue.concurrency_limit)
-    run_id, cached = create_and_publish(engine, [prepared])[0]
+    return create_and_publish(engine, [prepared])[0]
+
+
+def trigger(task_id: str, payload: Any, options: Mapping[str, Any], *,
+            definition: Any = None) -> RunHandle:
+    """Create one run and publish it. Validation errors raise before anything is written.
+
+    Inside a run the trigger is journaled and the child id is derived from the parent's
+    position, so replaying the parent never triggers the child twice.
+    """
+    from . import _durable
     from .auth import run_handle_token
 
+    engine = current()
+    if current_state() is not None:
+        handle = _durable.trigger_in_run(
+            task_id, lambda rid: _create_one(engine, task_id, payload, options, definition,
+                                             rid))
+        return RunHandle(id=handle.id, public_access_token=run_handle_token(engine, handle.id),
+                         is_cached=handle.is_cached, task_identifier=task_id)
+    run_id, cached = _create_one(engine, task_id, payload, options, definition)
     return RunHandle(id=run_id, public_access_token=run_handle_token(engine, run_id),
                      is_cached=cached, task_identifier=task_id)
 
@@ -383,15 +404,15 @@ def _item_parts(item: Any) -> tuple[Any, dict[str, Any]]:
                     "or BatchItem(payload, **options)")
 
 
-def batch_trigger(entries: Sequence[tuple[str, Any, Any]]) -> BatchHandle:
-    """Create up to 1,000 runs in one store call and publish them (all or nothing)."""
-    engine = current()
+def _create_batch(engine: Trigger, entries: Sequence[tuple[str, Any, Any]],
+                  run_ids: Sequence[str] | None = None) -> tuple[str, list[str]]:
+    """Validate every item, then create all runs in one store call and publish them."""
     count = len(entries)
     if count == 0 or count > MAX_BATCH_ITEMS:
         raise BatchTriggerError(
             f"a batch must have between 1 and {MAX_BATCH_ITEMS} items, got {count}",
             phase="create", item_count=count)
-    batch_id = new_batch_id()
+    batch_id = new_batch_id() if run_ids is None else f"batch_{run_ids[0][4:]}"
     stamp = now_ms()
     known = known_queue_names(engine)
     prepared: list[Prepared] = []
@@ -399,7 +420,8 @@ def batch_trigger(entries: Sequence[tuple[str, Any, Any]]) -> BatchHandle:
         payload, options = _item_parts(item)
         try:
             one = prepare(engine, task_id, payload, options, defn=defn, now=stamp,
-                          batch_id=batch_id, known_queues=known)
+                          batch_id=batch_id, known_queues=known,
+                          run_id=run_ids[index] if run_ids is not None else None)
         except (TypeError, ValueError, PayloadValidationError) as exc:
             raise BatchTriggerError(f"batch item {index} is invalid: {exc}", phase="create",
                                     item_count=count, cause=exc) from exc
@@ -408,27 +430,54 @@ def batch_trigger(entries: Sequence[tuple[str, Any, Any]]) -> BatchHandle:
             one.new.fields["queue_limit"] = str(queue.concurrency_limit)
         prepared.append(one)
     results = create_and_publish(engine, prepared)
-    run_ids = [run_id for run_id, _ in results]
-    engine.store.put_batch(batch_id, {"id": batch_id, "runs": dumps(run_ids),
+    created = [run_id for run_id, _ in results]
+    engine.store.put_batch(batch_id, {"id": batch_id, "runs": dumps(created),
                                       "run_count": str(count), "created": str(stamp),
                                       "status": "COMPLETED"})
+    return batch_id, created
+
+
+def batch_trigger(entries: Sequence[tuple[str, Any, Any]]) -> BatchHandle:
+    """Create up to 1,000 runs in one store call and publish them (all or nothing)."""
+    from . import _durable
     from .auth import batch_handle_token
 
-    return BatchHandle(batch_id=batch_id, run_count=count, runs=run_ids,
+    engine = current()
+    if current_state() is not None:
+        batch_id, run_ids = _durable.batch_in_run(
+            _batch_target(entries), len(entries),
+            lambda ids: _create_batch(engine, entries, ids))
+    else:
+        batch_id, run_ids = _create_batch(engine, entries)
+    return BatchHandle(batch_id=batch_id, run_count=len(run_ids), runs=run_ids,
                        public_access_token=batch_handle_token(engine, batch_id))
+
+
+def _batch_target(entries: Sequence[tuple[str, Any, Any]]) -> str:
+    return ",".join(dict.fromkeys(task_id for task_id, _, _ in entries))
 
 
 def trigger_and_wait(task_id: str, payload: Any, options: Mapping[str, Any], *,
                      definition: Any = None) -> Any:
+    """Trigger a child run and park until it is final; returns its ``Result``."""
+    from . import _durable
+
     if current_state() is None:
         raise RuntimeError("trigger_and_wait can only be used from inside a task run")
-    raise NotImplementedError("trigger_and_wait lands with durable execution (issue 3)")
+    engine = current()
+    return _durable.trigger_and_wait(
+        task_id, lambda rid: _create_one(engine, task_id, payload, options, definition, rid))
 
 
 def batch_trigger_and_wait(entries: Sequence[tuple[str, Any, Any]]) -> Any:
+    """Trigger a batch and park until every run is final; returns a ``BatchResult``."""
+    from . import _durable
+
     if current_state() is None:
         raise RuntimeError("batch_trigger_and_wait can only be used from inside a task run")
-    raise NotImplementedError("batch_trigger_and_wait lands with durable execution (issue 3)")
+    engine = current()
+    return _durable.batch_trigger_and_wait(
+        _batch_target(entries), len(entries), lambda ids: _create_batch(engine, entries, ids))
 
 
 def create_from_message(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],

@@ -11,6 +11,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,14 @@ class Context:
     machine: MachineInfo
     environment: EnvironmentInfo
     batch: BatchInfo | None = None
-    is_replaying: bool = False
     project: str = field(default="")
+    _journal: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def is_replaying(self) -> bool:
+        """True while the run re-executes code before the point where it last parked."""
+        journal = self._journal
+        return bool(journal is not None and journal.replaying)
 
 
 _current: ContextVar[Context | None] = ContextVar("celery_trigger_context", default=None)

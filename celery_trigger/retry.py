@@ -1,12 +1,11 @@
 """Retry helpers for code inside a run: ``retry.on_throw`` and ``retry.fetch`` (SEMANTICS §1.4).
 
-Invariants: ``on_throw`` calls ``fn`` at most ``max_attempts`` times, re-raises
-``AbortTaskRunError`` at once and, after the last failed try, the last exception object itself.
-``fetch`` sends at most ``FETCH_MAX_REQUESTS`` requests, each with ``x-retry-count: <attempt>``;
-a 2xx answer is returned at once and a non-2xx one when no ``by_status`` strategy matches or
-retries run out (D-2); only timeouts and connection errors raise, after their own budgets.
-Delays come from ``_engine.backoff`` (one formula for task retries and these helpers), every
-pause goes through ``_sleep``/``_async_sleep``, and arguments are checked before the first try.
+Invariants: ``on_throw`` calls ``fn`` at most ``max_attempts`` times and re-raises
+``AbortTaskRunError`` at once, or the last exception object itself after the last try.
+``fetch`` sends at most ``FETCH_MAX_REQUESTS`` requests, each with ``x-retry-count: <attempt>``,
+returns a 2xx answer at once and a non-2xx one when no ``by_status`` strategy matches or retries
+run out (D-2); only timeouts and connection errors raise. Delays come from ``_engine.backoff``,
+pauses go through ``_sleep``/``_async_sleep``, and arguments are checked before the first try.
 """
 
 from __future__ import annotations

@@ -147,11 +147,15 @@ def _cancel_one(engine: Trigger, run_id: str) -> bool:
         return False
     result = engine.store.transition(
         run_id, now_ms(), allowed="*", status=RunStatus.CANCELED.value,
-        remove_timers=[timer(k, run_id) for k in ("enqueue", "ttl", "retry", "pub")],
+        remove_timers=[timer(k, run_id) for k in ("enqueue", "ttl", "retry", "pub", "resume")],
         fields={"error": dumps(CANCEL_ERROR.to_dict())},
         remove_from=engine.store.keys.pending_version(record["task"]))
-    if result.ok and record["status"] in ("EXECUTING", "QUEUED"):
-        _runtime.revoke(engine, run_id)
+    if result.ok:
+        from ._engine.waiters import notify_waiters
+
+        notify_waiters(engine, run_id)
+        if record["status"] in ("EXECUTING", "QUEUED"):
+            _runtime.revoke(engine, run_id)
     return result.ok
 
 

@@ -37,9 +37,10 @@ def next_retry_delay_ms(
 
     Example::
 
-        >>> next_retry_delay_ms(RetryOptions(factor=1.8, min_timeout_in_ms=500,
-        ...                                  max_timeout_in_ms=30000, randomize=False), 3)
-        1620
+        >>> opts = RetryOptions(max_attempts=5, factor=1.8, min_timeout_in_ms=500,
+        ...                     max_timeout_in_ms=30000, randomize=False)
+        >>> [next_retry_delay_ms(opts, n) for n in range(1, 6)]
+        [500, 900, 1620, 2916, None]
     """
     if attempt >= opts.max_attempts or attempt > MAX_ATTEMPTS_CAP:
         return None
@@ -55,8 +56,8 @@ def next_retry_delay_ms(
 def reset_delay_ms(header: str | None, fmt: str, *, now_ms: float | None = None) -> float | None:
     """Milliseconds until the instant a rate-limit reset header names; ``None`` if unreadable.
 
-    A reset instant in the past gives ``0``. Example: ``reset_delay_ms("1.5s",
-    "iso_8601_duration_openai_variant") == 1500.0``.
+    A reset instant in the past gives ``0``. Example: ``reset_delay_ms("1700000001500",
+    "unix_timestamp_in_ms", now_ms=1700000000000) == 1500.0``.
     """
     now_ms = time.time() * 1000 if now_ms is None else now_ms
     reset = _reset_at_ms((header or "").strip(), fmt, now_ms)

@@ -31,13 +31,21 @@ from ..context import (
     TaskInfo,
     _current,
 )
-from ..errors import AbortTaskRunError, PayloadValidationError, TaskRunError
+from ..errors import (
+    AbortTaskRunError,
+    ConcurrentWaitError,
+    NonDeterminismError,
+    PayloadValidationError,
+    TaskRunError,
+)
 from ..options import MACHINE_PRESETS, RetryOptions, format_duration
 from ..result import ms_to_dt
 from ..status import FAILED_STATUSES, RunStatus
 from . import hooks as hk
 from .backoff import next_retry_delay_ms
+from .._durable import Journal, LeaseLost, Park, load_journal
 from .state import RunState, reset_state, set_state
+from .waiters import notify_waiters
 from .watchdog import MaxDurationExceeded, RunCancelled
 
 
@@ -63,8 +71,9 @@ class AttemptFailed(Exception):
 
 @dataclass
 class Outcome:
-    kind: str  # "success" | "retry" | "fail"
+    kind: str  # "success" | "retry" | "fail" | "park"
     output: Any = None
+    reason: str = ""
     error: BaseException | None = None
     error_record: TaskRunError | None = None
     status: RunStatus = RunStatus.FAILED
@@ -115,7 +124,7 @@ def build_context(trigger: Trigger, defn: Any, rec: Mapping[str, str]) -> Contex
 
 
 def _drop_timers(run_id: str) -> list[str]:
-    return [f"pub|{run_id}", f"ttl|{run_id}"]
+    return [f"pub|{run_id}", f"ttl|{run_id}", f"resume|{run_id}"]
 
 
 def execute(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],
@@ -141,20 +150,36 @@ def execute(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],
               "cost": float(record.get("cost") or 0)}
     while True:
         ctx = build_context(trigger, defn, record)
+        resumed = record.get("resumed") == "1"
+        journal = load_journal(store.journal(run_id)) if resumed else Journal()
+        used_ms = int(record.get("attempt_ms") or 0) if resumed else 0
         max_duration = int(record["max_duration"]) if record.get("max_duration") else None
-        watch = watchdog.start(run_id, token, max_duration)
+        budget = max(0.001, max_duration - used_ms / 1000) if max_duration else None
+        watch = watchdog.start(run_id, token, budget)
         state = RunState(run_id=run_id, task_id=task_id,
                          root_id=record.get("root") or run_id, depth=int(record.get("depth") or 0),
                          attempt=ctx.attempt.number, token=token,
                          is_test=record.get("is_test") == "1", ctx=ctx, record=record,
                          watch=watch)
         started = time.monotonic()
+        state.extra.update(journal=journal, totals=totals, started_mono=started,
+                           attempt_ms_before=used_ms, resumed=resumed)
+        object.__setattr__(ctx, "_journal", journal)
         try:
             outcome = run_attempt(trigger, defn, state)
         except RunCancelled:
             raise DropDelivery("cancelled") from None
         finally:
             watchdog.stop(run_id)
+        if journal.concurrent:
+            outcome = Outcome("fail", error_record=TaskRunError(
+                "TASK_DID_CONCURRENT_WAIT", "Parallel waits are not supported, e.g. using "
+                "asyncio.gather or threads to wait on several runs: use "
+                "batch_trigger_and_wait instead"), status=RunStatus.SYSTEM_FAILURE)
+            if journal.parked:
+                _fail_parked(trigger, state, outcome)
+        elif outcome.kind == "park":
+            raise EndAttempt(outcome.reason)
         elapsed = int((time.monotonic() - started) * 1000)
         totals["duration_ms"] += elapsed
         totals["cost"] += elapsed * ctx.machine.cents_per_ms
@@ -180,6 +205,7 @@ def _conclude(trigger: Trigger, state: RunState, outcome: Outcome, totals: dict[
             if not store.finish_attempt(run_id, token, RunStatus.COMPLETED.value, now_ms(),
                                         fields={"output": output_json, **usage}):
                 raise DropDelivery("lease lost")
+            notify_waiters(trigger, run_id)
             return state.record
     if outcome.kind == "retry":
         if outcome.delay_ms < trigger.settings.warm_retry_threshold * 1000:
@@ -206,7 +232,18 @@ def _conclude(trigger: Trigger, state: RunState, outcome: Outcome, totals: dict[
                                     state.task_id, key) if key else None,
                                 release_key=status in FAILED_STATUSES):
         raise DropDelivery("lease lost")
+    notify_waiters(trigger, run_id)
     raise AttemptFailed(error)
+
+
+def _fail_parked(trigger: Trigger, state: RunState, outcome: Outcome) -> None:
+    """A run that parked and broke the one-wait rule: WAITING → SYSTEM_FAILURE, no lease."""
+    trigger.store.transition(state.run_id, now_ms(), allowed="WAITING",
+                             status=outcome.status.value,
+                             remove_timers=[f"resume|{state.run_id}"],
+                             fields={"error": dumps(_err(outcome).to_dict())})
+    notify_waiters(trigger, state.run_id)
+    raise AttemptFailed(_err(outcome))
 
 
 def _err(outcome: Outcome) -> TaskRunError:
@@ -225,6 +262,10 @@ def _policy(record: Mapping[str, str]) -> RetryOptions | None:
     return RetryOptions(**data)
 
 
+#: Control-flow exceptions that pass through hook and error handling untouched.
+_PASS_THROUGH = (MaxDurationExceeded, RunCancelled, EndAttempt, DropDelivery, Park, LeaseLost)
+
+
 def run_attempt(trigger: Trigger, defn: Any, state: RunState) -> Outcome:
     """One attempt with its hooks; never raises for user errors (returns an Outcome)."""
     record, ctx = state.record, state.ctx
@@ -239,9 +280,12 @@ def run_attempt(trigger: Trigger, defn: Any, state: RunState) -> Outcome:
             "TASK_INPUT_ERROR", f"TaskPayloadParsedError: {exc}"))
     ctx_token = _current.set(ctx)
     state_token = set_state(state)
+    state.extra["payload"] = payload
     try:
         common: dict[str, Any] = {"payload": payload, "ctx": ctx, "task": defn}
-        middleware = hk.chain("middleware", defn)
+        # A resumed attempt re-enters the run function only: middleware, init and the
+        # start hooks ran when the attempt began (SEMANTICS §1.5, D-17).
+        middleware = [] if state.extra.get("resumed") else hk.chain("middleware", defn)
         box: dict[str, Any] = {}
 
         def inner() -> None:
@@ -249,12 +293,16 @@ def run_attempt(trigger: Trigger, defn: Any, state: RunState) -> Outcome:
 
         try:
             _run_middleware(middleware, common, inner)
-        except (MaxDurationExceeded, RunCancelled, EndAttempt, DropDelivery):
+        except _PASS_THROUGH:
             raise
         except Exception as exc:  # run errors become Outcomes in inner(): this is middleware
             return _middleware_failure(state, exc)
         outcome: Outcome = box.get("outcome", Outcome("success"))
         return outcome
+    except Park as parked:
+        return Outcome("park", reason=parked.reason)
+    except LeaseLost:
+        raise DropDelivery("lease lost") from None
     except MaxDurationExceeded:
         return Outcome("fail", error_record=TaskRunError(
             "MAX_DURATION_EXCEEDED", f"Run exceeded maximum compute time (maxDuration) of "
@@ -290,17 +338,20 @@ def _run_with_hooks(trigger: Trigger, defn: Any, state: RunState, payload: Any,
     ctx = state.ctx
     try:
         init: dict[str, Any] = {}
-        for fn in hk.chain("init", defn, [config.init] if config.init else None):
-            result = hk.call(fn, **common)
-            if isinstance(result, Mapping):
-                init.update(result)
+        if not state.extra.get("resumed"):
+            for fn in hk.chain("init", defn, [config.init] if config.init else None):
+                result = hk.call(fn, **common)
+                if isinstance(result, Mapping):
+                    init.update(result)
         common["init"] = init
-        if ctx.attempt.number == 1:
-            hk.run_all(hk.chain("on_start", defn, [config.on_start] if config.on_start else None),
-                       swallow=False, **common)
-        hk.run_all(hk.chain("on_start_attempt", defn), swallow=False, **common)
+        if not state.extra.get("resumed"):
+            if ctx.attempt.number == 1:
+                hk.run_all(hk.chain("on_start", defn,
+                                    [config.on_start] if config.on_start else None),
+                           swallow=False, **common)
+            hk.run_all(hk.chain("on_start_attempt", defn), swallow=False, **common)
         output = call_run(defn, payload, ctx, init)
-    except (MaxDurationExceeded, RunCancelled, EndAttempt, DropDelivery):
+    except _PASS_THROUGH:
         raise
     except Exception as exc:
         return _on_error(trigger, defn, state, exc, common)
@@ -335,7 +386,12 @@ def _on_error(trigger: Trigger, defn: Any, state: RunState, exc: Exception,
         not config.retries_enabled_in_dev
     error: BaseException = exc
     delay: float | None = None
-    if not isinstance(exc, AbortTaskRunError) and not retries_off:
+    journal = state.extra.get("journal")
+    if isinstance(exc, ConcurrentWaitError) or (journal is not None and journal.concurrent):
+        if not cleanup_done:
+            _cleanup_quietly(defn, common)
+        return Outcome("fail", error=exc, status=RunStatus.SYSTEM_FAILURE)
+    if not isinstance(exc, (AbortTaskRunError, NonDeterminismError)) and not retries_off:
         default_delay = next_retry_delay_ms(policy, ctx.attempt.number) if policy else None
         retry_at = None if default_delay is None else \
             datetime.now(timezone.utc).timestamp() + default_delay / 1000
@@ -378,8 +434,8 @@ def _cleanup_quietly(defn: Any, common: dict[str, Any]) -> None:
 def expire_run(trigger: Trigger, run_id: str) -> bool:
     """TTL reached while the run was still queued: it becomes EXPIRED and never runs."""
     record = trigger.store.get_run(run_id)
-    if record is None:
-        return False
+    if record is None or record.get("started"):
+        return False  # only runs that never started can expire (a long retry is QUEUED too)
     ttl = float(record.get("ttl") or 0)
     error = TaskRunError("TTL_EXPIRED",
                          f"Run expired because the TTL ({format_duration(ttl)}) was reached")
@@ -388,9 +444,9 @@ def expire_run(trigger: Trigger, run_id: str) -> bool:
         run_id, stamp, allowed="QUEUED", status=RunStatus.EXPIRED.value,
         remove_timers=[f"pub|{run_id}", f"ttl|{run_id}", f"retry|{run_id}"],
         fields={"expired": str(stamp), "error": dumps(error.to_dict())})
-    if result.ok and record.get("idem_key"):
-        current = trigger.store.get_run(run_id)
-        if current is not None:
+    if result.ok:
+        notify_waiters(trigger, run_id)
+        if record.get("idem_key"):
             trigger.store.delete_idempotency_key(record["task"], record["idem_key"])
     return result.ok
 

@@ -9,7 +9,10 @@ Members are ``<kind>|<run id>``:
 - ``enqueue``: a delayed run is due: DELAYED → QUEUED, publish;
 - ``ttl``: a queued run's TTL passed: QUEUED (never started) → EXPIRED;
 - ``retry``: a long retry delay passed: publish the next attempt;
-- ``pub``: publish watchdog: a run still QUEUED and never claimed is published again.
+- ``pub``: publish watchdog: a run still QUEUED and never claimed is published again;
+- ``resume``: a parked run is due (duration wait, or the fallback after a notify);
+- ``notify``: a run or token resolved and its waiters may not have been told yet;
+- ``tokento``: a waitpoint token's timeout passed.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ class TimerService:
             "ttl": self._expire,
             "retry": self._publish_if_queued,
             "pub": self._publish_if_queued,
+            "resume": self._resume,
+            "notify": self._notify,
+            "tokento": self._token_timeout,
         }
 
     def tick(self) -> int:
@@ -104,6 +110,21 @@ class TimerService:
         from .lifecycle import expire_run
 
         expire_run(self.trigger, run_id)
+
+    def _resume(self, run_id: str) -> None:
+        from .waiters import wake
+
+        wake(self.trigger, run_id)
+
+    def _notify(self, member: str) -> None:
+        from .waiters import notify_waiters
+
+        notify_waiters(self.trigger, member)
+
+    def _token_timeout(self, token_id: str) -> None:
+        from .tokens import time_out
+
+        time_out(self.trigger, token_id)
 
     def _publish_if_queued(self, run_id: str) -> None:
         from .._trigger import now_ms, publish_record

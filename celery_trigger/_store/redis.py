@@ -64,7 +64,8 @@ class RedisStore:
         self._scripts = {
             name: self._client.register_script(_load(name))
             for name in ("create_run", "claim_attempt", "finish_attempt", "claim_timers",
-                         "transition", "renew_lease")
+                         "transition", "renew_lease", "park", "notify", "wake",
+                         "journal_append", "token_create", "token_complete")
         }
 
     # runs -----------------------------------------------------------------------------
@@ -120,7 +121,7 @@ class RedisStore:
     def claim_attempt(self, run_id: str, token: str, now_ms: int, lease_ms: int, mode: str,
                       drop_timers: Sequence[str]) -> Claim:
         reply = self._scripts["claim_attempt"](
-            keys=[self.keys.run(run_id), self.keys.timers()],
+            keys=[self.keys.run(run_id), self.keys.timers(), self.keys.journal(run_id)],
             args=[now_ms, token, lease_ms, mode, *drop_timers],
         )
         if reply[0] == "ok":
@@ -151,7 +152,8 @@ class RedisStore:
             args.append(due)
         args.extend(_flatten(fields))
         ok = self._scripts["finish_attempt"](
-            keys=[self.keys.run(run_id), self.keys.timers(), idempotency_key or ""], args=args)
+            keys=[self.keys.run(run_id), self.keys.timers(), idempotency_key or "",
+                  self.keys.waiters(run_id)], args=args)
         return bool(ok)
 
     @_wrapped
@@ -166,7 +168,8 @@ class RedisStore:
             args.append(due)
         args.extend(_flatten(fields or {}))
         reply = self._scripts["transition"](
-            keys=[self.keys.run(run_id), self.keys.timers(), remove_from or ""], args=args)
+            keys=[self.keys.run(run_id), self.keys.timers(), remove_from or "",
+                  self.keys.waiters(run_id)], args=args)
         if reply[0] == "ok":
             record = _pairs(reply, 1)
             return Transition(True, record.get("status", ""), record)
@@ -176,6 +179,11 @@ class RedisStore:
     def list_run_ids(self, *, index: str | None, before: tuple[int, str] | None,
                      count: int) -> list[tuple[str, int]]:
         key = self.keys.tag(index) if index else self.keys.by_created()
+        return self._page(key, before, count)
+
+    def _page(self, key: str, before: tuple[int, str] | None,
+              count: int) -> list[tuple[str, int]]:
+        """Newest-first page of a creation-time index, strictly after the cursor."""
         if count <= 0:
             return []
         if before is None:
@@ -199,6 +207,91 @@ class RedisStore:
     @_wrapped
     def delete_idempotency_key(self, task_id: str, key: str) -> bool:
         return bool(self._client.delete(self.keys.idempotency(task_id, key)))
+
+    # durable execution --------------------------------------------------------------------
+    @_wrapped
+    def journal(self, run_id: str) -> list[str]:
+        return list(self._client.lrange(self.keys.journal(run_id), 0, -1))
+
+    @_wrapped
+    def journal_append(self, run_id: str, token: str, k: int, entry: str) -> int:
+        return int(self._scripts["journal_append"](
+            keys=[self.keys.run(run_id), self.keys.journal(run_id)], args=[token, k, entry]))
+
+    @_wrapped
+    def park(self, run_id: str, token: str, now_ms: int, k: int, entry: str, *,
+             due_ms: int | None, members: Sequence[str], fields: dict[str, str]) -> str:
+        k_ = self.keys
+        keys = [k_.run(run_id), k_.journal(run_id), k_.timers(), k_.awaiting(run_id)]
+        for member in members:
+            keys.append(k_.status_holder(member))
+            keys.append(k_.waiters(member))
+        args: list[Any] = [now_ms, token, k, entry, "" if due_ms is None else due_ms,
+                           f"{run_id}|{k}", len(fields), *_flatten(fields), *members]
+        return str(self._scripts["park"](keys=keys, args=args))
+
+    @_wrapped
+    def waiters(self, member: str) -> list[str]:
+        return list(self._client.smembers(self.keys.waiters(member)))
+
+    @_wrapped
+    def notify(self, waiter: str, member: str, now_ms: int, safety_ms: int) -> bool:
+        run_id, _, k = waiter.rpartition("|")
+        return bool(self._scripts["notify"](
+            keys=[self.keys.run(run_id), self.keys.awaiting(run_id), self.keys.timers()],
+            args=[now_ms, k, member, safety_ms]))
+
+    @_wrapped
+    def wake(self, run_id: str) -> Record | None:
+        reply = self._scripts["wake"](keys=[self.keys.run(run_id)], args=[])
+        return _pairs(reply) if reply else None
+
+    @_wrapped
+    def wait_key(self, key: str, due_ms: int, ttl_ms: int | None) -> int:
+        name = self.keys.wait_idempotency(key)
+        pipe = self._client.pipeline(transaction=True)
+        if ttl_ms:
+            pipe.set(name, due_ms, nx=True, px=ttl_ms)
+        else:
+            pipe.set(name, due_ms, nx=True)
+        pipe.get(name)
+        return int(pipe.execute()[1])
+
+    @_wrapped
+    def create_token(self, token_id: str, now_ms: int, *, key: str | None, key_ttl_ms: int,
+                     timeout_ms: int | None, fields: dict[str, str],
+                     tags: Sequence[str]) -> Created:
+        k_ = self.keys
+        keys = [k_.token(token_id), k_.token_idempotency(key) if key else "", k_.timers(),
+                k_.tokens_by_created(), *(k_.token_tag(t) for t in tags)]
+        args: list[Any] = [token_id, now_ms, key_ttl_ms,
+                           "" if timeout_ms is None else timeout_ms, *_flatten(fields)]
+        token, cached = self._scripts["token_create"](keys=keys, args=args)
+        return Created(token, bool(int(cached)))
+
+    @_wrapped
+    def get_token(self, token_id: str) -> Record | None:
+        return self._client.hgetall(self.keys.token(token_id)) or None
+
+    @_wrapped
+    def complete_token(self, token_id: str, now_ms: int, status: str, field: str,
+                       value: str) -> tuple[str, list[str]]:
+        reply = self._scripts["token_complete"](
+            keys=[self.keys.token(token_id), self.keys.timers(),
+                  self.keys.waiters(f"token:{token_id}")],
+            args=[now_ms, status, field, value])
+        return reply[0], list(reply[1:])
+
+    @_wrapped
+    def list_token_ids(self, *, tag: str | None, before: tuple[int, str] | None,
+                       count: int) -> list[tuple[str, int]]:
+        key = self.keys.token_tag(tag) if tag else self.keys.tokens_by_created()
+        return self._page(key, before, count)
+
+    @_wrapped
+    def remove_timers(self, members: Sequence[str]) -> None:
+        if members:
+            self._client.zrem(self.keys.timers(), *members)
 
     # timers ---------------------------------------------------------------------------
     @_wrapped

@@ -93,7 +93,8 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                 server.stopping.wait(reply.hang_s)
                 self.close_connection = True
                 return
-            payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+            payload = (reply.body if isinstance(reply.body, bytes)
+                       else json.dumps(reply.body).encode())
             self.send_response(reply.status)
             for name, value in reply.headers.items():
                 self.send_header(name, value)
@@ -103,7 +104,7 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
 
         do_GET = do_POST = answer
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: Any) -> None:  # the stdlib's signature
             pass
 
     return Handler

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import doctest
+
 import pytest
 
+from celery_trigger._engine import backoff
 from celery_trigger._engine.backoff import next_retry_delay_ms, reset_delay_ms
 from celery_trigger.options import MAX_ATTEMPTS_CAP, RetryOptions
 
 ALMOST_ONE = 0.9999999999
+
+
+def test_docstring_examples_hold() -> None:
+    """§1.2: the module's examples are tests (STYLE: examples run in the suite)."""
+    # Given the backoff module's docstring examples
+    # When they are run
+    results = doctest.testmod(backoff)
+    # Then every example produced its documented output
+    assert results.attempted > 0 and results.failed == 0
 
 
 def test_fixed_backoff_follows_the_documented_example() -> None:

@@ -1,14 +1,17 @@
 -- claim_attempt: take the run for one attempt under a lease, or say why not.
--- KEYS[1] run hash   KEYS[2] timers
+-- KEYS[1] run hash   KEYS[2] timers   KEYS[3] the run's journal
 -- ARGV[1] now (ms)   ARGV[2] lease token   ARGV[3] lease length (ms)
 -- ARGV[4] mode: "new" (a delivered message) | "warm" (in-worker retry under the same lease)
 -- ARGV[5..] timer members to drop once the run is taken (publish watchdog, TTL expiry)
 -- Returns {"missing"} | {"drop", reason} | {"ok", field, value, ...} (the whole record).
+-- A WAITING run is taken only once it was woken (woken = 1): it resumes the same attempt and
+-- keeps its journal (field resumed = 1). Any other claim starts a new attempt with an empty
+-- journal (the journal belongs to the attempt, DESIGN §4).
 -- Invariant: at most one live lease per run; a duplicate delivery is dropped, never run twice.
 if redis.call("EXISTS", KEYS[1]) == 0 then return {"missing"} end
 local now = tonumber(ARGV[1])
 local r = redis.call("HMGET", KEYS[1], "status", "lease", "lease_exp", "ttl", "queued_at",
-  "attempt", "started")
+  "attempt", "started", "woken")
 local status, lease, lease_exp = r[1], r[2], tonumber(r[3] or "0") or 0
 local final = {COMPLETED=1, CANCELED=1, FAILED=1, CRASHED=1, SYSTEM_FAILURE=1, EXPIRED=1,
   TIMED_OUT=1}
@@ -18,6 +21,12 @@ if mode == "warm" then
   if status ~= "EXECUTING" or lease ~= ARGV[2] then return {"drop", "lease lost"} end
 elseif status == "EXECUTING" then
   if lease_exp > now then return {"drop", "executing"} end
+elseif status == "WAITING" then
+  if r[8] ~= "1" then return {"drop", "waiting"} end
+  redis.call("HSET", KEYS[1], "status", "EXECUTING", "lease", ARGV[2],
+    "lease_exp", now + tonumber(ARGV[3]), "woken", "0", "resumed", "1", "updated", now)
+  for k = 5, #ARGV do redis.call("ZREM", KEYS[2], ARGV[k]) end
+  return {"ok", unpack(redis.call("HGETALL", KEYS[1]))}
 elseif status ~= "QUEUED" and status ~= "DEQUEUED" then
   return {"drop", status}
 end
@@ -28,7 +37,8 @@ end
 local attempt = tonumber(r[6] or "0") + 1
 redis.call("HSET", KEYS[1], "status", "EXECUTING", "lease", ARGV[2],
   "lease_exp", now + tonumber(ARGV[3]), "attempt", attempt, "attempt_started", now,
-  "updated", now)
+  "updated", now, "resumed", "0", "attempt_ms", 0)
+redis.call("DEL", KEYS[3])
 if r[7] == false then redis.call("HSET", KEYS[1], "started", now) end
 for k = 5, #ARGV do redis.call("ZREM", KEYS[2], ARGV[k]) end
 return {"ok", unpack(redis.call("HGETALL", KEYS[1]))}

@@ -1,8 +1,11 @@
 -- finish_attempt: record the end of an attempt held under a lease.
 -- KEYS[1] run hash   KEYS[2] timers   KEYS[3] idempotency key ("" = none)
+-- KEYS[4] the run's waiters set (runs parked on it)
 -- ARGV[1] now (ms)   ARGV[2] lease token   ARGV[3] new status
 -- ARGV[4] 1 when the key must be released (a failed owner), else 0
 -- ARGV[5] number of timers T, then T pairs (member, due ms), then field/value pairs.
+-- A final status with waiters adds the timer "notify|<run id>" (a safety net: the finishing
+-- worker notifies them at once and removes it).
 -- Returns 1, or 0 when the lease is no longer ours (cancelled, or taken over after expiry):
 -- then nothing is written.
 local r = redis.call("HMGET", KEYS[1], "status", "lease", "id")
@@ -11,7 +14,12 @@ local now, status = tonumber(ARGV[1]), ARGV[3]
 local final = {COMPLETED=1, CANCELED=1, FAILED=1, CRASHED=1, SYSTEM_FAILURE=1, EXPIRED=1,
   TIMED_OUT=1}
 redis.call("HSET", KEYS[1], "status", status, "lease", "", "lease_exp", 0, "updated", now)
-if final[status] then redis.call("HSET", KEYS[1], "finished", now) end
+if final[status] then
+  redis.call("HSET", KEYS[1], "finished", now)
+  if redis.call("EXISTS", KEYS[4]) == 1 then
+    redis.call("ZADD", KEYS[2], now + 5000, "notify|" .. r[3])
+  end
+end
 if status == "QUEUED" then redis.call("HSET", KEYS[1], "queued_at", now) end
 if KEYS[3] ~= "" and ARGV[4] == "1" and redis.call("GET", KEYS[3]) == r[3] then
   redis.call("DEL", KEYS[3])

@@ -1,5 +1,6 @@
 -- transition: move a run that is not executing from one status to another.
 -- KEYS[1] run hash   KEYS[2] timers   KEYS[3] set to remove the run from ("" = none)
+-- KEYS[4] the run's waiters set ("" = none): a final status with waiters adds "notify|<id>"
 -- ARGV[1] now (ms)   ARGV[2] allowed current statuses, comma separated ("*" = any non-final)
 -- ARGV[3] new status ("" = keep: only read the record)   ARGV[4] number R of timer
 -- members to remove, then R members, then T (timers to add) and T pairs (member, due ms),
@@ -34,6 +35,9 @@ if ARGV[3] ~= "" then
   redis.call("HSET", KEYS[1], "status", ARGV[3], "updated", now)
   if final[ARGV[3]] then
     redis.call("HSET", KEYS[1], "finished", now, "lease", "", "lease_exp", 0)
+    if KEYS[4] and KEYS[4] ~= "" and redis.call("EXISTS", KEYS[4]) == 1 then
+      redis.call("ZADD", KEYS[2], now + 5000, "notify|" .. redis.call("HGET", KEYS[1], "id"))
+    end
   end
   if ARGV[3] == "QUEUED" then redis.call("HSET", KEYS[1], "queued_at", now) end
 end

@@ -115,13 +115,21 @@ class Harness:
                    if status is not None and status.decode() in FINAL)
 
     def ct_completion(self, run_ids: Sequence[str], timeout: float) -> dict[str, Any]:
-        """Wait until every run is final; return counts and the last ``finished`` time (s)."""
+        """Wait until every run is final; return counts and the last ``finished`` time (s).
+
+        The full check reads every record, so it only starts once the last run queued is
+        final (runs are consumed about in order): polling must not steal the worker's CPU.
+        """
+        last_key = self.keys.run(run_ids[-1])
+        wait_until(lambda: (self.r.hget(last_key, "status") or b"").decode() in FINAL,
+                   timeout, interval=0.01, what="last run final")
+
         def all_final() -> list[list[Any]] | None:
             rows = self.ct_records(run_ids, "status", "finished")
             done = all(s is not None and s.decode() in FINAL for s, _ in rows)
             return rows if done else None
 
-        rows = wait_until(all_final, timeout, interval=0.05, what="all runs final")
+        rows = wait_until(all_final, timeout, interval=0.1, what="all runs final")
         statuses: dict[str, int] = {}
         for status, _ in rows:
             statuses[status.decode()] = statuses.get(status.decode(), 0) + 1
@@ -131,6 +139,8 @@ class Harness:
     def bare_completion(self, task_ids: Sequence[str], timeout: float) -> dict[str, Any]:
         """Wait until every result is stored; return counts and the last ``date_done`` (s)."""
         keys = [f"celery-task-meta-{t}" for t in task_ids]
+        wait_until(lambda: b'"SUCCESS"' in (self.r_backend.get(keys[-1]) or b""), timeout,
+                   interval=0.01, what="last result stored")
 
         def all_stored() -> list[Any] | None:
             values: list[Any] = []
@@ -141,7 +151,7 @@ class Harness:
             metas = [json.loads(v) for v in values]
             return metas if all(m["status"] in ("SUCCESS", "FAILURE") for m in metas) else None
 
-        metas = wait_until(all_stored, timeout, interval=0.05, what="all results stored")
+        metas = wait_until(all_stored, timeout, interval=0.1, what="all results stored")
         statuses: dict[str, int] = {}
         for meta in metas:
             statuses[meta["status"]] = statuses.get(meta["status"], 0) + 1

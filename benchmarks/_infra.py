@@ -112,12 +112,13 @@ class Worker:
     def __enter__(self) -> Worker:
         os.makedirs(LOG_DIR, exist_ok=True)
         self.log_path = os.path.join(LOG_DIR, f"{self.tag}-{os.getpid()}.log")
-        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in __exit__
+        self._log = open(self.log_path, "w")  # closed in __exit__
         env = {**os.environ, **self.env}
         env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+        self.name = f"{self.tag}-{os.getpid()}@localhost"
         cmd = [sys.executable, "-m", "celery", "-A", self.module, "worker", "-P", self.pool,
                "-c", str(self.concurrency), "-l", "WARNING", "-Q", self.queue,
-               "-n", f"{self.tag}-{os.getpid()}@localhost", *WORKER_FLAGS]
+               "-n", self.name, *WORKER_FLAGS]
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -300,7 +301,7 @@ def versions() -> dict[str, Any]:
     except OSError:
         pass
     return {"python": platform.python_version(), "celery": celery.__version__,
-            "kombu": kombu.__version__, "billiard": billiard.__version__,
+            "kombu": kombu.__version__, "billiard": getattr(billiard, "__version__", "?"),
             "redis_py": redis.__version__, "redis_server": redis_server,
             "celery_trigger": celery_trigger.__version__, "git_commit": commit,
             "library_has_uncommitted_changes": dirty}

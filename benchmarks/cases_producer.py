@@ -67,7 +67,7 @@ def _side(samples: list[dict[str, float]], n: int) -> dict[str, Any]:
 
 def _ratio(faster_is: list[float], base: list[float]) -> dict[str, float]:
     """Per-repetition ``base_time / side_time`` (higher = the side is faster), summarised."""
-    return spread([b / s for s, b in zip(faster_is, base)])
+    return spread([b / s for s, b in zip(faster_is, base, strict=True)])
 
 
 def trigger_throughput(h: Harness, n: int, reps: int) -> dict[str, Any]:
@@ -135,8 +135,8 @@ def batch_trigger(h: Harness, n: int, reps: int) -> dict[str, Any]:
     for rep in range(reps):
         for name in names if rep % 2 == 0 else names[::-1]:
             samples[name].append(_timed(h, fns[name]))
-        log("  batch rep %d/%d: %s" % (rep + 1, reps, ", ".join(
-            f"{k} {v[-1]['seconds'] * 1000:.0f} ms" for k, v in samples.items())))
+        took = ", ".join(f"{k} {v[-1]['seconds'] * 1000:.0f} ms" for k, v in samples.items())
+        log(f"  batch rep {rep + 1}/{reps}: {took}")
     ct_secs = [s["seconds"] for s in samples["ct_batch"]]
     ratios = {f"vs_{k}": _ratio(ct_secs, [s["seconds"] for s in v])
               for k, v in samples.items() if k != "ct_batch"}

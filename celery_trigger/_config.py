@@ -138,6 +138,7 @@ class Settings:
     max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES
     lease_seconds: float = 30.0
     timer_poll_interval: float = 0.05
+    timer_claim_lease: float = 30.0
     publish_watchdog: float = 300.0
     warm_retry_threshold: float = 30.0
     machine_queues: Mapping[str, str] = field(default_factory=dict)
@@ -201,7 +202,7 @@ def resolve_settings(conf: Any, config: TriggerConfig | None,
         problems.append("trigger_key_prefix must be a non-empty string without spaces or braces")
     if settings.secret_key and len(settings.secret_key.encode()) < 32:
         problems.append("trigger_secret_key must be at least 32 bytes (it signs HS256 tokens)")
-    for name in ("wait_threshold", "lease_seconds", "timer_poll_interval",
+    for name in ("wait_threshold", "lease_seconds", "timer_poll_interval", "timer_claim_lease",
                  "warm_retry_threshold", "publish_watchdog"):
         value = getattr(settings, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:

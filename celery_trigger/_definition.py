@@ -48,7 +48,7 @@ class GlobalHooks:
         default_factory=lambda: {name: {} for name in HOOK_NAMES})
 
     def add(self, kind: str, fn: Callable[..., Any], name: str | None = None) -> None:
-        key = name or getattr(fn, "__qualname__", None) or repr(fn)
+        key = name or _hook_id(fn)
         with _lock:
             self.hooks[kind][key] = fn
 
@@ -61,6 +61,21 @@ class GlobalHooks:
                 table.clear()
 
 
+def _hook_id(fn: Callable[..., Any]) -> str:
+    """The id of an unnamed global hook: its qualified name, or for a lambda its source text
+    (SEMANTICS §1.5), so two different lambdas never replace each other."""
+    qualname = getattr(fn, "__qualname__", None)
+    if not qualname:
+        return repr(fn)
+    if qualname.endswith("<lambda>"):
+        try:
+            return inspect.getsource(fn).strip()
+        except (OSError, TypeError):
+            code = getattr(fn, "__code__", None)
+            return f"{qualname}@{code.co_filename}:{code.co_firstlineno}" if code else repr(fn)
+    return str(qualname)
+
+
 global_hooks = GlobalHooks()
 
 
@@ -69,9 +84,19 @@ def _accepts_ctx(fn: Callable[..., Any]) -> bool:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
         return False
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                  and p.name != "init"]
     return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params) or \
         any(p.name == "ctx" for p in params)
+
+
+def _accepts_init(fn: Callable[..., Any]) -> bool:
+    """A run function may take ``init`` (the merged init hook results) by keyword."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "init" and p.kind is not p.POSITIONAL_ONLY for p in params)
 
 
 class TaskDefinition(Generic[P, O]):
@@ -106,6 +131,7 @@ class TaskDefinition(Generic[P, O]):
         self.schema = schema
         self.is_async = inspect.iscoroutinefunction(run)
         self.takes_ctx = _accepts_ctx(run)
+        self.takes_init = _accepts_init(run)
         self.hooks: dict[str, Callable[..., Any]] = {}
         for name, fn in (hooks or {}).items():
             if fn is None:

@@ -33,8 +33,11 @@ class ParkReason(Exception):
 class Parked(Retry):
     """Ends an attempt that continues later; the timer service or a waker republishes it."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(message=reason, exc=ParkReason(reason))
+    def __init__(self, message: str | None = None, exc: Any = None, when: Any = None,
+                 **kwargs: Any) -> None:
+        # Same signature as Retry: the prefork pool pickles it via Retry.__reduce__.
+        super().__init__(message=message, exc=exc if exc is not None else ParkReason(message),
+                         when=when, **kwargs)
 
     def humanize(self) -> str:
         return f"parked: {self.message}"

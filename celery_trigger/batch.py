@@ -40,7 +40,7 @@ def _by_task(items: Sequence[Mapping[str, Any]]) -> list[tuple[str, Any, Any]]:
 
 
 def trigger(items: Sequence[Mapping[str, Any]]) -> BatchHandle:
-    """Start runs of several tasks by id in one batch (1–1,000 items)."""
+    """Start runs of several tasks by id in one batch (1 to 1,000 items)."""
     return _trigger.batch_trigger(_by_id(items))
 
 

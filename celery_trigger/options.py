@@ -108,7 +108,7 @@ def resolve_ttl(value: Duration | None, *, name: str = "ttl") -> float | None:
 
 def format_duration(seconds: float) -> str:
     """Render seconds in the duration grammar (``4500`` → ``"1h15m"``) for messages."""
-    total = int(round(seconds))
+    total = round(seconds)
     if total <= 0:
         return "0s"
     parts = []
@@ -158,7 +158,7 @@ def priority_ms(value: int | float | None) -> int:
 
 
 def normalize_tags(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
-    """Validate trigger-time tags: ≤ 10, each 1–64 characters, blanks dropped, de-duplicated."""
+    """Validate trigger-time tags: ≤ 10, each 1-64 characters, blanks dropped, de-duplicated."""
     if value is None:
         return []
     items = [value] if isinstance(value, str) else value

@@ -90,27 +90,30 @@ def _matches(run: Run, f: dict[str, Any]) -> bool:
 
 
 def _fetch(engine: Trigger, f: dict[str, Any], limit: int,
-           cursor: tuple[int, str] | None) -> tuple[list[Run], tuple[int, str] | None]:
+           cursor: tuple[int, str] | None) -> tuple[builtins.list[Run], tuple[int, str] | None]:
+    # ``builtins.list``: this module's public ``list`` function shadows the builtin.
     index = f["tags"][0] if len(f["tags"]) == 1 else None
-    found: list[Run] = []
-    while len(found) < limit:
+    found: builtins.list[Run] = []
+    last = cursor  # position of the last run on this page: the next page starts after it
+    while True:
         ids = engine.store.list_run_ids(index=index, before=cursor, count=limit * 2)
         if not ids:
             return found, None
         records = engine.store.get_runs([i for i, _ in ids])
-        for (run_id, score), record in zip(ids, records):
+        for (run_id, score), record in zip(ids, records, strict=True):
             cursor = (score, run_id)
             if record is None:
                 continue
             run = Run.from_record(record)
             if _matches(run, f):
-                found.append(run)
                 if len(found) == limit:
-                    return found, cursor
-    return found, cursor
+                    # One more match exists, so a next page does (no trailing empty page).
+                    return found, last
+                found.append(run)
+                last = cursor
 
 
-def list(*, status: RunStatus | str | Sequence[RunStatus | str] | None = None,  # noqa: A001
+def list(*, status: RunStatus | str | Sequence[RunStatus | str] | None = None,
          task_identifier: str | Sequence[str] | None = None,
          tag: str | Sequence[str] | None = None, batch: str | None = None,
          from_: datetime | None = None, to: datetime | None = None,

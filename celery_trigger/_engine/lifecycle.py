@@ -96,8 +96,9 @@ def build_context(trigger: Trigger, defn: Any, rec: Mapping[str, str]) -> Contex
     rates = trigger.settings.cost_rates
     cents_per_ms = (machine.cpu * rates.get("vcpu_second", 0.0)
                     + machine.memory * rates.get("gb_second", 0.0)) / 1000
+    base_cost = float(rates.get("run", 0.0))
     if trigger.settings.environment == "DEVELOPMENT":
-        cents_per_ms = 0.0
+        cents_per_ms = base_cost = 0.0  # development runs are free (D-9)
     tags = tuple(loads(rec.get("tags")) or ())
     started = int(rec.get("attempt_started") or now_ms())
     return Context(
@@ -111,7 +112,7 @@ def build_context(trigger: Trigger, defn: Any, rec: Mapping[str, str]) -> Contex
             priority=(int(rec.get("priority") or 0) / 1000) or None,
             parent_task_run_id=rec.get("parent") or None,
             root_task_run_id=rec.get("root") or None,
-            base_cost_in_cents=float(rates.get("run", 0.0))),
+            base_cost_in_cents=base_cost),
         attempt=AttemptInfo(number=int(rec.get("attempt") or 1),
                             started_at=datetime.fromtimestamp(started / 1000, tz=timezone.utc)),
         queue=QueueInfo(name=rec.get("queue", "")),
@@ -145,6 +146,8 @@ def execute(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],
         raise DropDelivery(claim.reason)
     defn = _definition.get(task_id)
     record = claim.record
+    if record.get("takeover") == "1":
+        _check_crash_budget(trigger, run_id, token, record)
     watchdog = trigger.watchdog
     totals = {"duration_ms": int(record.get("duration_ms") or 0),
               "cost": float(record.get("cost") or 0)}
@@ -234,6 +237,22 @@ def _conclude(trigger: Trigger, state: RunState, outcome: Outcome, totals: dict[
         raise DropDelivery("lease lost")
     notify_waiters(trigger, run_id)
     raise AttemptFailed(error)
+
+
+def _check_crash_budget(trigger: Trigger, run_id: str, token: str,
+                        record: dict[str, str]) -> None:
+    """The previous attempt's worker died (its lease lapsed). Retry it as a new attempt while
+    attempts remain; otherwise the run ends CRASHED (a poison run cannot loop forever)."""
+    attempt = int(record.get("attempt") or 1)
+    if attempt <= int(record.get("max_attempts") or 1):
+        return
+    error = TaskRunError("TASK_RUN_CRASHED", f"the worker running attempt {attempt - 1} died "
+                         "(its lease lapsed) and no attempts are left")
+    trigger.store.finish_attempt(run_id, token, RunStatus.CRASHED.value, now_ms(),
+                                 fields={"error": dumps(error.to_dict()),
+                                         "attempt": str(attempt - 1)})
+    notify_waiters(trigger, run_id)
+    raise DropDelivery("crashed")
 
 
 def _fail_parked(trigger: Trigger, state: RunState, outcome: Outcome) -> None:
@@ -358,7 +377,7 @@ def _run_with_hooks(trigger: Trigger, defn: Any, state: RunState, payload: Any,
     hk.run_all(hk.chain("on_success", defn, [config.on_success] if config.on_success else None),
                swallow=True, output=output, **common)
     hk.run_all(hk.chain("on_complete", defn), swallow=True,
-               result={"ok": True, "output": output}, **common)
+               result={"ok": True, "data": output}, **common)
     try:
         hk.run_all(hk.chain("cleanup", defn), swallow=False, **common)
     except Exception as exc:
@@ -367,13 +386,17 @@ def _run_with_hooks(trigger: Trigger, defn: Any, state: RunState, payload: Any,
 
 
 def call_run(defn: Any, payload: Any, ctx: Context, init: dict[str, Any]) -> Any:
-    """Call the run function (sync, or async on the process's event loop)."""
+    """Call the run function (sync, or async on the process's event loop).
+
+    A run function with an ``init`` parameter gets the merged init results as ``init=``.
+    """
     args: tuple[Any, ...] = (payload, ctx) if defn.takes_ctx else (payload,)
+    kwargs = {"init": init} if defn.takes_init else {}
     if defn.is_async:
         from .aio import run_coroutine
 
-        return run_coroutine(defn.fn(*args))
-    return defn.fn(*args)
+        return run_coroutine(defn.fn(*args, **kwargs))
+    return defn.fn(*args, **kwargs)
 
 
 def _on_error(trigger: Trigger, defn: Any, state: RunState, exc: Exception,
@@ -398,7 +421,7 @@ def _on_error(trigger: Trigger, defn: Any, state: RunState, exc: Exception,
         try:
             own = defn.hooks.get("catch_error")
             # The task's own catch_error is asked first, then the globals (§1.3).
-            fns = ([own] if own else []) + hk.global_hooks.get("catch_error")
+            fns = ([own] if own else []) + _definition.global_hooks.get("catch_error")
             decision = hk.resolve_catch_error(
                 fns, datetime.now(timezone.utc), default_delay,
                 error=exc, retry=policy, retry_delay_in_ms=default_delay,
@@ -467,17 +490,18 @@ def run_inline(defn: Any, payload: Any) -> Any:
         environment=EnvironmentInfo(type="DEVELOPMENT"),
     )
     args: tuple[Any, ...] = (parsed, ctx) if defn.takes_ctx else (parsed,)
+    kwargs: dict[str, Any] = {"init": {}} if defn.takes_init else {}
     if defn.is_async:
         async def _with_ctx() -> Any:
             token = _current.set(ctx)
             try:
-                return await defn.fn(*args)
+                return await defn.fn(*args, **kwargs)
             finally:
                 _current.reset(token)
 
         return _with_ctx()
     token = _current.set(ctx)
     try:
-        return defn.fn(*args)
+        return defn.fn(*args, **kwargs)
     finally:
         _current.reset(token)

@@ -12,7 +12,9 @@ Members are ``<kind>|<run id>``:
 - ``pub``: publish watchdog: a run still QUEUED and never claimed is published again;
 - ``resume``: a parked run is due (duration wait, or the fallback after a notify);
 - ``notify``: a run or token resolved and its waiters may not have been told yet;
-- ``tokento``: a waitpoint token's timeout passed.
+- ``tokento``: a waitpoint token's timeout passed;
+- ``lease``: an executing run's lease may have lapsed (its worker died or hangs): when it
+  has, the run is published again and the next claim takes it over as a new attempt.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from typing import Any
 logger = logging.getLogger("celery_trigger")
 
 CLAIM_BATCH = 200
-CLAIM_LEASE_MS = 30_000
 
 
 class TimerService:
@@ -44,11 +45,13 @@ class TimerService:
             "resume": self._resume,
             "notify": self._notify,
             "tokento": self._token_timeout,
+            "lease": self._check_lease,
         }
 
     def tick(self) -> int:
         now = int(time.time() * 1000)
-        members = self.trigger.store.claim_timers(now, CLAIM_BATCH, CLAIM_LEASE_MS)
+        lease_ms = int(self.trigger.settings.timer_claim_lease * 1000)
+        members = self.trigger.store.claim_timers(now, CLAIM_BATCH, lease_ms)
         done: list[str] = []
         for member in members:
             kind, _, target = member.partition("|")
@@ -110,6 +113,23 @@ class TimerService:
         from .lifecycle import expire_run
 
         expire_run(self.trigger, run_id)
+
+    def _check_lease(self, run_id: str) -> None:
+        from .._trigger import now_ms, publish_record
+
+        record = self.trigger.store.get_run(run_id)
+        if record is None or record.get("status") != "EXECUTING":
+            return
+        stamp = now_ms()
+        lease_exp = int(record.get("lease_exp") or 0)
+        if lease_exp > stamp:
+            self.trigger.store.add_timers([(f"lease|{run_id}", lease_exp + 1000)])
+            return
+        logger.warning("celery-trigger: the lease of %s lapsed (its worker died or hangs); "
+                       "publishing it again", run_id)
+        publish_record(self.trigger, record)
+        lease_ms = int(self.trigger.settings.lease_seconds * 1000)
+        self.trigger.store.add_timers([(f"lease|{run_id}", stamp + 2 * lease_ms)])
 
     def _resume(self, run_id: str) -> None:
         from .waiters import wake

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
+from .._keys import Keys
+
 Record = dict[str, str]
 
 
@@ -58,7 +60,9 @@ class Transition:
 
 
 class Store(Protocol):
-    """Atomic operations on runs, timers, queues and task definitions."""
+    """Atomic operations on runs, timers, queues, task definitions and durable waits."""
+
+    keys: Keys  # the key names both stores address their state by
 
     # runs -----------------------------------------------------------------------------
     def create_runs(self, runs: Sequence[NewRun], now_ms: int) -> list[Created]: ...
@@ -92,6 +96,56 @@ class Store(Protocol):
 
     def delete_idempotency_key(self, task_id: str, key: str) -> bool: ...
 
+    # durable execution (DESIGN §4) ---------------------------------------------------------
+    def journal(self, run_id: str) -> list[str]:
+        """The current attempt's journal: one JSON entry per durable operation, in order."""
+        ...
+
+    def journal_append(self, run_id: str, token: str, k: int, entry: str) -> int:
+        """Append entry ``k`` if the journal has exactly k entries; -1 without the lease."""
+        ...
+
+    def park(self, run_id: str, token: str, now_ms: int, k: int, entry: str, *,
+             due_ms: int | None, members: Sequence[str], fields: dict[str, str]) -> str:
+        """End the attempt at wait ``k``: ``parked``, ``ready`` (nothing to wait) or ``lost``."""
+        ...
+
+    def waiters(self, member: str) -> list[str]:
+        """The ``<run>|<k>`` tags of runs parked on a run id or ``token:<id>``."""
+        ...
+
+    def notify(self, waiter: str, member: str, now_ms: int, safety_ms: int) -> bool:
+        """``member`` resolved: True when it was the waiter's last one and this woke it."""
+        ...
+
+    def wake(self, run_id: str) -> Record | None:
+        """Mark a WAITING run woken (resumable) and return it; None for any other status."""
+        ...
+
+    def wait_key(self, key: str, due_ms: int, ttl_ms: int | None) -> int:
+        """The wake-up time first stored under a wait idempotency key (``SET NX``)."""
+        ...
+
+    def create_token(self, token_id: str, now_ms: int, *, key: str | None, key_ttl_ms: int,
+                     timeout_ms: int | None, fields: dict[str, str],
+                     tags: Sequence[str]) -> Created:
+        """Create a waitpoint token, or return the live owner of its idempotency key."""
+        ...
+
+    def get_token(self, token_id: str) -> Record | None:
+        """The token record, or None."""
+        ...
+
+    def complete_token(self, token_id: str, now_ms: int, status: str, field: str,
+                       value: str) -> tuple[str, list[str]]:
+        """First completion wins: (``ok``, waiters) | (``done``, []) | (``missing``, [])."""
+        ...
+
+    def list_token_ids(self, *, tag: str | None, before: tuple[int, str] | None,
+                       count: int) -> list[tuple[str, int]]:
+        """Newest-first ``(token id, created ms)`` page strictly after the cursor."""
+        ...
+
     # timers ---------------------------------------------------------------------------
     def add_timers(self, timers: Sequence[tuple[str, int]]) -> None: ...
 
@@ -100,6 +154,10 @@ class Store(Protocol):
     def ack_timers(self, members: Sequence[str]) -> None: ...
 
     def timer_due(self, member: str) -> int | None: ...
+
+    def remove_timers(self, members: Sequence[str]) -> None:
+        """Drop timer members that are no longer needed (not claimed ones)."""
+        ...
 
     # batches, queues, task definitions ------------------------------------------------
     def put_batch(self, batch_id: str, fields: dict[str, str]) -> None: ...

@@ -1,90 +1,34 @@
 """MemoryStore: the Store protocol inside one process (embedded mode, users' unit tests).
 
 It mirrors ``RedisStore`` and its Lua scripts operation by operation over a small in-memory
-keyspace addressed by the same key names (``self.keys``), so an argument that is a key name
-(``finish_attempt(idempotency_key=...)``, ``transition(remove_from=...)``) means the same
-thing to both stores. ``tests/store/test_contract.py`` holds the two to the same behaviour.
+keyspace (``memory_state.MemoryState``) addressed by the same key names (``self.keys``), so
+an argument that is a key name (``finish_attempt(idempotency_key=...)``,
+``transition(remove_from=...)``) means the same thing to both stores.
+``tests/store/test_contract*.py`` hold the two to the same behaviour.
 
 Invariants:
 - every public operation runs under one ``threading.RLock``, so it is atomic like a script
   (a Celery worker thread and the triggering thread share one instance);
 - record values are the strings Redis would return: a number a script writes is formatted
-  like Redis' Lua bridge (``%.17g``: plain decimal for integers below 1e17);
+  like Redis' Lua bridge (``lua_num``), a number Python passes as an argument with ``str``;
 - sorted-set ranges order by (score, member); reversed ranges by (score, member) descending;
-- an idempotency key past its expiry (monotonic clock, like ``SET ... PX``) is absent;
+- a string key past its expiry (monotonic clock, like ``SET ... PX``) is absent; a key
+  without one (wait keys without ttl, token keys without ttl: D-7) expires at ``math.inf``;
+- an empty set, list or sorted set is removed, as Redis does (a waiters set that exists
+  means "a run is parked on this member");
 - records handed to callers are copies; only ``raw()`` exposes the internal state.
 """
 
 from __future__ import annotations
 
+import math
 import threading
-import time
-from dataclasses import dataclass, field
 from typing import Sequence
 
 from .._keys import Keys
 from ..errors import StoreUnavailableError
 from .base import Claim, Created, NewRun, Record, Transition
-
-FINAL = frozenset(
-    {"COMPLETED", "CANCELED", "FAILED", "CRASHED", "SYSTEM_FAILURE", "EXPIRED", "TIMED_OUT"}
-)
-
-
-def _num(value: float) -> str:
-    """A number as a Lua script writes it into Redis (Redis 7.0 formats with ``%.17g``)."""
-    return format(float(value), ".17g")
-
-
-def _now_ms() -> float:
-    return time.monotonic() * 1000.0
-
-
-@dataclass
-class MemoryState:
-    """The keyspace: one dict per Redis type, keyed by the full key name."""
-
-    hashes: dict[str, dict[str, str]] = field(default_factory=dict)
-    zsets: dict[str, dict[str, float]] = field(default_factory=dict)
-    lists: dict[str, list[str]] = field(default_factory=dict)
-    sets: dict[str, set[str]] = field(default_factory=dict)
-    strings: dict[str, tuple[str, float]] = field(default_factory=dict)  # value, expiry (ms)
-
-    def get(self, key: str) -> str | None:
-        entry = self.strings.get(key)
-        if entry is None:
-            return None
-        if entry[1] <= _now_ms():
-            del self.strings[key]
-            return None
-        return entry[0]
-
-    def delete(self, key: str) -> bool:
-        return self.get(key) is not None and self.strings.pop(key, None) is not None
-
-    def hset(self, key: str, fields: dict[str, str]) -> None:
-        if not fields:  # Redis rejects an HSET without pairs; keep the two stores alike
-            raise StoreUnavailableError("wrong number of arguments for 'hset' command")
-        self.hashes.setdefault(key, {}).update(fields)
-
-    def zadd(self, key: str, member: str, score: float) -> None:
-        self.zsets.setdefault(key, {})[member] = float(score)
-
-    def zrem(self, key: str, member: str) -> None:
-        zset = self.zsets.get(key)
-        if zset is not None:
-            zset.pop(member, None)
-            if not zset:
-                del self.zsets[key]
-
-    def zsorted(self, key: str) -> list[tuple[str, float]]:
-        """Members by (score, member) ascending, like ZRANGE."""
-        return sorted(self.zsets.get(key, {}).items(), key=lambda row: (row[1], row[0]))
-
-    def zrange_upto(self, key: str, high: float, limit: int) -> list[str]:
-        """``ZRANGEBYSCORE key -inf high LIMIT 0 limit`` (a negative limit means all)."""
-        rows = [member for member, score in self.zsorted(key) if score <= high]
-        return rows if limit < 0 else rows[:limit]
+from .memory_state import FINAL, MemoryState, lua_float, lua_num, mono_ms
 
 
 class MemoryStore:
@@ -110,7 +54,7 @@ class MemoryStore:
                 return Created(owner, True)
             if run.idempotency_ttl_ms <= 0:  # what SET ... PX answers
                 raise StoreUnavailableError("invalid expire time in 'set' command")
-            st.strings[key] = (run.run_id, _now_ms() + run.idempotency_ttl_ms)
+            st.strings[key] = (run.run_id, mono_ms() + run.idempotency_ttl_ms)
         if k.run(run.run_id) in st.hashes:
             return Created(run.run_id, True)
         for member, due in run.timers:
@@ -152,8 +96,16 @@ class MemoryStore:
                 if status != "EXECUTING" or record.get("lease") != token:
                     return Claim("drop", reason="lease lost")
             elif status == "EXECUTING":
-                if _float(record.get("lease_exp")) > now_ms:
+                if lua_float(record.get("lease_exp")) > now_ms:
                     return Claim("drop", reason="executing")
+            elif status == "WAITING":
+                # only a woken run resumes, in the same attempt and with its journal
+                if record.get("woken") != "1":
+                    return Claim("drop", reason="waiting")
+                record.update(status="EXECUTING", lease=token,
+                              lease_exp=lua_num(now_ms + lease_ms), woken="0", resumed="1",
+                              updated=lua_num(now_ms))
+                return self._claimed(record, drop_timers)
             elif status not in ("QUEUED", "DEQUEUED"):
                 return Claim("drop", reason=status)
             never_started = "started" not in record
@@ -162,14 +114,24 @@ class MemoryStore:
                 if now_ms >= queued_at + float(record["ttl"]) * 1000:
                     return Claim("drop", reason="ttl")
             attempt = float(record.get("attempt", "0")) + 1
-            record.update(status="EXECUTING", lease=token, lease_exp=_num(now_ms + lease_ms),
-                          attempt=_num(attempt), attempt_started=_num(now_ms),
-                          updated=_num(now_ms))
+            record.update(status="EXECUTING", lease=token, lease_exp=lua_num(now_ms + lease_ms),
+                          attempt=lua_num(attempt), attempt_started=lua_num(now_ms),
+                          updated=lua_num(now_ms), resumed="0", attempt_ms="0")
+            self._state.lists.pop(self.keys.journal(run_id), None)  # a new attempt replays nothing
             if never_started:
-                record["started"] = _num(now_ms)
-            for member in drop_timers:
-                self._state.zrem(self.keys.timers(), member)
-            return Claim("ok", record=dict(record))
+                record["started"] = lua_num(now_ms)
+            return self._claimed(record, drop_timers)
+
+    def _claimed(self, record: Record, drop_timers: Sequence[str]) -> Claim:
+        for member in drop_timers:
+            self._state.zrem(self.keys.timers(), member)
+        return Claim("ok", record=dict(record))
+
+    def _holds(self, run_id: str, token: str) -> bool:
+        """The run is executing under ``token`` (the check every lease-guarded script makes)."""
+        record = self._state.hashes.get(self.keys.run(run_id))
+        return record is not None and record.get("status") == "EXECUTING" and record.get(
+            "lease") == token
 
     def renew_leases(self, leases: Sequence[tuple[str, str]], now_ms: int,
                      lease_ms: int) -> list[str]:
@@ -177,9 +139,8 @@ class MemoryStore:
         with self._lock:
             lost: list[str] = []
             for run_id, token in leases:
-                record = self._state.hashes.get(self.keys.run(run_id))
-                if record and record.get("status") == "EXECUTING" and record.get("lease") == token:
-                    record["lease_exp"] = str(now_ms + lease_ms)
+                if self._holds(run_id, token):
+                    self._state.hashes[self.keys.run(run_id)]["lease_exp"] = str(now_ms + lease_ms)
                 else:
                     lost.append(run_id)
             return lost
@@ -190,16 +151,16 @@ class MemoryStore:
         """``finish_attempt.lua``; ``idempotency_key`` is the key's name (``keys.idempotency``)."""
         with self._lock:
             st = self._state
-            record = st.hashes.get(self.keys.run(run_id))
-            if record is None or record.get("status") != "EXECUTING" or record.get(
-                    "lease") != token:
+            if not self._holds(run_id, token):
                 return False
+            record = st.hashes[self.keys.run(run_id)]
             owner_id = record.get("id")
-            record.update(status=status, lease="", lease_exp="0", updated=_num(now_ms))
+            record.update(status=status, lease="", lease_exp="0", updated=lua_num(now_ms))
             if status in FINAL:
-                record["finished"] = _num(now_ms)
+                record["finished"] = lua_num(now_ms)
+                self._notify_timer(run_id, owner_id, now_ms)
             if status == "QUEUED":
-                record["queued_at"] = _num(now_ms)
+                record["queued_at"] = lua_num(now_ms)
             if idempotency_key and release_key and st.get(idempotency_key) == owner_id:
                 st.delete(idempotency_key)
             for member, due in timers:
@@ -230,34 +191,185 @@ class MemoryStore:
             for member, due in add_timers:
                 st.zadd(timers, member, due)
             if status:
-                record.update(status=status, updated=_num(now_ms))
+                record.update(status=status, updated=lua_num(now_ms))
                 if status in FINAL:
-                    record.update(finished=_num(now_ms), lease="", lease_exp="0")
+                    record.update(finished=lua_num(now_ms), lease="", lease_exp="0")
+                    self._notify_timer(run_id, record.get("id"), now_ms)
                 if status == "QUEUED":
-                    record["queued_at"] = _num(now_ms)
+                    record["queued_at"] = lua_num(now_ms)
             if fields:
                 st.hset(self.keys.run(run_id), fields)
             if remove_from and "id" in record:
                 st.zrem(remove_from, record["id"])
             return Transition(True, record.get("status", ""), dict(record))
 
+    def _notify_timer(self, run_id: str, owner_id: str | None, now_ms: int) -> None:
+        """A run reached a final status: if runs are parked on it, schedule the safety net."""
+        if self._state.sets.get(self.keys.waiters(run_id)):
+            self._state.zadd(self.keys.timers(), f"notify|{owner_id}", now_ms + 5000)
+
     def list_run_ids(self, *, index: str | None, before: tuple[int, str] | None,
                      count: int) -> list[tuple[str, int]]:
         with self._lock:
-            key = self.keys.tag(index) if index else self.keys.by_created()
-            rows = reversed(self._state.zsorted(key))
-            out: list[tuple[str, int]] = []
-            for member, score in rows:
-                if len(out) >= count:
-                    break
-                ms = int(score)
-                if before is None or ms < before[0] or (ms == before[0] and member < before[1]):
-                    out.append((member, ms))
-            return out
+            return self._page(self.keys.tag(index) if index else self.keys.by_created(),
+                              before, count)
+
+    def _page(self, key: str, before: tuple[int, str] | None,
+              count: int) -> list[tuple[str, int]]:
+        """Newest-first page of a creation-time index, strictly after the cursor."""
+        out: list[tuple[str, int]] = []
+        for member, score in reversed(self._state.zsorted(key)):
+            if len(out) >= count:
+                break
+            ms = int(score)
+            if before is None or ms < before[0] or (ms == before[0] and member < before[1]):
+                out.append((member, ms))
+        return out
 
     def delete_idempotency_key(self, task_id: str, key: str) -> bool:
         with self._lock:
             return self._state.delete(self.keys.idempotency(task_id, key))
+
+    # durable execution --------------------------------------------------------------------
+    def journal(self, run_id: str) -> list[str]:
+        with self._lock:
+            return list(self._state.lists.get(self.keys.journal(run_id), []))
+
+    def journal_append(self, run_id: str, token: str, k: int, entry: str) -> int:
+        """``journal_append.lua``: the journal length afterwards, -1 without the lease."""
+        with self._lock:
+            return self._append(run_id, k, entry) if self._holds(run_id, token) else -1
+
+    def _append(self, run_id: str, k: int, entry: str) -> int:
+        journal = self._state.lists.get(self.keys.journal(run_id), [])
+        if len(journal) == k:  # the first time the run reaches operation k
+            journal.append(entry)
+            self._state.lists[self.keys.journal(run_id)] = journal
+        return len(journal)
+
+    def park(self, run_id: str, token: str, now_ms: int, k: int, entry: str, *,
+             due_ms: int | None, members: Sequence[str], fields: dict[str, str]) -> str:
+        """``park.lua``: ``lost``, ``ready`` (nothing to wait for) or ``parked``."""
+        with self._lock:
+            st, keys = self._state, self.keys
+            if not self._holds(run_id, token):
+                return "lost"
+            self._append(run_id, k, entry)
+            awaiting = keys.awaiting(run_id)
+            st.sets.pop(awaiting, None)
+            pending = 0
+            for member in members:
+                status = st.hashes.get(keys.status_holder(member), {}).get("status")
+                if member.startswith("token:"):
+                    resolved = status is not None and status != "WAITING"
+                else:
+                    resolved = status in FINAL
+                if not resolved:
+                    pending += 1
+                    st.sadd(awaiting, member)
+                    st.sadd(keys.waiters(member), f"{run_id}|{k}")
+            if pending == 0 and (due_ms is None or due_ms <= now_ms):
+                return "ready"
+            record = st.hashes[keys.run(run_id)]
+            record.update(status="WAITING", lease="", lease_exp="0", woken="0", wait_k=lua_num(k),
+                          updated=lua_num(now_ms))
+            if fields:
+                st.hset(keys.run(run_id), fields)
+            if due_ms is not None and due_ms > now_ms:
+                st.zadd(keys.timers(), f"resume|{record.get('id')}", due_ms)
+            return "parked"
+
+    def waiters(self, member: str) -> list[str]:
+        with self._lock:
+            return sorted(self._state.sets.get(self.keys.waiters(member), ()))
+
+    def notify(self, waiter: str, member: str, now_ms: int, safety_ms: int) -> bool:
+        """``notify.lua``: True when this call woke the run (its last awaited member)."""
+        run_id, _, k = waiter.rpartition("|")
+        with self._lock:
+            st, awaiting = self._state, self.keys.awaiting(run_id)
+            record = st.hashes.get(self.keys.run(run_id))
+            if record is None or record.get("status") != "WAITING" or record.get("wait_k") != k:
+                return False
+            if not st.srem(awaiting, member) or awaiting in st.sets or record.get("woken") == "1":
+                return False
+            record["woken"] = "1"
+            st.zadd(self.keys.timers(), f"resume|{record.get('id')}", now_ms + safety_ms)
+            return True
+
+    def wake(self, run_id: str) -> Record | None:
+        """``wake.lua``: mark a WAITING run woken and return it; None for any other status."""
+        with self._lock:
+            record = self._state.hashes.get(self.keys.run(run_id))
+            if record is None or record.get("status") != "WAITING":
+                return None
+            record["woken"] = "1"
+            return dict(record)
+
+    def wait_key(self, key: str, due_ms: int, ttl_ms: int | None) -> int:
+        """``SET NX [PX ttl]`` then ``GET``: the due time stored first under ``key`` wins."""
+        with self._lock:
+            st, name = self._state, self.keys.wait_idempotency(key)
+            if ttl_ms is not None and ttl_ms < 0:
+                raise StoreUnavailableError("invalid expire time in 'set' command")
+            if st.get(name) is None:
+                st.strings[name] = (str(due_ms), mono_ms() + ttl_ms if ttl_ms else math.inf)
+            return int(st.strings[name][0])
+
+    def create_token(self, token_id: str, now_ms: int, *, key: str | None, key_ttl_ms: int,
+                     timeout_ms: int | None, fields: dict[str, str],
+                     tags: Sequence[str]) -> Created:
+        """``token_create.lua``: a new token, or the live owner of ``key`` (cached)."""
+        with self._lock:
+            st, keys = self._state, self.keys
+            if key:
+                owner = st.get(keys.token_idempotency(key))
+                if owner is not None:
+                    return Created(owner, True)
+                expiry = mono_ms() + key_ttl_ms if key_ttl_ms > 0 else math.inf  # D-7
+                st.strings[keys.token_idempotency(key)] = (token_id, expiry)
+            st.hset(keys.token(token_id), dict(fields))
+            st.zadd(keys.tokens_by_created(), token_id, now_ms)
+            for tag in tags:
+                st.zadd(keys.token_tag(tag), token_id, now_ms)
+            if timeout_ms is not None:
+                st.zadd(keys.timers(), f"tokento|{token_id}", timeout_ms)
+            return Created(token_id, False)
+
+    def get_token(self, token_id: str) -> Record | None:
+        with self._lock:
+            return self._hash_copy(self.keys.token(token_id))
+
+    def complete_token(self, token_id: str, now_ms: int, status: str, field: str,
+                       value: str) -> tuple[str, list[str]]:
+        """``token_complete.lua``: first wins; ``ok`` comes with the parked waiters."""
+        with self._lock:
+            st, timers = self._state, self.keys.timers()
+            token = st.hashes.get(self.keys.token(token_id))
+            current = None if token is None else token.get("status")
+            if token is None or current is None:
+                return "missing", []
+            if current != "WAITING":
+                return "done", []
+            owner_id = token.get("id")
+            token.update({"status": status, "completed_at": str(now_ms)})
+            token[field] = value
+            st.zrem(timers, f"tokento|{owner_id}")
+            waiters = sorted(st.sets.get(self.keys.waiters(f"token:{token_id}"), ()))
+            if waiters:
+                st.zadd(timers, f"notify|token:{owner_id}", now_ms + 5000)
+            return "ok", waiters
+
+    def list_token_ids(self, *, tag: str | None, before: tuple[int, str] | None,
+                       count: int) -> list[tuple[str, int]]:
+        with self._lock:
+            key = self.keys.token_tag(tag) if tag else self.keys.tokens_by_created()
+            return self._page(key, before, count)
+
+    def remove_timers(self, members: Sequence[str]) -> None:
+        with self._lock:
+            for member in members:
+                self._state.zrem(self.keys.timers(), member)
 
     # timers ---------------------------------------------------------------------------
     def add_timers(self, timers: Sequence[tuple[str, int]]) -> None:
@@ -336,10 +448,3 @@ class MemoryStore:
     def raw(self) -> MemoryState:
         return self._state
 
-
-def _float(value: str | None) -> float:
-    """Lua's ``tonumber(v or "0") or 0``: a missing or unreadable number counts as zero."""
-    try:
-        return float(value or "0")
-    except ValueError:
-        return 0.0

@@ -32,12 +32,12 @@ def _wrapped(fn: F) -> F:
 
 
 def _load(name: str) -> str:
-    return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text("utf-8")
+    return resources.files(__package__).joinpath("lua").joinpath(f"{name}.lua").read_text("utf-8")
 
 
 def _pairs(record: list[str], start: int = 0) -> Record:
     it = iter(record[start:])
-    return dict(zip(it, it))
+    return dict(zip(it, it, strict=False))  # consecutive (field, value) pairs
 
 
 def _scored(rows: Any) -> list[tuple[str, int]]:
@@ -59,8 +59,9 @@ class RedisStore:
     def __init__(self, url: str, *, prefix: str = "ct") -> None:
         self.url = url
         self.keys = Keys(prefix)
-        self._client = redis.Redis.from_url(url, decode_responses=True,
-                                            health_check_interval=30)
+        # Any: with decode_responses every reply is str, which redis-py's types cannot say
+        self._client: Any = redis.Redis.from_url(url, decode_responses=True,
+                                                 health_check_interval=30)
         self._scripts = {
             name: self._client.register_script(_load(name))
             for name in ("create_run", "claim_attempt", "finish_attempt", "claim_timers",
@@ -140,7 +141,8 @@ class RedisStore:
         for run_id, token in leases:
             script(keys=[self.keys.run(run_id)], args=[token, now_ms + lease_ms], client=pipe)
         replies = pipe.execute()
-        return [run_id for (run_id, _), ok in zip(leases, replies) if not int(ok)]
+        return [run_id for (run_id, _), ok in zip(leases, replies, strict=True)
+                if not int(ok)]
 
     @_wrapped
     def finish_attempt(self, run_id: str, token: str, status: str, now_ms: int, *,

@@ -98,8 +98,9 @@ def main(argv: list[str] | None = None) -> None:
         for scenario in ("ok", "rate-limited", "declined"):
             # One run at a time, so the printed attempts read in order.
             run = wait_for_run(charge_card.trigger({"scenario": scenario}), timeout=30)
-            outcome = run.output if run.is_success else f"{run.error.name}: {run.error.message}"
-            print(f"{scenario}: {run.status} after {run.attempt_count} attempts ({outcome})")
+            outcome = run.output if run.error is None else f"{run.error.name}: {run.error.message}"
+            attempts = f"{run.attempt_count} attempt{'s' if run.attempt_count != 1 else ''}"
+            print(f"{scenario}: {run.status} after {attempts} ({outcome})")
 
 
 if __name__ == "__main__":

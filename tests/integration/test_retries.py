@@ -31,7 +31,7 @@ def gaps(run_id: str) -> list[float]:
     events = [n for n in notes(run_id) if n[0] in ("start", "fail")]
     fails = [t for kind, t in events if kind == "fail"]
     starts = [t for kind, t in events if kind == "start"]
-    return [start - fail for fail, start in zip(fails, starts[1:])]
+    return [start - fail for fail, start in zip(fails[:len(starts) - 1], starts[1:], strict=True)]
 
 
 def _always_fails(payload: Any, ctx: ct.Context) -> None:
@@ -145,7 +145,7 @@ def test_randomized_backoff_stays_within_one_to_two_times_the_formula(engine: En
     d1, d2, d3 = planned[:3]
     assert 200 <= d1 < 400 and 400 <= d2 < 800 and 800 <= d3 <= 1000
     assert (d1, d2, d3) != (200, 400, 800), "randomize=True must spread the delays"
-    for gap, delay in zip(gaps(handle.id), (d1, d2, d3)):
+    for gap, delay in zip(gaps(handle.id), (d1, d2, d3), strict=True):
         assert 0.95 * delay / 1000 <= gap <= delay / 1000 + 1.5
 
 

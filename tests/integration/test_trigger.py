@@ -1,4 +1,4 @@
-"""Triggering options (SEMANTICS §3.1–3.2, D-13, D-14) and idempotency basics (§5.2).
+"""Triggering options (SEMANTICS §3.1-3.2, D-13, D-14) and idempotency basics (§5.2).
 
 The ``…_and_wait`` functions are covered elsewhere; here only their "outside a run" guard.
 TTL and delay checks that must not execute the run use a bare ``TimerService`` (the worker's

@@ -183,7 +183,7 @@ def test_more_than_ten_tags_are_rejected_with_the_upstream_message() -> None:
     # When they are normalised
     # Then 10 pass and 11 raise with the upstream wording
     assert normalize_tags(ten) == ten
-    with pytest.raises(ValueError, match="Runs can only have 10 tags, you're trying to set 11."):
+    with pytest.raises(ValueError, match=r"Runs can only have 10 tags, you're trying to set 11\."):
         normalize_tags([*ten, "t10"])
 
 

@@ -7,6 +7,9 @@
 -- A WAITING run is taken only once it was woken (woken = 1): it resumes the same attempt and
 -- keeps its journal (field resumed = 1). Any other claim starts a new attempt with an empty
 -- journal (the journal belongs to the attempt, DESIGN §4).
+-- Taking the run arms the timer "lease|<id>" at lease expiry + 1 s: if the lease lapses (the
+-- worker died), the timer service republishes the run and the next claim takes it over as a
+-- new attempt (field takeover = 1).
 -- Invariant: at most one live lease per run; a duplicate delivery is dropped, never run twice.
 if redis.call("EXISTS", KEYS[1]) == 0 then return {"missing"} end
 local now = tonumber(ARGV[1])
@@ -24,8 +27,11 @@ elseif status == "EXECUTING" then
 elseif status == "WAITING" then
   if r[8] ~= "1" then return {"drop", "waiting"} end
   redis.call("HSET", KEYS[1], "status", "EXECUTING", "lease", ARGV[2],
-    "lease_exp", now + tonumber(ARGV[3]), "woken", "0", "resumed", "1", "updated", now)
+    "lease_exp", now + tonumber(ARGV[3]), "woken", "0", "resumed", "1", "updated", now,
+    "takeover", "0")
   for k = 5, #ARGV do redis.call("ZREM", KEYS[2], ARGV[k]) end
+  redis.call("ZADD", KEYS[2], now + tonumber(ARGV[3]) + 1000,
+    "lease|" .. redis.call("HGET", KEYS[1], "id"))
   return {"ok", unpack(redis.call("HGETALL", KEYS[1]))}
 elseif status ~= "QUEUED" and status ~= "DEQUEUED" then
   return {"drop", status}
@@ -37,8 +43,11 @@ end
 local attempt = tonumber(r[6] or "0") + 1
 redis.call("HSET", KEYS[1], "status", "EXECUTING", "lease", ARGV[2],
   "lease_exp", now + tonumber(ARGV[3]), "attempt", attempt, "attempt_started", now,
-  "updated", now, "resumed", "0", "attempt_ms", 0)
+  "updated", now, "resumed", "0", "attempt_ms", 0,
+  "takeover", status == "EXECUTING" and "1" or "0")
 redis.call("DEL", KEYS[3])
+redis.call("ZADD", KEYS[2], now + tonumber(ARGV[3]) + 1000,
+  "lease|" .. redis.call("HGET", KEYS[1], "id"))
 if r[7] == false then redis.call("HSET", KEYS[1], "started", now) end
 for k = 5, #ARGV do redis.call("ZREM", KEYS[2], ARGV[k]) end
 return {"ok", unpack(redis.call("HGETALL", KEYS[1]))}

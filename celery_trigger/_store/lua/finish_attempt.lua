@@ -14,6 +14,7 @@ local now, status = tonumber(ARGV[1]), ARGV[3]
 local final = {COMPLETED=1, CANCELED=1, FAILED=1, CRASHED=1, SYSTEM_FAILURE=1, EXPIRED=1,
   TIMED_OUT=1}
 redis.call("HSET", KEYS[1], "status", status, "lease", "", "lease_exp", 0, "updated", now)
+redis.call("ZREM", KEYS[2], "lease|" .. r[3])
 if final[status] then
   redis.call("HSET", KEYS[1], "finished", now)
   if redis.call("EXISTS", KEYS[4]) == 1 then

@@ -43,6 +43,7 @@ local due = tonumber(ARGV[5])
 if pending == 0 and (due == nil or due <= now) then return "ready" end
 redis.call("HSET", KEYS[1], "status", "WAITING", "lease", "", "lease_exp", 0, "woken", "0",
   "wait_k", k, "updated", now)
+redis.call("ZREM", KEYS[3], "lease|" .. redis.call("HGET", KEYS[1], "id"))
 if nfields > 0 then
   local fields = {}
   for j = 8, 7 + 2 * nfields do fields[#fields + 1] = ARGV[j] end

@@ -35,6 +35,7 @@ if ARGV[3] ~= "" then
   redis.call("HSET", KEYS[1], "status", ARGV[3], "updated", now)
   if final[ARGV[3]] then
     redis.call("HSET", KEYS[1], "finished", now, "lease", "", "lease_exp", 0)
+    redis.call("ZREM", KEYS[2], "lease|" .. redis.call("HGET", KEYS[1], "id"))
     if KEYS[4] and KEYS[4] ~= "" and redis.call("EXISTS", KEYS[4]) == 1 then
       redis.call("ZADD", KEYS[2], now + 5000, "notify|" .. redis.call("HGET", KEYS[1], "id"))
     end

@@ -104,7 +104,8 @@ def e2e_throughput(h: Harness, n: int, reps: int) -> dict[str, Any]:
                 "runs": runs if len(runs) > 1 else None}
 
     def ratio(base: str) -> dict[str, float]:
-        return spread([c["per_s"] / b["per_s"] for c, b in zip(samples["ct"], samples[base], strict=True)])
+        pairs = zip(samples["ct"], samples[base], strict=True)
+        return spread([c["per_s"] / b["per_s"] for c, b in pairs])
 
     from .app_bare import safe_settings
 

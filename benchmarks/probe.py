@@ -1,10 +1,10 @@
-"""Timing probes: wrap named functions with wall-clock and CPU accumulators (used by ``breakdown``).
+"""Timing probes: wrap named functions with wall and CPU accumulators (for ``breakdown``).
 
 The probes patch attributes in the benchmark's own processes only (the library files are
 never touched). A wrapper costs about 1 µs per call (two clocks read twice); ``breakdown``
 reports the probed and unprobed totals side by side. In a worker, ``install_worker_probe``
-wraps the engine's steps inside every pool child and, when the child exits, writes ``<BENCH_PROBE>/<kind>-<pid>.json`` (and a cProfile
-dump ``<kind>-<pid>.pstats`` when ``BENCH_CPROFILE=1``).
+wraps the engine's steps inside every pool child and, when the child exits, writes
+``<BENCH_PROBE>/<kind>-<pid>.json`` (and ``<kind>-<pid>.pstats`` if ``BENCH_CPROFILE=1``).
 """
 
 from __future__ import annotations

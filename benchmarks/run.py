@@ -28,7 +28,7 @@ from benchmarks._infra import RESULTS_DIR, CpuMeter, log, machine_info, versions
 
 CASES = ("trigger", "batch", "e2e", "latency")
 FULL = {"trigger_n": 3000, "trigger_reps": 3, "batch_items": 1000, "batch_reps": 5,
-        "e2e_n": 10_000, "e2e_reps": 1, "latency_n": 500, "latency_warmup": 50,
+        "e2e_n": 10_000, "e2e_reps": 2, "latency_n": 500, "latency_warmup": 50,
         "latency_block": 25}
 QUICK = {"trigger_n": 500, "trigger_reps": 2, "batch_items": 200, "batch_reps": 3,
          "e2e_n": 1000, "e2e_reps": 1, "latency_n": 100, "latency_warmup": 20,

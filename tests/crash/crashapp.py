@@ -53,3 +53,17 @@ def crash_parker(payload: dict, ctx: ct.Context) -> dict:
     mark(f"resumed-{ctx.run.id}")
     child = crash_child.trigger_and_wait({"n": 7})
     return {"child": child.unwrap(), "attempt": ctx.attempt.number}
+
+
+if os.environ.get("CT_CRASH_KILL_ON_RESUME"):
+    # Test hook: die (SIGKILL, no clean-up) the first time this worker's timer service is
+    # about to publish a resume, i.e. after it claimed the timer and before it acked it.
+    import signal
+
+    from celery_trigger._engine import timers as _timers
+
+    def _die(self: object, run_id: str) -> None:
+        mark(f"dying-on-resume-{run_id}")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    _timers.TimerService._resume = _die  # type: ignore[method-assign,assignment]

@@ -52,4 +52,25 @@ def test_parked_run_on_a_killed_worker_resumes_once(crash_env: CrashEnv) -> None
                    message=f"parked run lost; logs:\n{logs(crash_env)}")
     assert run.status == ct.RunStatus.COMPLETED, run.error
     assert run.output == {"child": {"n": 7}, "attempt": 1}
-    assert len(crash_env.marks_named(f"resumed-{handle.id}")) >= 1
+    assert len(crash_env.marks_named(f"resumed-{handle.id}")) == 2  # see the test below
+
+
+def test_worker_killed_while_publishing_a_resume_loses_nothing(crash_env: CrashEnv) -> None:
+    """The timer service dies between claiming a resume and publishing it: the claim lapses,
+    another worker's timer service claims it again, and the run resumes once."""
+    # Given a worker whose timer service dies when it is about to publish a resume
+    a = crash_env.start_worker(env={"CT_CRASH_KILL_ON_RESUME": "1"})
+    handle = ct.tasks.trigger("crash-parker", {"seconds": 1.0})
+    # When the run's wait is due, that worker claims the resume timer and dies
+    wait_for(lambda: crash_env.marks_named(f"dying-on-resume-{handle.id}"), timeout=30,
+             message=f"the resume was never claimed; logs:\n{logs(crash_env)}")
+    a.kill()
+    crash_env.start_worker()
+    # Then a healthy worker resumes the run (exactly once) and it completes
+    run = wait_for(lambda: (r := ct.runs.retrieve(handle.id)).is_completed and r, timeout=45,
+                   message=f"resume lost; logs:\n{logs(crash_env)}")
+    assert run.status == ct.RunStatus.COMPLETED, run.error
+    assert run.output == {"child": {"n": 7}, "attempt": 1}
+    # Code after the duration wait runs once per resume: after the wait, and again (replayed)
+    # after the child wait. A duplicated resume would add a third execution.
+    assert len(crash_env.marks_named(f"resumed-{handle.id}")) == 2

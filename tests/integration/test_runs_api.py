@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -43,6 +44,10 @@ def rapi_spawner(payload: Any) -> None:
     rapi_echo.trigger({"kind": "delayed"}, delay="1h")
     rapi_echo.trigger({"kind": "immediate"})
     raise RuntimeError("retry me later")
+
+
+def _late_run(payload: Any) -> str:
+    return "late"
 
 
 @contextlib.contextmanager
@@ -149,6 +154,23 @@ def test_cancel_cascades_to_children_triggered_inside_the_run(engine: Engine) ->
     assert delayed.status is ct.RunStatus.CANCELED
     assert delayed.error is not None and delayed.error.message == "Canceled by user"
     assert ct.runs.retrieve(immediate_id).status is ct.RunStatus.COMPLETED
+
+
+def test_cancel_a_pending_version_run_and_it_never_runs(engine: Engine) -> None:
+    """§11.3, D-18: a PENDING_VERSION run is cancelled at once and stays cancelled when a
+    worker that defines its task starts."""
+    # Given a run of a task nobody defines yet, cancelled while it waits
+    task_id = f"rapi-late-{uuid.uuid4().hex[:8]}"
+    handle = ct.tasks.trigger(task_id, {})
+    ct.runs.cancel(handle.id)
+    assert ct.runs.retrieve(handle.id).status is ct.RunStatus.CANCELED
+    # When the task becomes defined and a worker has run other work
+    ct.task(id=task_id, run=_late_run)
+    with engine.worker():
+        wait_for_status(ct.tasks.trigger(task_id, {}).id, "COMPLETED")
+    # Then the cancelled run never started
+    run = ct.runs.retrieve(handle.id)
+    assert run.status is ct.RunStatus.CANCELED and run.started_at is None
 
 
 def test_replay_copies_payload_tags_seed_metadata_not_the_key(engine: Engine) -> None:

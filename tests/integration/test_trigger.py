@@ -126,6 +126,21 @@ def test_delay_string_creates_a_delayed_run(engine: Engine) -> None:
     assert abs((run.delayed_until - before).total_seconds() - 3600) < 5
 
 
+@pytest.mark.parametrize("delay, ttl", [
+    (3600, timedelta(minutes=2)),
+    (timedelta(hours=1), 120),
+    (datetime.now(timezone.utc) + timedelta(days=400), "2m"),
+], ids=["seconds", "timedelta", "aware datetime"])
+def test_delay_and_ttl_accept_numbers_timedeltas_and_datetimes(engine: Engine, delay: Any,
+                                                               ttl: Any) -> None:
+    """API.md durations, TRIG-9: seconds, timedelta and aware datetimes all delay the run;
+    the TTL is kept for when it enters the queue."""
+    handle = trg_echo.trigger({}, delay=delay, ttl=ttl)
+    run = ct.runs.retrieve(handle.id)
+    assert run.status is ct.RunStatus.DELAYED and run.delayed_until is not None
+    assert run.ttl == "2m"
+
+
 def test_past_datetime_delay_means_no_delay(engine: Engine) -> None:
     """TRIG-9: an aware datetime in the past → QUEUED at once, and it runs."""
     # When a run is triggered with a delay in the past

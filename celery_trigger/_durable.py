@@ -10,6 +10,8 @@ Invariants (DESIGN §4, decision D-17):
   registration, status ``WAITING``, lease released) and raises ``Park``, a ``BaseException``
   that user ``except Exception`` blocks cannot swallow. Only this module raises or catches it.
 - The journal belongs to the attempt: a retry starts with an empty journal.
+- In-process sleeps (waits up to the threshold) take no ordinal; replay skips those before
+  the resume point, since they already happened.
 - At most one durable wait is outstanding: a second one raises ``ConcurrentWaitError`` and the
   run ends ``SYSTEM_FAILURE`` (SEMANTICS §3.4).
 """
@@ -27,6 +29,11 @@ from ._engine.state import RunState, current_state
 from ._serialization import dumps, loads, to_jsonable
 from .errors import ConcurrentWaitError, NonDeterminismError, TaskRunError
 from .result import BatchResult, Result, Run, RunHandle, ms_to_dt
+
+
+#: The error of a run that broke the one-wait rule (same text as the lifecycle's).
+CONCURRENT_WAIT_MESSAGE = ("Parallel waits are not supported, e.g. using asyncio.gather or "
+                           "threads to wait on several runs: use batch_trigger_and_wait instead")
 
 
 class Park(BaseException):
@@ -86,12 +93,14 @@ def _next(state: RunState, kind: str, target: str) -> tuple[int, dict[str, Any] 
     """Take the next ordinal; return the recorded entry when replaying it."""
     journal = _journal(state)
     with journal.lock:
-        if journal.parked:
-            journal.concurrent = True
-            raise ConcurrentWaitError("Parallel waits are not supported: a durable operation "
-                                      "started while the run was parking at another wait")
+        late = journal.parked
         k = journal.pos
-        journal.pos += 1
+        if not late:
+            journal.pos += 1
+    if late:
+        _flag(state, concurrent=True)
+        raise ConcurrentWaitError("Parallel waits are not supported: a durable operation "
+                                  "started while the run was parking at another wait")
     if k < len(journal.entries):
         entry = journal.entries[k]
         if entry.get("kind") != kind or entry.get("target") != target:
@@ -119,13 +128,47 @@ def _append(state: RunState, k: int, entry: dict[str, Any]) -> None:
 def _begin_wait(state: RunState) -> Journal:
     journal = _journal(state)
     with journal.lock:
-        if journal.wait_active or journal.parked:
-            journal.concurrent = True
-            raise ConcurrentWaitError(
-                "Parallel waits are not supported: use batch_trigger_and_wait instead of "
-                "running several *_and_wait calls or waits concurrently")
-        journal.wait_active = True
+        busy = journal.wait_active or journal.parked
+        if not busy:
+            journal.wait_active = True
+    if busy:
+        _flag(state, concurrent=True)
+        raise ConcurrentWaitError(
+            "Parallel waits are not supported: use batch_trigger_and_wait instead of "
+            "running several *_and_wait calls or waits concurrently")
     return journal
+
+
+def _flag(state: RunState, *, parked: bool = False, concurrent: bool = False) -> None:
+    """Record that the attempt parked and/or broke the one-wait rule.
+
+    The thread that makes both true ends the parked run ``SYSTEM_FAILURE`` itself: with
+    threads (``asyncio.to_thread``) the other wait may start or finish parking after the
+    attempt's outcome was decided, and a parked run must not stay parked (SEMANTICS §3.4).
+    The executing attempt does the same when it still sees both flags; the transition only
+    applies to a run still ``WAITING``, so doing it twice changes nothing.
+    """
+    journal = _journal(state)
+    with journal.lock:
+        journal.parked = journal.parked or parked
+        journal.concurrent = journal.concurrent or concurrent
+        both = journal.parked and journal.concurrent
+    if both:
+        _fail_concurrent(state)
+
+
+def _fail_concurrent(state: RunState) -> None:
+    from ._engine.waiters import notify_waiters
+    from ._setup import current
+
+    engine = current()
+    error = TaskRunError("TASK_DID_CONCURRENT_WAIT", CONCURRENT_WAIT_MESSAGE)
+    result = engine.store.transition(state.run_id, int(time.time() * 1000), allowed="WAITING",
+                                     status="SYSTEM_FAILURE",
+                                     remove_timers=[f"resume|{state.run_id}"],
+                                     fields={"error": dumps(error.to_dict())})
+    if result.ok:
+        notify_waiters(engine, state.run_id)
 
 
 def _usage_fields(state: RunState) -> dict[str, str]:
@@ -159,8 +202,7 @@ def _wait(state: RunState, k: int, entry: dict[str, Any], first: bool, *, member
         if result == "lost":
             raise LeaseLost("the run was cancelled or taken over")
         if result == "parked":
-            with journal.lock:
-                journal.parked = True
+            _flag(state, parked=True)
             raise Park(reason)
         if watch is not None:
             engine.watchdog.resume(watch)
@@ -191,7 +233,9 @@ def wait_duration(seconds: float, *, idempotency_key: str | None = None,
     if seconds <= 0:
         return
     if seconds <= engine.settings.wait_threshold:
-        time.sleep(seconds)
+        # An in-process sleep before the resume point already happened: replay skips it.
+        if not _journal(state).replaying:
+            time.sleep(seconds)
         return
     k, entry = _next(state, "duration", "duration")
     first = entry is None
@@ -204,6 +248,9 @@ def wait_duration(seconds: float, *, idempotency_key: str | None = None,
         entry = {"kind": "duration", "target": "duration", "due": due}
     due = int(entry["due"])
     if due <= time.time() * 1000 and first:
+        # Already passed (an idempotency key of an earlier wait): not a real wait, but it
+        # took ordinal k, so it is recorded to keep the journal aligned with the ordinals.
+        _append(state, k, entry)
         return
     _wait(state, k, entry, first, members=[], due_ms=due,
           info={"type": "duration", "date": ms_to_dt(str(due))},

@@ -32,11 +32,21 @@ class Trigger:
         self.settings = settings
         self.store = store
         self._watchdog: Any = None
+        self._enqueuer: Any = None
         self._task_def_cache: dict[str, tuple[float, str | None]] = {}
 
     @property
     def config(self) -> TriggerConfig:
         return self.settings.config
+
+    @property
+    def enqueuer(self) -> Any:
+        """The direct-enqueue fast path (``_broker.DirectEnqueuer``), built on first use."""
+        if self._enqueuer is None:
+            from ._broker import DirectEnqueuer
+
+            self._enqueuer = DirectEnqueuer(self.app, self.store)
+        return self._enqueuer
 
     @property
     def watchdog(self) -> Any:

@@ -289,25 +289,55 @@ def _replace_failed_owner(trigger: Trigger, prepared: Prepared, owner: str) -> s
 
 
 def create_and_publish(trigger: Trigger, prepared: list[Prepared]) -> list[tuple[str, bool]]:
-    """Write the runs, then publish the new queued ones. Returns ``(run id, cached)``."""
+    """Write the runs, then publish the new queued ones. Returns ``(run id, cached)``.
+
+    With a Redis broker on the store's server the message is pushed by the creating script
+    itself (``_broker.DirectEnqueuer``); otherwise it is sent with ``send_task`` afterwards.
+    """
     stamp = now_ms()
     for item in prepared:
         queue = _dynamic_queue_of(item)
         if queue is not None:
             trigger.store.put_queue(queue.name, {"concurrency_limit": str(queue.concurrency_limit)})
+    signals = _plan_direct(trigger, prepared)
     created = trigger.store.create_runs([p.new for p in prepared], stamp)
     out: list[tuple[str, bool]] = []
     to_publish: list[Prepared] = []
-    for item, result in zip(prepared, created):
+    for item, result, signal in zip(prepared, created, signals):
         run_id, cached = result.run_id, result.cached
         if cached and run_id != item.new.run_id:
             replaced = _replace_failed_owner(trigger, item, run_id)
             if replaced is not None:
                 run_id, cached = replaced, False
         if not cached and item.status == RunStatus.QUEUED.value:
-            to_publish.append(item)
+            if signal is not None:
+                trigger.enqueuer.published(signal)
+            else:
+                to_publish.append(item)
         out.append((run_id, cached))
     publish_prepared(trigger, to_publish)
+    return out
+
+
+def _plan_direct(trigger: Trigger, prepared: list[Prepared]) -> list[dict[str, Any] | None]:
+    """Attach the Celery message to each queued run the store can enqueue atomically."""
+    enqueuer = trigger.enqueuer
+    out: list[dict[str, Any] | None] = []
+    for item in prepared:
+        plan = None
+        if enqueuer.enabled and item.status == RunStatus.QUEUED.value:
+            fields = item.new.fields
+            plan = enqueuer.plan(fields["id"], fields["task"], parent=fields.get("parent"),
+                                 root=fields.get("root"), celery_queue=item.celery_queue,
+                                 payload_repr=item.payload_repr)
+        if plan is None:
+            out.append(None)
+            continue
+        list_key, message, signal = plan
+        item.new.enqueue = (list_key, message)
+        # Record and message are written together: no publish watchdog needed.
+        item.new.timers = [t for t in item.new.timers if not t[0].startswith("pub|")]
+        out.append(signal)
     return out
 
 
@@ -339,6 +369,9 @@ def publish(trigger: Trigger, run_id: str, task_id: str, *, parent: str | None,
         "headers": {"ct_run": 1},
         "add_to_parent": False,
         "retries": retries,
+        # The run record holds the outcome: no result-backend subscription at publish time,
+        # no backend write in the worker (plain Celery sends keep their results).
+        "ignore_result": True,
     }
     if parent:
         options["parent_id"] = parent
@@ -352,6 +385,16 @@ def publish_record(trigger: Trigger, record: Mapping[str, str]) -> None:
     """Publish a stored run (timer service, resumes, pending promotions)."""
     payload = record.get("payload", "")
     text = payload if len(payload) <= 200 else payload[:197] + "..."
+    enqueuer = trigger.enqueuer
+    if enqueuer.enabled:
+        plan = enqueuer.plan(record["id"], record["task"], parent=record.get("parent") or None,
+                             root=record.get("root") or None,
+                             celery_queue=record.get("celery_queue") or None, payload_repr=text,
+                             retries=int(record.get("attempt") or 0))
+        if plan is not None:
+            trigger.store.enqueue(plan[0], plan[1])  # type: ignore[attr-defined]
+            enqueuer.published(plan[2])
+            return
     publish(trigger, record["id"], record["task"], parent=record.get("parent") or None,
             root=record.get("root") or None, celery_queue=record.get("celery_queue") or None,
             payload_repr=text, retries=int(record.get("attempt") or 0))
@@ -382,11 +425,11 @@ def trigger(task_id: str, payload: Any, options: Mapping[str, Any], *,
         handle = _durable.trigger_in_run(
             task_id, lambda rid: _create_one(engine, task_id, payload, options, definition,
                                              rid))
-        return RunHandle(id=handle.id, public_access_token=run_handle_token(engine, handle.id),
-                         is_cached=handle.is_cached, task_identifier=task_id)
-    run_id, cached = _create_one(engine, task_id, payload, options, definition)
-    return RunHandle(id=run_id, public_access_token=run_handle_token(engine, run_id),
-                     is_cached=cached, task_identifier=task_id)
+        run_id, cached = handle.id, handle.is_cached
+    else:
+        run_id, cached = _create_one(engine, task_id, payload, options, definition)
+    return RunHandle(id=run_id, is_cached=cached, task_identifier=task_id,
+                     token_factory=lambda: run_handle_token(engine, run_id))
 
 
 def _item_parts(item: Any) -> tuple[Any, dict[str, Any]]:

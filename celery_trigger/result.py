@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Generic, TypeVar
@@ -18,14 +18,41 @@ from .status import EXECUTING_STATUSES, FINAL_STATUSES, QUEUED_STATUSES, RunStat
 O = TypeVar("O")
 
 
-@dataclass(frozen=True)
 class RunHandle:
-    """What ``trigger`` returns. Example: ``handle = my_task.trigger({...}); handle.id``."""
+    """What ``trigger`` returns. Example: ``handle = my_task.trigger({...}); handle.id``.
 
-    id: str
-    public_access_token: str | None = None
-    is_cached: bool = False
-    task_identifier: str = ""
+    ``public_access_token`` (a JWT scoped to this run, valid one hour) is signed on first
+    access, so triggering stays cheap when nobody reads it.
+    """
+
+    __slots__ = ("_token", "_token_factory", "id", "is_cached", "task_identifier")
+
+    def __init__(self, id: str, public_access_token: str | None = None, is_cached: bool = False,
+                 task_identifier: str = "",
+                 token_factory: Callable[[], str | None] | None = None) -> None:
+        self.id = id
+        self.is_cached = is_cached
+        self.task_identifier = task_identifier
+        self._token = public_access_token
+        self._token_factory = token_factory
+
+    @property
+    def public_access_token(self) -> str | None:
+        if self._token is None and self._token_factory is not None:
+            self._token = self._token_factory()
+            self._token_factory = None
+        return self._token
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunHandle) and (self.id, self.is_cached) == \
+            (other.id, other.is_cached)
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return (f"RunHandle(id={self.id!r}, is_cached={self.is_cached!r}, "
+                f"task_identifier={self.task_identifier!r})")
 
 
 @dataclass(frozen=True)

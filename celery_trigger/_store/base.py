@@ -35,6 +35,9 @@ class NewRun:
     replace_owner: str | None = None
     parent_id: str | None = None
     pending_version: bool = False
+    #: ``(broker list key, message)`` pushed atomically with the record (Redis broker on the
+    #: store's own server only; other stores ignore it and the caller publishes instead).
+    enqueue: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)

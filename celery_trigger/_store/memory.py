@@ -104,8 +104,10 @@ class MemoryStore:
                     return Claim("drop", reason="waiting")
                 record.update(status="EXECUTING", lease=token,
                               lease_exp=lua_num(now_ms + lease_ms), woken="0", resumed="1",
-                              updated=lua_num(now_ms))
-                return self._claimed(record, drop_timers)
+                              updated=lua_num(now_ms), takeover="0")
+                self._drop_timers(drop_timers)
+                self._lease_timer(record, now_ms + lease_ms + 1000)
+                return Claim("ok", record=dict(record))
             elif status not in ("QUEUED", "DEQUEUED"):
                 return Claim("drop", reason=status)
             never_started = "started" not in record
@@ -116,16 +118,25 @@ class MemoryStore:
             attempt = float(record.get("attempt", "0")) + 1
             record.update(status="EXECUTING", lease=token, lease_exp=lua_num(now_ms + lease_ms),
                           attempt=lua_num(attempt), attempt_started=lua_num(now_ms),
-                          updated=lua_num(now_ms), resumed="0", attempt_ms="0")
+                          updated=lua_num(now_ms), resumed="0", attempt_ms="0",
+                          takeover="1" if status == "EXECUTING" else "0")
             self._state.lists.pop(self.keys.journal(run_id), None)  # a new attempt replays nothing
+            self._lease_timer(record, now_ms + lease_ms + 1000)
             if never_started:
                 record["started"] = lua_num(now_ms)
-            return self._claimed(record, drop_timers)
+            self._drop_timers(drop_timers)
+            return Claim("ok", record=dict(record))
 
-    def _claimed(self, record: Record, drop_timers: Sequence[str]) -> Claim:
-        for member in drop_timers:
+    def _drop_timers(self, members: Sequence[str]) -> None:
+        for member in members:
             self._state.zrem(self.keys.timers(), member)
-        return Claim("ok", record=dict(record))
+
+    def _lease_timer(self, record: Record, due_ms: int | None) -> None:
+        """Arm (``due_ms``) or disarm (None) ``lease|<id>``, the dead-worker check."""
+        if due_ms is None:
+            self._state.zrem(self.keys.timers(), f"lease|{record.get('id')}")
+        else:
+            self._state.zadd(self.keys.timers(), f"lease|{record.get('id')}", due_ms)
 
     def _holds(self, run_id: str, token: str) -> bool:
         """The run is executing under ``token`` (the check every lease-guarded script makes)."""
@@ -156,6 +167,7 @@ class MemoryStore:
             record = st.hashes[self.keys.run(run_id)]
             owner_id = record.get("id")
             record.update(status=status, lease="", lease_exp="0", updated=lua_num(now_ms))
+            self._lease_timer(record, None)
             if status in FINAL:
                 record["finished"] = lua_num(now_ms)
                 self._notify_timer(run_id, owner_id, now_ms)
@@ -194,6 +206,7 @@ class MemoryStore:
                 record.update(status=status, updated=lua_num(now_ms))
                 if status in FINAL:
                     record.update(finished=lua_num(now_ms), lease="", lease_exp="0")
+                    self._lease_timer(record, None)
                     self._notify_timer(run_id, record.get("id"), now_ms)
                 if status == "QUEUED":
                     record["queued_at"] = lua_num(now_ms)
@@ -273,6 +286,7 @@ class MemoryStore:
             record = st.hashes[keys.run(run_id)]
             record.update(status="WAITING", lease="", lease_exp="0", woken="0", wait_k=lua_num(k),
                           updated=lua_num(now_ms))
+            self._lease_timer(record, None)
             if fields:
                 st.hset(keys.run(run_id), fields)
             if due_ms is not None and due_ms > now_ms:

@@ -79,10 +79,11 @@ class RedisStore:
             k.idempotency(run.task_id, run.idempotency_key) if run.idempotency_key else "",
             k.children(run.parent_id) if run.parent_id else "",
             k.pending_version(run.task_id) if run.pending_version else "",
+            run.enqueue[0] if run.enqueue else "",
             *(k.tag(t) for t in run.tags),
         ]
         args: list[Any] = [run.run_id, now_ms, run.idempotency_ttl_ms, run.replace_owner or "",
-                           len(run.timers)]
+                           run.enqueue[1] if run.enqueue else "", len(run.timers)]
         for member, due in run.timers:
             args.append(member)
             args.append(due)
@@ -289,6 +290,11 @@ class RedisStore:
                        count: int) -> list[tuple[str, int]]:
         key = self.keys.token_tag(tag) if tag else self.keys.tokens_by_created()
         return self._page(key, before, count)
+
+    @_wrapped
+    def enqueue(self, list_key: str, message: str) -> None:
+        """Push a prepared Celery message onto a broker queue on this server (fast path)."""
+        self._client.lpush(list_key, message)
 
     @_wrapped
     def remove_timers(self, members: Sequence[str]) -> None:

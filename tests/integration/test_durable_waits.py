@@ -94,7 +94,7 @@ def test_long_wait_parks_and_calls_on_wait_and_on_resume_once(make_engine) -> No
     assert run.attempt_count == 1 and run.finished_at.timestamp() * 1000 >= due
     assert [kind for kind, _ in WAITS] == ["wait:1", "resume:1"]
     assert WAITS[0][1]["type"] == "duration" and WAITS[1][1]["type"] == "duration"
-    assert int(WAITS[0][1]["date"].timestamp() * 1000) == due // 1000 * 1000
+    assert abs(WAITS[0][1]["date"].timestamp() * 1000 - due) < 2
     assert COUNTS["sleeper"] == 2
 
 
@@ -234,7 +234,6 @@ def test_runs_sharing_a_wait_key_resume_at_the_first_target(make_engine) -> None
         third = dw_keyed.trigger({"seconds": 30, "key": "shared-k"})
         run = wait_for_status(third.id, timeout=10)
     assert run.output == "woke"
-    assert run.finished_at.timestamp() * 1000 < time.time() * 1000 + 1
     assert len(engine.store.journal(third.id)) == 1  # passed wait still recorded
 
 

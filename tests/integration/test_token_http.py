@@ -116,9 +116,12 @@ def test_post_with_empty_or_non_json_body_completes_with_empty_object(
 def test_post_with_json_scalar_body_completes_with_that_value(
         serve: Callable[..., Served]) -> None:
     """§7.2: the JSON request body *is* the output, whatever JSON value it is."""
+    # Given a waiting token
     srv = serve()
     token = ct.wait.create_token()
+    # When its URL is POSTed with a JSON array
     response = srv.post(token.url, content=b"[1, \"two\", null]")
+    # Then the array is the output
     assert response.status_code == 200
     assert ct.wait.retrieve_token(token.id).output == [1, "two", None]
 
@@ -143,6 +146,7 @@ def test_post_with_tampered_hash_is_401_and_token_stays_waiting(
 def test_second_post_returns_success_and_keeps_first_output(
         serve: Callable[..., Served]) -> None:
     """§7.2, WAIT-10 over HTTP: already completed ⇒ 200 {"success": true}, no change."""
+    # Given a token completed over HTTP
     srv = serve()
     token = ct.wait.create_token()
     assert srv.post(token.url, json={"n": 1}).status_code == 200
@@ -170,7 +174,8 @@ def test_post_to_timed_out_token_returns_success_and_stays_timed_out(
 
 def test_post_without_content_length_is_411(serve: Callable[..., Served]) -> None:
     """§7.2: a callback POST without Content-Length is refused with 411."""
-    srv = serve()
+    # Given a served app and a waiting token
+    serve()
     token = ct.wait.create_token()
     parts = urlsplit(token.url)
     # When the URL is POSTed with no Content-Length header at all
@@ -203,9 +208,12 @@ def test_post_above_payload_limit_is_413(serve: Callable[..., Served]) -> None:
 def test_non_post_on_token_url_is_405_with_allow_post(serve: Callable[..., Served],
                                                       method: str) -> None:
     """§7.2: non-POST methods on the callback URL answer 405 with ``Allow: POST``."""
-    srv = serve()
+    # Given a served app and a waiting token
+    serve()
     token = ct.wait.create_token()
+    # When its URL is called with another method
     response = httpx.request(method, token.url, timeout=10)
+    # Then the answer is 405, Allow: POST, and the token is untouched
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
     assert _status(token.id) == "WAITING"
@@ -213,10 +221,12 @@ def test_non_post_on_token_url_is_405_with_allow_post(serve: Callable[..., Serve
 
 def test_unknown_token_is_404_and_unknown_path_is_404(serve: Callable[..., Served]) -> None:
     """§7.2: a correctly signed URL of a token that does not exist answers 404."""
+    # Given a correctly signed callback URL for a token id that was never created
     srv = serve()
     secret = srv.engine.trigger.settings.secret_key
     missing = "waitpoint_doesnotexist0000"
     url = f"{srv.url}/api/v1/waitpoints/tokens/{missing}/callback/{callback_hash(secret, missing)}"
+    # When it (and paths the app does not serve) are requested, Then each answers 404
     assert srv.post(url, json={}).status_code == 404
     assert srv.post(f"{srv.url}/api/v1/waitpoints/tokens", json={}).status_code == 404
     assert httpx.get(f"{srv.url}/", timeout=10).status_code == 404
@@ -230,6 +240,7 @@ def _complete_url(srv: Served, token_id: str) -> str:
 
 def test_complete_with_the_tokens_public_access_token(serve: Callable[..., Served]) -> None:
     """§7.2: POST .../complete with {"data": ...} and the token's public access token."""
+    # Given a waiting token with its public access token
     srv = serve()
     token = ct.wait.create_token()
     assert token.public_access_token
@@ -244,14 +255,17 @@ def test_complete_with_the_tokens_public_access_token(serve: Callable[..., Serve
 
 def test_complete_with_global_scope_or_secret_key(serve: Callable[..., Served]) -> None:
     """§7.2, §12.2: a token with ``write:waitpoints`` or the secret key itself may complete."""
+    # Given two waiting tokens, a public token for all waitpoints and the secret key
     srv = serve()
     first, second = ct.wait.create_token(), ct.wait.create_token()
     scoped = ct.auth.create_public_token(scopes={"write": {"waitpoints": True}})
     secret = srv.engine.trigger.settings.secret_key
+    # When each completes one token
     r1 = srv.post(_complete_url(srv, first.id), json={"data": 1},
                   headers={"Authorization": f"Bearer {scoped}"})
     r2 = srv.post(_complete_url(srv, second.id), json={"data": 2},
                   headers={"Authorization": f"bearer {secret}"})
+    # Then both are completed with their data
     assert (r1.status_code, r2.status_code) == (200, 200)
     assert [ct.wait.retrieve_token(t.id).output for t in (first, second)] == [1, 2]
 
@@ -272,10 +286,12 @@ def _bad_auth_headers(secret: str, other_token: str) -> dict[str, dict[str, str]
 def test_complete_with_bad_or_missing_auth_is_401(serve: Callable[..., Served]) -> None:
     """§7.2, §12.2: no bearer, a bad signature, an expired token or a token scoped to another
     waitpoint are refused with 401 and change nothing."""
+    # Given a waiting token and a set of bad Authorization headers
     srv = serve()
     token, other = ct.wait.create_token(), ct.wait.create_token()
     assert other.public_access_token
     cases = _bad_auth_headers(srv.engine.trigger.settings.secret_key, other.public_access_token)
+    # When each is used on the complete route, Then each is refused and nothing changes
     for name, headers in cases.items():
         response = srv.post(_complete_url(srv, token.id), json={"data": name}, headers=headers)
         assert response.status_code == 401, name
@@ -285,9 +301,11 @@ def test_complete_with_bad_or_missing_auth_is_401(serve: Callable[..., Served]) 
 
 def test_complete_with_a_body_that_is_not_an_object_is_400(serve: Callable[..., Served]) -> None:
     """The complete route needs a JSON object body ``{"data": ...}``."""
+    # Given a waiting token and its access token
     srv = serve()
     token = ct.wait.create_token()
     auth = {"Authorization": f"Bearer {token.public_access_token}"}
+    # When the body is not a JSON object, Then the answer is 400 and nothing changes
     for body in (b"[1]", b"nope", b""):
         response = srv.post(_complete_url(srv, token.id), content=body, headers=auth)
         assert response.status_code == 400, body
@@ -296,9 +314,12 @@ def test_complete_with_a_body_that_is_not_an_object_is_400(serve: Callable[..., 
 
 def test_complete_route_answers_cors_preflight(serve: Callable[..., Served]) -> None:
     """§7.2: CORS is enabled on the complete route (browser preflight)."""
+    # Given a waiting token
     srv = serve()
     token = ct.wait.create_token()
+    # When a browser sends its preflight request
     response = httpx.options(_complete_url(srv, token.id), timeout=10)
+    # Then cross-origin POSTs with an Authorization header are allowed
     assert response.status_code == 204
     assert response.headers["access-control-allow-origin"] == "*"
     assert "authorization" in response.headers["access-control-allow-headers"]
@@ -307,7 +328,8 @@ def test_complete_route_answers_cors_preflight(serve: Callable[..., Served]) -> 
 # --- ASGI -------------------------------------------------------------------------------------
 
 def call_asgi(app: Any, method: str, path: str, *, headers: Sequence[tuple[str, str]] = (),
-              chunks: Sequence[bytes] = (b"",)) -> tuple[int, dict[str, str], Any]:
+              chunks: Sequence[bytes] = (b"",),
+              root_path: str = "") -> tuple[int, dict[str, str], Any]:
     """Call an ASGI app once; return (status, headers, decoded JSON body)."""
     messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
                 for i, c in enumerate(chunks)]
@@ -320,7 +342,7 @@ def call_asgi(app: Any, method: str, path: str, *, headers: Sequence[tuple[str, 
         sent.append(message)
 
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-             "method": method, "path": path, "raw_path": path.encode(), "root_path": "",
+             "method": method, "path": path, "raw_path": path.encode(), "root_path": root_path,
              "query_string": b"", "headers": [(k.lower().encode(), v.encode()) for k, v in headers]}
     asyncio.run(app(scope, receive, send))
     start, body = sent
@@ -334,17 +356,20 @@ def _path(url: str) -> str:
 
 def test_asgi_complete_resumes_parked_run(engine: Engine) -> None:
     """§7.2, WAIT-9: the ASGI app's complete route resumes a run parked on the token."""
+    # Given an ASGI app mounted under /trigger and a run parked on a token
     app = asgi_app(engine=engine.trigger, prefix="/trigger")
     token = ct.wait.create_token()
     body = json.dumps({"data": {"approved": True}}).encode()
     with engine.worker(concurrency=1):
         handle = th_await_token.trigger({"token": token.id})
         wait_for_status(handle.id, "WAITING")
+        # When the complete route receives the data in two body chunks
         status, headers, reply = call_asgi(
             app, "POST", f"/trigger/api/v1/waitpoints/tokens/{token.id}/complete",
             headers=[("Authorization", f"Bearer {token.public_access_token}"),
                      ("Content-Length", str(len(body)))],
             chunks=[body[:5], body[5:]])
+        # Then it succeeds and the run resumes with the data
         assert (status, reply) == (200, {"success": True})
         assert headers["content-type"] == "application/json"
         run = wait_for_status(handle.id, timeout=20)
@@ -360,12 +385,16 @@ def test_asgi_callback_rules(make_engine: Callable[..., Engine]) -> None:
     token = ct.wait.create_token()
     path = _path(token.url)
     length = [("Content-Length", "10")]
+    # When bad requests arrive, Then each gets its status and the token stays WAITING
     assert call_asgi(app, "POST", path[:-1] + "x", headers=length, chunks=[b"{}"])[0] == 401
     assert call_asgi(app, "POST", path, chunks=[b"{}"])[0] == 411
     assert call_asgi(app, "POST", path, headers=length, chunks=[b"1" * 40, b"2" * 40])[0] == 413
     status, headers, _ = call_asgi(app, "GET", path)
     assert (status, headers["allow"]) == (405, "POST")
+    status, headers, _ = call_asgi(app, "GET", f"/mnt{path}", root_path="/mnt")
+    assert (status, headers["allow"]) == (405, "POST")
     assert ct.wait.retrieve_token(token.id).status == "WAITING"
+    # When a good request arrives, Then its body is the output
     body = b'{"status": "approved"}'
     status, _, reply = call_asgi(app, "POST", path, headers=[("Content-Length", "22")],
                                  chunks=[body])
@@ -385,6 +414,7 @@ def test_store_unreachable_is_503(engine: Engine) -> None:
     status, _, reply = call_asgi(asgi_app(engine=down), "POST", path,
                                  headers=[("Content-Length", "2")], chunks=[b"{}"])
     # Then the answer is 503 with a JSON error
+    down.store.close()
     assert status == 503 and "error" in reply
 
 

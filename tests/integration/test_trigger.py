@@ -358,6 +358,22 @@ def test_same_key_on_a_delayed_run_returns_it(engine: Engine) -> None:
     assert _run_count(engine) == 1
 
 
+@pytest.mark.parametrize("status", ["FAILED", "CRASHED", "SYSTEM_FAILURE", "TIMED_OUT"])
+def test_key_still_held_by_a_failed_owner_is_taken_over(engine: Engine, status: str) -> None:
+    """IDEM-6, §5.2 (lazy clearing): a key whose owner ended failed but still holds it goes
+    to a new run."""
+    # Given an owner run that ended failed while its key was left in place
+    first = trg_echo.trigger({"n": 1}, idempotency_key="lazy")
+    engine.store.raw().hset(engine.store.keys.run(first.id), "status", status)
+    # When the key is used again
+    second = trg_echo.trigger({"n": 2}, idempotency_key="lazy")
+    third = trg_echo.trigger({"n": 3}, idempotency_key="lazy")
+    # Then a new run owns the key and a third trigger finds it
+    assert second.id != first.id and not second.is_cached
+    assert third.id == second.id and third.is_cached
+    assert ct.runs.retrieve(second.id).payload == {"n": 2}
+
+
 def test_same_key_on_two_tasks_creates_two_runs(engine: Engine) -> None:
     """IDEM-4: keys are per task."""
     a = trg_echo.trigger({}, idempotency_key="shared")

@@ -1,10 +1,13 @@
 -- create_run: write a new run record atomically, honouring its idempotency key.
 -- KEYS[1] run hash          KEYS[2] runs:by_created    KEYS[3] timers
 -- KEYS[4] idempotency key ("" = none)                 KEYS[5] parent's children list ("" = none)
--- KEYS[6] pending-version set ("" = none)             KEYS[7..] tag sorted sets
+-- KEYS[6] pending-version set ("" = none)             KEYS[7] broker queue list ("" = none)
+-- KEYS[8..] tag sorted sets
 -- ARGV[1] run id   ARGV[2] now (ms)   ARGV[3] idempotency ttl (ms)
 -- ARGV[4] run id the key may be taken from ("" = none: an existing owner means a cache hit)
--- ARGV[5] number of timers T, then T pairs (member, due ms), then field/value pairs.
+-- ARGV[5] the Celery message to LPUSH onto KEYS[7] when the run is created ("" = none), so
+-- the record and its message appear together or not at all
+-- ARGV[6] number of timers T, then T pairs (member, due ms), then field/value pairs.
 -- Returns {run id, cached (0|1)}: the new run, or the run that already owns the key.
 local run_id, now = ARGV[1], tonumber(ARGV[2])
 if KEYS[4] ~= "" then
@@ -17,8 +20,8 @@ end
 if redis.call("EXISTS", KEYS[1]) == 1 then
   return {run_id, 1}
 end
-local ntimers = tonumber(ARGV[5])
-local i = 6
+local ntimers = tonumber(ARGV[6])
+local i = 7
 for _ = 1, ntimers do
   redis.call("ZADD", KEYS[3], ARGV[i + 1], ARGV[i])
   i = i + 2
@@ -29,5 +32,6 @@ redis.call("HSET", KEYS[1], unpack(fields))
 redis.call("ZADD", KEYS[2], now, run_id)
 if KEYS[5] ~= "" then redis.call("RPUSH", KEYS[5], run_id) end
 if KEYS[6] ~= "" then redis.call("ZADD", KEYS[6], now, run_id) end
-for k = 7, #KEYS do redis.call("ZADD", KEYS[k], now, run_id) end
+for k = 8, #KEYS do redis.call("ZADD", KEYS[k], now, run_id) end
+if KEYS[7] ~= "" and ARGV[5] ~= "" then redis.call("LPUSH", KEYS[7], ARGV[5]) end
 return {run_id, 0}

@@ -30,7 +30,6 @@ from ._serialization import dumps, loads, to_jsonable
 from .errors import ConcurrentWaitError, NonDeterminismError, TaskRunError
 from .result import BatchResult, Result, Run, RunHandle, ms_to_dt
 
-
 #: The error of a run that broke the one-wait rule (same text as the lifecycle's).
 CONCURRENT_WAIT_MESSAGE = ("Parallel waits are not supported, e.g. using asyncio.gather or "
                            "threads to wait on several runs: use batch_trigger_and_wait instead")
@@ -78,10 +77,10 @@ def _state(what: str) -> RunState:
 
 
 def _journal(state: RunState) -> Journal:
-    journal = state.extra.get("journal")
+    journal: Journal | None = state.extra.get("journal")
     if journal is None:
         journal = state.extra["journal"] = Journal()
-    return journal  # type: ignore[no-any-return]
+    return journal
 
 
 def derive_id(prefix: str, state: RunState, k: int, index: int = 0) -> str:
@@ -283,7 +282,7 @@ def _results(run_ids: Sequence[str]) -> list[Result[Any]]:
 
     records = current().store.get_runs(run_ids)
     out: list[Result[Any]] = []
-    for run_id, record in zip(run_ids, records):
+    for run_id, record in zip(run_ids, records, strict=True):
         if record is None:
             out.append(Result(ok=False, id=run_id, task_identifier="",
                               error=TaskRunError("RUN_NOT_FOUND", f"run {run_id} vanished")))

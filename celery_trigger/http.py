@@ -75,7 +75,7 @@ class _Response:
     headers: tuple[tuple[str, str], ...] = ()
 
     def encoded(self) -> tuple[bytes, list[tuple[str, str]]]:
-        data = b"" if self.status == 204 else json.dumps(self.body, separators=(",", ":")).encode()
+        data = json.dumps(self.body, separators=(",", ":")).encode()
         return data, [("content-type", "application/json"), ("content-length", str(len(data))),
                       *self.headers]
 
@@ -105,7 +105,7 @@ def _prepare(engine: Any, prefix: str, method: str, path: str,
     callback = digest is not None
     extra = () if callback else _CORS
     if method == "OPTIONS" and not callback:
-        return _Response(204, None, _PREFLIGHT)
+        return _Response(200, {}, _PREFLIGHT)
     if method != "POST":
         allow = "POST" if callback else "POST, OPTIONS"
         return _error(405, "Method not allowed", (*extra, ("allow", allow)))

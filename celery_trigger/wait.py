@@ -27,7 +27,7 @@ from ._engine import tokens as _tokens
 from ._engine.tokens import TokenRecord, WaitResult, WaitToken
 from ._setup import current
 from .errors import TokenNotFoundError
-from .options import normalize_tags, resolve_delay, resolve_idempotency_ttl, to_seconds, utcnow
+from .options import MAX_TAGS, resolve_delay, resolve_idempotency_ttl, to_seconds, utcnow
 
 _UNITS = (("seconds", 1), ("minutes", 60), ("hours", 3600), ("days", 86400),
           ("weeks", 604800), ("months", 30 * 86400), ("years", 365 * 86400))
@@ -91,7 +91,7 @@ def create_token(*, timeout: Any = None, idempotency_key: str | None = None,
     Example: ``token = ct.wait.create_token(timeout="10m"); send(token.url)``.
     """
     engine = current()
-    tag_list = normalize_tags(tags)  # type: ignore[arg-type]
+    tag_list = _token_tags(tags)
     due = resolve_delay(timeout, utcnow()) if timeout is not None else None
     timeout_ms = int(due.timestamp() * 1000) if due is not None else None
     key = _key(idempotency_key)
@@ -108,11 +108,35 @@ def create_token(*, timeout: Any = None, idempotency_key: str | None = None,
                      public_access_token=pat)
 
 
+#: Token tags may be longer than run tags (SEMANTICS §7.2: ≤ 128 characters, ≤ 10 tags).
+MAX_TOKEN_TAG_LENGTH = 128
+
+
+def _token_tags(tags: str | Sequence[str] | None) -> builtins.list[str]:
+    """Blank tags dropped, duplicates removed, at most 10 of at most 128 characters."""
+    items = [] if tags is None else [tags] if isinstance(tags, str) else tags
+    if not isinstance(items, (builtins.list, tuple)):
+        raise TypeError(f"tags must be a string or a list of strings, not {type(tags).__name__}")
+    out: builtins.list[str] = []
+    for tag in items:
+        if not isinstance(tag, str):
+            raise TypeError(f"tags must be strings, got {tag!r}")
+        if len(tag) > MAX_TOKEN_TAG_LENGTH:
+            raise ValueError(f"tag {tag[:20]!r}... is {len(tag)} characters; the limit is "
+                             f"{MAX_TOKEN_TAG_LENGTH}")
+        if tag.strip() and tag not in out:
+            out.append(tag)
+    if len(out) > MAX_TAGS:
+        raise ValueError(f"Waitpoints can only have {MAX_TAGS} tags, you're trying to set "
+                         f"{len(out)}.")
+    return out
+
+
 def _token_id(token: WaitToken | TokenRecord | str | dict[str, Any]) -> str:
     if isinstance(token, (WaitToken, TokenRecord)):
         return token.id
-    if isinstance(token, dict) and isinstance(token.get("id"), str):
-        return token["id"]
+    if isinstance(token, dict) and isinstance(value := token.get("id"), str):
+        return value
     if isinstance(token, str) and token:
         return token
     raise TypeError("token must be a WaitToken, a token id or a name")

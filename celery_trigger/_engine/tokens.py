@@ -122,7 +122,7 @@ def complete(engine: Any, token_id: str, data: Any) -> bool:
         raise TokenNotFoundError(f"no waitpoint token with id {token_id!r}")
     if result == "ok":
         notify_waiters(engine, f"token:{token_id}")
-    return result == "ok"
+    return bool(result == "ok")
 
 
 def time_out(engine: Any, token_id: str) -> bool:
@@ -130,4 +130,4 @@ def time_out(engine: Any, token_id: str) -> bool:
                                             "error", dumps({"code": "TRIGGER_WAITPOINT_TIMEOUT"}))
     if result == "ok":
         notify_waiters(engine, f"token:{token_id}")
-    return result == "ok"
+    return bool(result == "ok")

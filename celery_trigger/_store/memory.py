@@ -119,7 +119,7 @@ class MemoryStore:
             record.update(status="EXECUTING", lease=token, lease_exp=lua_num(now_ms + lease_ms),
                           attempt=lua_num(attempt), attempt_started=lua_num(now_ms),
                           updated=lua_num(now_ms), resumed="0", attempt_ms="0",
-                          takeover="1" if status == "EXECUTING" else "0")
+                          takeover="1" if status == "EXECUTING" and mode != "warm" else "0")
             self._state.lists.pop(self.keys.journal(run_id), None)  # a new attempt replays nothing
             self._lease_timer(record, now_ms + lease_ms + 1000)
             if never_started:

@@ -95,3 +95,19 @@ def test_ci_script_runs_the_readme_setup_commands() -> None:
     # Then it runs both commands verbatim
     for command in commands:
         assert command in ci_lines, f".ci/run does not run {command!r}"
+
+
+def test_relative_links_in_readme_and_docs_point_to_existing_files() -> None:
+    """Every relative link of README.md and docs/*.md names a file or folder of the repo."""
+    # Given the README and every docs page
+    pages = [README, *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        # When their relative link targets are resolved (anchors dropped)
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue
+            if not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(ROOT)} -> {target}")
+    # Then each exists
+    assert not broken, "broken links:\n" + "\n".join(broken)

@@ -278,7 +278,8 @@ def test_warm_claim_needs_the_same_live_token(store: Store) -> None:
     assert wrong == Claim("drop", reason="lease lost")
     assert queued == Claim("drop", reason="lease lost")
     assert same.record is not None
-    assert (same.record["attempt"], same.record["lease_exp"]) == ("2", str(NOW + 5 + LEASE))
+    assert (same.record["attempt"], same.record["lease_exp"], same.record["takeover"]) == (
+        "2", str(NOW + 5 + LEASE), "0")  # its own live lease: no takeover
 
 
 def test_claim_drops_a_queued_run_whose_ttl_passed(store: Store) -> None:

@@ -9,7 +9,7 @@
 -- journal (the journal belongs to the attempt, DESIGN §4).
 -- Taking the run arms the timer "lease|<id>" at lease expiry + 1 s: if the lease lapses (the
 -- worker died), the timer service republishes the run and the next claim takes it over as a
--- new attempt (field takeover = 1).
+-- new attempt (field takeover = 1; a warm retry under its own live lease is no takeover).
 -- Invariant: at most one live lease per run; a duplicate delivery is dropped, never run twice.
 if redis.call("EXISTS", KEYS[1]) == 0 then return {"missing"} end
 local now = tonumber(ARGV[1])
@@ -44,7 +44,7 @@ local attempt = tonumber(r[6] or "0") + 1
 redis.call("HSET", KEYS[1], "status", "EXECUTING", "lease", ARGV[2],
   "lease_exp", now + tonumber(ARGV[3]), "attempt", attempt, "attempt_started", now,
   "updated", now, "resumed", "0", "attempt_ms", 0,
-  "takeover", status == "EXECUTING" and "1" or "0")
+  "takeover", (status == "EXECUTING" and mode ~= "warm") and "1" or "0")
 redis.call("DEL", KEYS[3])
 redis.call("ZADD", KEYS[2], now + tonumber(ARGV[3]) + 1000,
   "lease|" .. redis.call("HGET", KEYS[1], "id"))

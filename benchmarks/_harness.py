@@ -18,7 +18,7 @@ from datetime import datetime
 from types import ModuleType
 from typing import Any
 
-from ._infra import RedisServer, Worker, wait_until
+from ._infra import RedisServer, Worker, log, wait_for_quiet, wait_until
 
 BARE_QUEUES = {"default": "bench-bare", "safe": "bench-bare-safe"}
 CT_QUEUE = "bench-ct"
@@ -34,8 +34,10 @@ class Harness:
     bare: ModuleType
     ct: ModuleType
 
-    def __init__(self) -> None:
+    def __init__(self, quiet_wait_s: float = 0.0, ct_store_db: int = 0) -> None:
         self.redis = RedisServer()
+        self.quiet_wait_s = quiet_wait_s
+        self.ct_store_db = ct_store_db
 
     def __enter__(self) -> Harness:
         self.redis.__enter__()
@@ -44,11 +46,13 @@ class Harness:
         os.environ["BENCH_CT_QUEUE"] = CT_QUEUE
         os.environ["BENCH_BARE_QUEUE"] = BARE_QUEUES["default"]
         os.environ["BENCH_BARE_SETTINGS"] = "default"
+        os.environ["BENCH_CT_STORE_DB"] = str(self.ct_store_db)
         from . import app_bare, app_ct
 
         self.bare, self.ct = app_bare, app_ct
         self.r = self.redis.client(0)
         self.r_backend = self.redis.client(1)
+        self.r_store = self.redis.client(self.ct_store_db)
         self.keys = app_ct.engine.store.keys
         return self
 
@@ -59,6 +63,16 @@ class Harness:
             self.ct.engine.close()
         finally:
             self.redis.__exit__()
+
+    def settle(self, label: str) -> dict[str, float] | None:
+        """Before a measurement: wait a while for other processes on the box to go quiet."""
+        if self.quiet_wait_s <= 0:
+            return None
+        quiet = wait_for_quiet(self.quiet_wait_s)
+        if quiet["waited_s"] > 1.5:
+            log(f"  ({label}: waited {quiet['waited_s']} s for the machine to go quiet; "
+                f"others use {quiet['others_cpus_busy']} CPUs)")
+        return quiet
 
     def flush(self) -> None:
         """Empty Redis between variants; never while a worker runs (it holds bindings)."""
@@ -104,7 +118,7 @@ class Harness:
     def ct_records(self, run_ids: Sequence[str], *fields: str) -> list[list[Any]]:
         out: list[list[Any]] = []
         for i in range(0, len(run_ids), _CHUNK):
-            pipe = self.r.pipeline(transaction=False)
+            pipe = self.r_store.pipeline(transaction=False)
             for run_id in run_ids[i:i + _CHUNK]:
                 pipe.hmget(self.keys.run(run_id), *fields)
             out.extend(pipe.execute())
@@ -121,7 +135,7 @@ class Harness:
         final (runs are consumed about in order): polling must not steal the worker's CPU.
         """
         last_key = self.keys.run(run_ids[-1])
-        wait_until(lambda: (self.r.hget(last_key, "status") or b"").decode() in FINAL,
+        wait_until(lambda: (self.r_store.hget(last_key, "status") or b"").decode() in FINAL,
                    timeout, interval=0.01, what="last run final")
 
         def all_final() -> list[list[Any]] | None:

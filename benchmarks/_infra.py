@@ -222,6 +222,26 @@ class CpuMeter:
         return out
 
 
+def wait_for_quiet(max_wait_s: float, threshold: float = 0.3,
+                   window_s: float = 1.0) -> dict[str, float]:
+    """Wait (up to ``max_wait_s``) until the rest of the machine uses < ``threshold`` CPUs.
+
+    Measured over ``window_s`` windows while this process idles; returns the time waited and
+    the last reading (in CPUs busy). Another session's test run on a shared 2-core box halves
+    every figure; this keeps a benchmark from starting in the middle of one.
+    """
+    t0 = time.perf_counter()
+    while True:
+        busy0, irq0 = _machine_busy()
+        own0 = sum(os.times()[:2])
+        time.sleep(window_s)
+        busy1, irq1 = _machine_busy()
+        others = (busy1 - busy0 - (irq1 - irq0) - (sum(os.times()[:2]) - own0)) / window_s
+        waited = time.perf_counter() - t0
+        if others < threshold or waited >= max_wait_s:
+            return {"waited_s": round(waited, 1), "others_cpus_busy": round(max(others, 0), 2)}
+
+
 # stats and environment ----------------------------------------------------------------------
 def pct(values: list[float], p: float) -> float:
     """Percentile with linear interpolation (numpy's default)."""

@@ -2,8 +2,10 @@
 
 The same broker, backend and Celery configuration as ``app_bare`` (``default`` settings),
 plus ``celery_trigger.setup(app)``, which applies its safe Celery defaults. Environment:
-- ``BENCH_REDIS_URL``: base URL of the private redis-server; broker DB 0, backend DB 1, and
-  the run store on DB 0 (the default deployment: the store shares the broker's Redis);
+- ``BENCH_REDIS_URL``: base URL of the private redis-server; broker DB 0, backend DB 1;
+- ``BENCH_CT_STORE_DB``: the run store's DB (default 0, the broker's: the default deployment,
+  where triggers push the Celery message from the run-creation script; another DB makes
+  celery-trigger publish with ``send_task`` instead);
 - ``BENCH_CT_QUEUE``: the Celery queue (``bench-ct``);
 - ``BENCH_KEY_PREFIX``: the store's key prefix (``bench``);
 - ``BENCH_CT_SECRET``: ``trigger_secret_key``; empty means no token is signed per trigger
@@ -26,11 +28,12 @@ BASE = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
 QUEUE = os.environ.get("BENCH_CT_QUEUE", "bench-ct")
 PREFIX = os.environ.get("BENCH_KEY_PREFIX", "bench")
 SECRET = os.environ.get("BENCH_CT_SECRET", "bench-secret-0123456789abcdef0123456789")
+STORE_DB = int(os.environ.get("BENCH_CT_STORE_DB", "0"))
 
 app = Celery("bench_ct", broker=f"{BASE}/0", backend=f"{BASE}/1", set_as_current=False)
 app.conf.update(task_default_queue=QUEUE, broker_connection_retry_on_startup=True,
                 worker_hijack_root_logger=False)
-engine = ct.setup(app, key_prefix=PREFIX, secret_key=SECRET, redis_url=f"{BASE}/0")
+engine = ct.setup(app, key_prefix=PREFIX, secret_key=SECRET, redis_url=f"{BASE}/{STORE_DB}")
 
 _client: dict[str, Any] = {"pid": None, "r": None}
 

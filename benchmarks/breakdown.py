@@ -87,6 +87,9 @@ def _ct_table(st: Stats, per: int, total: dict[str, float]) -> dict[str, Any]:
     prepare = _cell(st, "prepare (validation, incl. JSON)", per)
     dumps = _cell(st, "json dumps", per)
     create = _cell(st, "store.create_runs (Lua script)", per)
+    plan = _cell(st, "direct enqueue: plan (build message)", per)
+    as_task = _cell(st, "celery amqp.as_task_v2 (message)", per)
+    published = _cell(st, "direct enqueue: after_task_publish", per)
     publish = _cell(st, "publish (incl. subscribe + kombu)", per)
     sub = _cell(st, "ct: backend.on_task_call (SUBSCRIBE)", per)
     kombu = _cell(st, "kombu Producer.publish", per)
@@ -97,15 +100,19 @@ def _ct_table(st: Stats, per: int, total: dict[str, float]) -> dict[str, Any]:
         "total (probed)": total,
         "validation: prepare() minus JSON": _minus(prepare, dumps),
         "json dumps (payload, tags, retry policy)": dumps,
-        "redis: create_run Lua script(s)": create,
-        "publish: result SUBSCRIBE (backend.on_task_call)": sub,
-        "publish: kombu Producer.publish (LPUSH)": kombu,
-        "publish: rest of send_task (message, headers, AsyncResult)": _minus(publish, sub,
-                                                                              kombu),
-        "jwt: handle token": jwt if jwt["wall_us"] else batch_jwt,
+        "direct enqueue: celery amqp.as_task_v2 (message)": as_task,
+        "direct enqueue: rest of plan (envelope JSON, base64, signal)": _minus(plan, as_task),
+        "redis: create_run Lua script(s) (record + LPUSH of the message)": create,
+        "direct enqueue: after_task_publish signal": published,
+        "send_task fallback: result SUBSCRIBE": sub,
+        "send_task fallback: kombu Producer.publish": kombu,
+        "send_task fallback: rest of send_task": _minus(publish, sub, kombu),
+        "jwt: handle token (lazy: only if read)": jwt if jwt["wall_us"] else batch_jwt,
         "store.put_batch": batch,
         "other: trigger()/create_and_publish glue, RunHandle": _minus(
-            total, prepare, create, publish, jwt, batch, batch_jwt),
+            total, prepare, plan, create, published, publish, jwt, batch, batch_jwt),
+        "calls_per_item": {k: round(v["calls"] / per, 3) for k, v in st.items()
+                           if v["calls"]},
     }
 
 
@@ -208,6 +215,18 @@ def _drain(h: Harness, w: Worker, kind: str, runs: int) -> tuple[list[str], floa
     return ids, time.perf_counter() - t0, meter.stop()
 
 
+def _merge(paths: list[str]) -> Stats:
+    merged: Stats = {}
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        for name, s in data["stats"].items():
+            box = merged.setdefault(name, {"calls": 0, "wall_s": 0.0, "cpu_s": 0.0})
+            for field in box:
+                box[field] += s[field]
+    return merged
+
+
 def worker_pass(h: Harness, kind: str, runs: int, cprofile: bool) -> dict[str, Any]:
     probe_dir = tempfile.mkdtemp(prefix=f"bench-probe-{kind}-")
     os.environ["BENCH_CPROFILE"] = "1" if cprofile else "0"
@@ -219,14 +238,8 @@ def worker_pass(h: Harness, kind: str, runs: int, cprofile: bool) -> dict[str, A
             _ids, wall, cpu = _drain(h, w, kind, runs)
     finally:
         os.environ.pop("BENCH_CPROFILE", None)
-    merged: Stats = {}
-    for path in glob.glob(os.path.join(probe_dir, "*.json")):
-        with open(path) as f:
-            data = json.load(f)
-        for name, s in data["stats"].items():
-            box = merged.setdefault(name, {"calls": 0, "wall_s": 0.0, "cpu_s": 0.0})
-            for field in box:
-                box[field] += s[field]
+    merged = _merge(glob.glob(os.path.join(probe_dir, "[!m]*.json")))
+    main = _merge(glob.glob(os.path.join(probe_dir, "main-*.json")))
     tasks = max(int(merged.get("child: whole task (trace)", {"calls": 0})["calls"]), 1)
     out: dict[str, Any] = {
         "runs": runs, "tasks_traced_in_children": tasks, "drain_wall_s": round(wall, 2),
@@ -238,6 +251,9 @@ def worker_pass(h: Harness, kind: str, runs: int, cprofile: bool) -> dict[str, A
             name: {**_cell(merged, name, tasks),
                    "calls_per_task": round(s["calls"] / tasks, 2)}
             for name, s in sorted(merged.items())},
+        "main_process_steps_us_per_task": {
+            name: {**_cell(main, name, runs), "calls": int(s["calls"])}
+            for name, s in sorted(main.items())},
     }
     files = glob.glob(os.path.join(probe_dir, "*.pstats"))
     if files:

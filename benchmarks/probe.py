@@ -74,6 +74,10 @@ def install_trigger_probe(probe: Probe, app: Any, engine: Any) -> None:
     probe.patch(_trigger, "prepare", "prepare (validation, incl. JSON)")
     probe.patch(_trigger, "dumps", "json dumps")
     probe.patch(engine.store, "create_runs", "store.create_runs (Lua script)")
+    if hasattr(_trigger, "_plan_direct"):  # direct enqueue: the script pushes the message
+        probe.patch(_trigger, "_plan_direct", "direct enqueue: plan (build message)")
+        probe.patch(engine.enqueuer, "published", "direct enqueue: after_task_publish")
+        probe.patch(app.amqp, "as_task_v2", "celery amqp.as_task_v2 (message)")
     probe.patch(_trigger, "publish", "publish (incl. subscribe + kombu)")
     probe.patch(engine.store, "put_batch", "store.put_batch")
     probe.patch(auth, "run_handle_token", "JWT run_handle_token")
@@ -101,7 +105,17 @@ def install_worker_probe(app: Any, kind: str) -> None:
 
     out_dir = os.environ["BENCH_PROBE"]
     probe = Probe()
+    main_probe = Probe()
     state: dict[str, Any] = {}
+    if kind == "ct":  # the worker's main process runs the timer service
+        from celery_trigger._engine.timers import TimerService
+
+        main_probe.patch(TimerService, "tick", "main: TimerService.tick")
+
+    @signals.worker_shutdown.connect(weak=False)
+    def _main_exit(**_: Any) -> None:
+        with open(os.path.join(out_dir, f"main-{kind}-{os.getpid()}.json"), "w") as f:
+            json.dump({"pid": os.getpid(), "kind": kind, "stats": main_probe.snapshot()}, f)
 
     @signals.worker_process_init.connect(weak=False)
     def _child_start(**_: Any) -> None:
@@ -150,4 +164,9 @@ def _wrap_engine(probe: Probe, app: Any) -> None:
     probe.patch(lifecycle, "run_attempt", "ct: run_attempt (hooks + user fn)")
     probe.patch(lifecycle, "call_run", "ct: call_run (user fn)")
     probe.patch(lifecycle, "dumps", "ct: lifecycle json dumps (output, errors)")
-    probe.patch(lifecycle, "_conclude", "ct: _conclude (output JSON + finish)")
+    probe.patch(lifecycle, "_conclude", "ct: _conclude (output JSON + finish + notify)")
+    if hasattr(lifecycle, "notify_waiters"):
+        probe.patch(lifecycle, "notify_waiters", "ct: notify_waiters (after finish)")
+    for name in ("waiters", "remove_timers", "journal"):
+        if hasattr(store, name):
+            probe.patch(store, name, f"ct: store.{name}")

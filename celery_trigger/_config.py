@@ -37,7 +37,7 @@ _UNSET: Any = object()
 
 @dataclass(frozen=True)
 class TriggerConfig:
-    """Project configuration (the ``trigger.config.ts`` equivalent). Build with ``define_config``."""
+    """Project configuration (``trigger.config.ts``). Build it with ``define_config``."""
 
     project: str
     dirs: tuple[str, ...] = ()
@@ -75,7 +75,8 @@ def define_config(*, project: str, dirs: Sequence[str] = (),
     enabled_in_dev = True
     if retries is not None:
         if not isinstance(retries, Mapping):
-            problems.append("retries must be a dict like {'default': {...}, 'enabled_in_dev': True}")
+            problems.append("retries must be a dict like "
+                            "{'default': {...}, 'enabled_in_dev': True}")
         else:
             unknown = set(retries) - {"default", "enabled_in_dev"}
             if unknown:

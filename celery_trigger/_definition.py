@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .result import BatchHandle, BatchResult, Result, RunHandle
 
 P = TypeVar("P")
-O = TypeVar("O")
+O = TypeVar("O")  # noqa: E741 - the output type, named as in API.md's Task[P, O]
 
 HOOK_NAMES = ("init", "cleanup", "middleware", "on_start", "on_start_attempt", "on_success",
               "on_failure", "on_complete", "on_wait", "on_resume", "on_cancel", "catch_error")
@@ -178,17 +178,19 @@ class TaskDefinition(Generic[P, O]):
         """Start a child run and wait for its result (inside a run only)."""
         from . import _trigger
 
-        return _trigger.trigger_and_wait(self.id, payload, options, definition=self)
+        return _trigger.trigger_and_wait(  # type: ignore[no-any-return]
+            self.id, payload, options, definition=self)
 
     def batch_trigger_and_wait(self, items: Sequence[Any]) -> BatchResult[O]:
         """Start child runs and wait for all of them (inside a run only)."""
         from . import _trigger
 
-        return _trigger.batch_trigger_and_wait([(self.id, self, item) for item in _items(items)])
+        return _trigger.batch_trigger_and_wait(  # type: ignore[no-any-return]
+            [(self.id, self, item) for item in _items(items)])
 
     # direct call: run inline, like calling a Celery task object ---------------------------
     def __call__(self, payload: P) -> O:
-        from ._engine.lifecycle import run_inline
+        from ._engine.contexts import run_inline
 
         return run_inline(self, payload)  # type: ignore[no-any-return]
 

@@ -329,11 +329,12 @@ def trigger_and_wait(task_id: str, create: Callable[[str], tuple[str, bool]]) ->
         run_id, _ = create(derive_id("run_", state, k))
         entry = {"kind": "task", "target": task_id, "runs": [run_id]}
     run_id = entry["runs"][0]
+    info = {"type": "task", "run_id": run_id}
     if not first and _all_final(entry["runs"]):
-        _mark_done(state, k, entry)
+        _mark_done(state, k, info)
         return _results([run_id])[0]
-    _wait(state, k, entry, first, members=[run_id], due_ms=None,
-          info={"type": "task", "run_id": run_id}, reason=f"waiting for {task_id} {run_id}")
+    _wait(state, k, entry, first, members=[run_id], due_ms=None, info=info,
+          reason=f"waiting for {task_id} {run_id}")
     return _results([run_id])[0]
 
 
@@ -352,12 +353,12 @@ def batch_trigger_and_wait(target: str, count: int,
         batch_id, run_ids = create(ids)
         entry = {"kind": "batch", "target": target, "batch": batch_id, "runs": run_ids}
     runs: list[str] = entry["runs"]
+    info = {"type": "batch", "batch_id": entry["batch"], "run_count": len(runs)}
     if first or not _all_final(runs):
         _wait(state, k, entry, first, members=list(dict.fromkeys(runs)), due_ms=None,
-              info={"type": "batch", "batch_id": entry["batch"], "run_count": len(runs)},
-              reason=f"waiting for batch {entry['batch']} ({len(runs)} runs)")
+              info=info, reason=f"waiting for batch {entry['batch']} ({len(runs)} runs)")
     else:
-        _mark_done(state, k, entry)
+        _mark_done(state, k, info)
     return BatchResult(id=entry["batch"], runs=_results(runs))
 
 
@@ -369,11 +370,11 @@ def _all_final(run_ids: Sequence[str]) -> bool:
     return all(r is not None and RunStatus(r["status"]) in FINAL_STATUSES for r in records)
 
 
-def _mark_done(state: RunState, k: int, entry: dict[str, Any]) -> None:
-    """A replayed wait found satisfied: fire on_resume at the point where the run parked."""
+def _mark_done(state: RunState, k: int, info: dict[str, Any]) -> None:
+    """A replayed wait found satisfied: fire on_resume at the point where the run parked,
+    with the same ``wait`` description on_wait got."""
     journal = _journal(state)
     if k == journal.replay_len - 1:
-        info = {"type": entry["kind"]}
         _call_wait_hooks(state, "on_resume", info)
 
 

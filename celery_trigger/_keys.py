@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 class Keys:
-    """Key builder bound to one prefix. Example: ``Keys("ct").run("run_abc") == "ct:run:run_abc"``."""
+    """Key builder bound to one prefix: ``Keys("ct").run("run_a") == "ct:run:run_a"``."""
 
     __slots__ = ("prefix",)
 

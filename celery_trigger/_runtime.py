@@ -43,7 +43,7 @@ class Parked(Retry):
         return f"parked: {self.message}"
 
 
-class TriggerTask(Task):  # type: ignore[misc]
+class TriggerTask(Task):  # type: ignore[type-arg]
     """Base class of every celery-trigger Celery task."""
 
     typing = False
@@ -84,10 +84,10 @@ def _celery_task_for(engine: Trigger, defn: Any) -> Any:
     return celery_task
 
 
-class TriggerBootstep(bootsteps.StartStopStep):  # type: ignore[misc]
+class TriggerBootstep(bootsteps.StartStopStep):
     """Worker blueprint step: timer service, task definition sync, pending promotion."""
 
-    requires = {"celery.worker.components:Pool"}
+    requires = ("celery.worker.components:Pool",)
 
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         self.service: Any = None

@@ -38,8 +38,9 @@ def _default(obj: Any) -> Any:
 def dumps(value: Any, *, what: str = "payload") -> str:
     """Serialise ``value`` to compact JSON or raise ``TypeError`` naming the bad path."""
     try:
-        return json.dumps(value, default=_default, separators=_COMPACT, ensure_ascii=False,
-                          allow_nan=False)
+        # ASCII output: valid UTF-8 whatever the input (lone surrogates included), and the
+        # C encoder's fastest path.
+        return json.dumps(value, default=_default, separators=_COMPACT, allow_nan=False)
     except (TypeError, ValueError) as exc:
         path = _find_bad_path(value, what)
         raise TypeError(f"{path}: {exc}") from None

@@ -18,7 +18,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import _definition
-from ._config import MESSAGE_INLINE_LIMIT_BYTES
 from ._engine import idempotency
 from ._engine.state import current_state
 from ._serialization import dumps, loads
@@ -303,7 +302,7 @@ def create_and_publish(trigger: Trigger, prepared: list[Prepared]) -> list[tuple
     created = trigger.store.create_runs([p.new for p in prepared], stamp)
     out: list[tuple[str, bool]] = []
     to_publish: list[Prepared] = []
-    for item, result, signal in zip(prepared, created, signals):
+    for item, result, signal in zip(prepared, created, signals, strict=True):
         run_id, cached = result.run_id, result.cached
         if cached and run_id != item.new.run_id:
             replaced = _replace_failed_owner(trigger, item, run_id)

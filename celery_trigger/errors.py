@@ -53,6 +53,9 @@ class TaskRunError(TriggerError):
         self.message = message
         self.stack_trace = stack_trace
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.name, self.message, self.stack_trace))
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "message": self.message, "stack_trace": self.stack_trace}
 
@@ -78,6 +81,9 @@ class SubtaskUnwrapError(TriggerError):
         self.cause = cause
         self.__cause__ = cause
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.task_id, self.run_id, self.cause))
+
 
 class WaitpointTimeoutError(TriggerError):
     """A waitpoint token timed out before it was completed."""
@@ -96,6 +102,10 @@ class BatchTriggerError(TriggerError):
         self.retry_after_ms: int | None = None
         self.cause = cause
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), (str(self),), {
+            "phase": self.phase, "item_count": self.item_count, "batch_id": self.batch_id}))
+
 
 class TaskNotFoundError(TriggerError):
     """No task with that id is defined."""
@@ -107,6 +117,9 @@ class PayloadValidationError(TriggerError):
     def __init__(self, message: str, *, cause: BaseException | None = None) -> None:
         super().__init__(message)
         self.cause = cause
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self),))
 
 
 class RunNotFoundError(TriggerError):
@@ -133,6 +146,9 @@ class ConfigurationError(TriggerError):
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"celery-trigger configuration is invalid:\n{lines}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.problems,))
+
 
 class StoreUnavailableError(TriggerError):
     """The run store (Redis) could not be reached or answered with an error."""
@@ -140,6 +156,11 @@ class StoreUnavailableError(TriggerError):
 
 class InvalidRunStateError(TriggerError):
     """The run's current status does not allow the operation (e.g. reschedule of a QUEUED run)."""
+
+
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...],
+             kwargs: dict[str, Any]) -> BaseException:
+    return cls(*args, **kwargs)
 
 
 __all__ = [

@@ -125,7 +125,7 @@ def _prepare(engine: Any, prefix: str, method: str, path: str,
     raw_length = headers.get("content-length", "").strip()
     if not raw_length:
         return _error(411, "Content-Length is required", extra)
-    if not raw_length.isdigit():
+    if not (raw_length.isascii() and raw_length.isdigit()):
         return _error(400, "Invalid Content-Length", extra)
     limit = int(engine.settings.max_payload_bytes)
     if int(raw_length) > limit:

@@ -15,7 +15,7 @@ from ._serialization import loads
 from .errors import SubtaskUnwrapError, TaskRunError
 from .status import EXECUTING_STATUSES, FINAL_STATUSES, QUEUED_STATUSES, RunStatus
 
-O = TypeVar("O")
+O = TypeVar("O")  # noqa: E741 - the output type parameter, named as in the API docs
 
 
 class RunHandle:

@@ -11,7 +11,7 @@ import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
@@ -86,6 +86,8 @@ def resolve_catch_error(fns: list[Callable[..., Any]], now: datetime,
             return CatchDecision(True, None, error)
         if result.get("retry_at") is not None:
             retry_at: datetime = result["retry_at"]
+            if retry_at.tzinfo is None:  # a naive instant is taken as UTC, not a crash
+                retry_at = retry_at.replace(tzinfo=timezone.utc)
             delay = max(0.0, (retry_at - now).total_seconds() * 1000)
             return CatchDecision(True, delay, error)
         if result.get("retry_delay_in_ms") is not None:

@@ -18,17 +18,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .. import _definition
+from .._durable import Journal, LeaseLost, Park, load_journal
 from .._serialization import dumps, loads
 from .._setup import Trigger
 from ..context import (
-    AttemptInfo,
-    BatchInfo,
     Context,
-    EnvironmentInfo,
-    MachineInfo,
-    QueueInfo,
-    RunInfo,
-    TaskInfo,
     _current,
 )
 from ..errors import (
@@ -38,12 +32,11 @@ from ..errors import (
     PayloadValidationError,
     TaskRunError,
 )
-from ..options import MACHINE_PRESETS, RetryOptions, format_duration
-from ..result import ms_to_dt
+from ..options import RetryOptions, format_duration
 from ..status import FAILED_STATUSES, RunStatus
 from . import hooks as hk
 from .backoff import next_retry_delay_ms
-from .._durable import Journal, LeaseLost, Park, load_journal
+from .contexts import build_context
 from .state import RunState, reset_state, set_state
 from .waiters import notify_waiters
 from .watchdog import MaxDurationExceeded, RunCancelled
@@ -68,6 +61,10 @@ class AttemptFailed(Exception):
         super().__init__(f"{error.name}: {error.message}")
         self.error = error
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Picklable: the prefork pool sends the exception back to the main process.
+        return (type(self), (self.error,))
+
 
 @dataclass
 class Outcome:
@@ -89,39 +86,6 @@ def error_record(exc: BaseException, name: str | None = None) -> TaskRunError:
         return exc
     stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return TaskRunError(name or type(exc).__name__, str(exc), stack)
-
-
-def build_context(trigger: Trigger, defn: Any, rec: Mapping[str, str]) -> Context:
-    machine = MACHINE_PRESETS[rec.get("machine") or trigger.config.machine]
-    rates = trigger.settings.cost_rates
-    cents_per_ms = (machine.cpu * rates.get("vcpu_second", 0.0)
-                    + machine.memory * rates.get("gb_second", 0.0)) / 1000
-    base_cost = float(rates.get("run", 0.0))
-    if trigger.settings.environment == "DEVELOPMENT":
-        cents_per_ms = base_cost = 0.0  # development runs are free (D-9)
-    tags = tuple(loads(rec.get("tags")) or ())
-    started = int(rec.get("attempt_started") or now_ms())
-    return Context(
-        task=TaskInfo(id=rec["task"], file_path=getattr(defn, "__module__", "") or ""),
-        run=RunInfo(
-            id=rec["id"], tags=tags, is_test=rec.get("is_test") == "1",
-            is_replay=rec.get("is_replay") == "1", created_at=ms_to_dt(rec.get("created")),
-            started_at=ms_to_dt(rec.get("started")), idempotency_key=rec.get("idem") or None,
-            max_attempts=int(rec.get("max_attempts") or 1),
-            max_duration=int(rec["max_duration"]) if rec.get("max_duration") else None,
-            priority=(int(rec.get("priority") or 0) / 1000) or None,
-            parent_task_run_id=rec.get("parent") or None,
-            root_task_run_id=rec.get("root") or None,
-            base_cost_in_cents=base_cost),
-        attempt=AttemptInfo(number=int(rec.get("attempt") or 1),
-                            started_at=datetime.fromtimestamp(started / 1000, tz=timezone.utc)),
-        queue=QueueInfo(name=rec.get("queue", "")),
-        machine=MachineInfo(name=machine.name, cpu=machine.cpu, memory=machine.memory,
-                            cents_per_ms=cents_per_ms),
-        environment=EnvironmentInfo(type=trigger.settings.environment),
-        batch=BatchInfo(rec["batch"]) if rec.get("batch") else None,
-        project=trigger.config.project,
-    )
 
 
 def _drop_timers(run_id: str) -> list[str]:
@@ -166,7 +130,9 @@ def execute(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],
                          watch=watch)
         started = time.monotonic()
         state.extra.update(journal=journal, totals=totals, started_mono=started,
-                           attempt_ms_before=used_ms, resumed=resumed)
+                           attempt_ms_before=used_ms, resumed=resumed,
+                           retries_off=trigger.settings.environment == "DEVELOPMENT"
+                           and not trigger.config.retries_enabled_in_dev)
         object.__setattr__(ctx, "_journal", journal)
         try:
             outcome = run_attempt(trigger, defn, state)
@@ -345,6 +311,8 @@ def _middleware_failure(state: RunState, exc: BaseException) -> Outcome:
     """Middleware errors skip catch_error/on_failure and retry under the policy (§1.5)."""
     policy = _policy(state.record)
     delay = next_retry_delay_ms(policy, state.attempt) if policy else None
+    if state.extra.get("retries_off"):
+        delay = None
     record = error_record(exc, "TASK_MIDDLEWARE_ERROR")
     if delay is None:
         return Outcome("fail", error_record=record)
@@ -472,36 +440,3 @@ def expire_run(trigger: Trigger, run_id: str) -> bool:
         if record.get("idem_key"):
             trigger.store.delete_idempotency_key(record["task"], record["idem_key"])
     return result.ok
-
-
-def run_inline(defn: Any, payload: Any) -> Any:
-    """A direct call ``my_task(payload)``: run the function here with a local context."""
-    parsed = defn.parse_payload(payload)
-    stamp = now_ms()
-    machine = MACHINE_PRESETS[defn.machine or "small-1x"]
-    ctx = Context(
-        task=TaskInfo(id=defn.id, file_path=defn.__module__),
-        run=RunInfo(id=f"run_local_{uuid.uuid4().hex[:14]}",
-                    created_at=datetime.fromtimestamp(stamp / 1000, tz=timezone.utc)),
-        attempt=AttemptInfo(number=1,
-                            started_at=datetime.fromtimestamp(stamp / 1000, tz=timezone.utc)),
-        queue=QueueInfo(name=defn.queue.name if defn.queue else f"task/{defn.id}"),
-        machine=MachineInfo(name=machine.name, cpu=machine.cpu, memory=machine.memory),
-        environment=EnvironmentInfo(type="DEVELOPMENT"),
-    )
-    args: tuple[Any, ...] = (parsed, ctx) if defn.takes_ctx else (parsed,)
-    kwargs: dict[str, Any] = {"init": {}} if defn.takes_init else {}
-    if defn.is_async:
-        async def _with_ctx() -> Any:
-            token = _current.set(ctx)
-            try:
-                return await defn.fn(*args, **kwargs)
-            finally:
-                _current.reset(token)
-
-        return _with_ctx()
-    token = _current.set(ctx)
-    try:
-        return defn.fn(*args, **kwargs)
-    finally:
-        _current.reset(token)

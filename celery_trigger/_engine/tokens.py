@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from ..errors import TokenNotFoundError, WaitpointTimeoutError
 from ..result import ms_to_dt
 from .waiters import notify_waiters
 
+logger = logging.getLogger("celery_trigger")
 TOKEN_STATUSES = ("WAITING", "COMPLETED", "TIMED_OUT")
 TOKEN_TOKEN_TTL_S = 24 * 3600
 
@@ -28,7 +30,7 @@ class WaitToken:
     """What ``wait.create_token`` returns."""
 
     id: str
-    url: str
+    url: str | None
     is_cached: bool = False
     public_access_token: str | None = None
 
@@ -38,7 +40,7 @@ class TokenRecord:
     """A token as ``wait.retrieve_token`` returns it."""
 
     id: str
-    url: str
+    url: str | None
     status: str
     created_at: datetime | None
     completed_at: datetime | None
@@ -69,7 +71,11 @@ def callback_hash(secret: str, token_id: str) -> str:
     return hmac.new(secret.encode(), token_id.encode(), hashlib.sha256).hexdigest()
 
 
-def callback_url(engine: Any, token_id: str) -> str:
+def callback_url(engine: Any, token_id: str) -> str | None:
+    """The signed completion URL, or None without ``trigger_secret_key`` (it would be
+    forgeable)."""
+    if not engine.settings.secret_key:
+        return None
     base = engine.settings.base_url.rstrip("/")
     digest = callback_hash(engine.settings.secret_key, token_id)
     return f"{base}/api/v1/waitpoints/tokens/{token_id}/callback/{digest}"

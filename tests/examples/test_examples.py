@@ -8,10 +8,7 @@ through the public API, which proves the run really lived in Redis.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from celery import Celery
@@ -19,21 +16,12 @@ from celery import Celery
 import celery_trigger as ct
 from celery_trigger import _setup
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import ROOT, run_python
+
 EXAMPLES = ROOT / "examples"
-SUBPROCESS_TIMEOUT_S = 90
 # Databases of the private server for these tests (it has 64; the other suites use db 0).
 DB_QUICKSTART = 51
 DB_RETRIES = 52
-
-
-def run_python(*args: str, cwd: Path = ROOT) -> str:
-    """Run ``python *args`` with this interpreter; return stdout, failing on a non-zero exit."""
-    proc = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=SUBPROCESS_TIMEOUT_S, check=False)
-    assert proc.returncode == 0, (f"exit {proc.returncode}\n--- stdout\n{proc.stdout}"
-                                  f"\n--- stderr\n{proc.stderr}")
-    return proc.stdout
 
 
 def run_id_in(output: str) -> str:

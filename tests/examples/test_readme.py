@@ -13,10 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import ROOT, SUBPROCESS_TIMEOUT_S, run_python
+
 README = ROOT / "README.md"
 README_REDIS_URL = "redis://localhost:6379/0"
-SUBPROCESS_TIMEOUT_S = 90
 DB_README = 53
 
 
@@ -28,21 +28,13 @@ def snippet(name: str) -> str:
     return match.group(1)
 
 
-def run_python(script: Path) -> str:
-    proc = subprocess.run([sys.executable, script.name], cwd=script.parent, capture_output=True,
-                          text=True, timeout=SUBPROCESS_TIMEOUT_S, check=False)
-    assert proc.returncode == 0, (f"exit {proc.returncode}\n--- stdout\n{proc.stdout}"
-                                  f"\n--- stderr\n{proc.stderr}")
-    return proc.stdout
-
-
 def test_readme_embedded_quickstart_prints_the_completed_run(tmp_path: Path) -> None:
     """RUNS-1, TASK-31: the embedded snippet runs as written and prints what its comment says."""
     # Given the README's embedded quickstart saved as quickstart.py
     script = tmp_path / "quickstart.py"
     script.write_text(snippet("embedded"))
     # When it runs
-    out = run_python(script)
+    out = run_python(script.name, cwd=script.parent)
     # Then it prints the completed run's status and output
     assert out.strip() == "COMPLETED {'message': 'Hello, Ada!', 'attempt': 2}"
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from typing import Any
+
+import pytest
 
 import celery_trigger as ct
 
@@ -409,3 +412,58 @@ def test_retried_parent_reattaches_to_the_same_children_by_idempotency_key(
     assert run.output == [0, 1, 2] and run.attempt_count == 2
     assert IDS[1] == IDS[2] and len(set(IDS[1])) == 3
     assert all(COUNTS[f"item:{i}"] == 1 for i in range(3))
+
+
+HOOKS: list[tuple[str, dict[str, Any]]] = []
+
+
+@ct.task(id="dc-hooked-parent",
+         on_wait=lambda wait: HOOKS.append(("wait", dict(wait))),
+         on_resume=lambda wait: HOOKS.append(("resume", dict(wait))))
+def dc_hooked_parent(payload: dict) -> list[Any]:
+    one = dc_token_child.trigger_and_wait({"token": payload["first"]})
+    many = dc_token_child.batch_trigger_and_wait(
+        [{"payload": {"token": payload["second"]}}] * 2)
+    return [one.output, [r.output for r in many]]
+
+
+def test_child_waits_call_on_wait_and_on_resume_once_each(engine: Engine) -> None:
+    """TASK-24, D-17 for child waits: on_wait before and on_resume after each real wait, once
+    each, with the same description (type task with run_id, type batch with batch_id)."""
+    HOOKS.clear()
+    first, second = ct.wait.create_token(), ct.wait.create_token()
+    with engine.worker(concurrency=3):
+        # Given a parent parked on a child, then on a batch
+        handle = dc_hooked_parent.trigger({"first": first.id, "second": second.id})
+        wait_for_status(handle.id, "WAITING")
+        ct.wait.complete_token(first, 1)
+        wait_for(lambda: len(HOOKS) == 3 and ct.runs.retrieve(handle.id).is_waiting)
+        # When the batch's children finish too
+        ct.wait.complete_token(second, 2)
+        run = wait_for_status(handle.id)
+    # Then each wait fired its hooks exactly once, around it
+    assert run.output == [1, [2, 2]]
+    children = ct.runs.retrieve(handle.id).children
+    task_info = {"type": "task", "run_id": children[0]}
+    batch_info = {"type": "batch", "batch_id": ct.runs.retrieve(children[1]).batch_id,
+                  "run_count": 2}
+    assert HOOKS == [("wait", task_info), ("resume", task_info), ("wait", batch_info),
+                     ("resume", batch_info)]
+
+
+def test_child_waits_are_only_possible_inside_a_run(engine: Engine) -> None:
+    """TRIG-2, §7.1: trigger_and_wait, batch_trigger_and_wait, waits and steps.run raise
+    outside a run."""
+    token = ct.wait.create_token()
+    calls = {
+        "trigger_and_wait": lambda: dc_child.trigger_and_wait({"n": 1}),
+        "batch_trigger_and_wait": lambda: dc_child.batch_trigger_and_wait([{"payload": 1}]),
+        "wait.for_": lambda: ct.wait.for_(seconds=10),
+        "wait.until": lambda: ct.wait.until(datetime.now(timezone.utc) + timedelta(hours=1)),
+        "wait.for_token": lambda: ct.wait.for_token(token),
+        "steps.run": lambda: ct.steps.run("s", lambda: 1),
+    }
+    for name, call in calls.items():
+        with pytest.raises(RuntimeError, match=f"{name} can only be used from inside a task"):
+            call()
+    assert ct.runs.list().data == []

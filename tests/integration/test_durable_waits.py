@@ -92,6 +92,7 @@ def test_long_wait_parks_and_calls_on_wait_and_on_resume_once(make_engine) -> No
         run = wait_for_status(handle.id, timeout=20)
     assert run.status == ct.RunStatus.COMPLETED and run.output["attempt"] == 1
     assert run.attempt_count == 1 and run.finished_at.timestamp() * 1000 >= due
+    assert run.duration_ms < 1000  # the usage clock stops while parked
     assert [kind for kind, _ in WAITS] == ["wait:1", "resume:1"]
     assert WAITS[0][1]["type"] == "duration" and WAITS[1][1]["type"] == "duration"
     assert abs(WAITS[0][1]["date"].timestamp() * 1000 - due) < 2

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery import Task, bootsteps
+from celery import Task, bootsteps, signals
 from celery.exceptions import Ignore, Retry
 
 from . import _definition
@@ -135,8 +135,14 @@ def sync_definitions(engine: Trigger) -> None:
                 "concurrency_limit": "" if defn.queue.concurrency_limit is None
                 else str(defn.queue.concurrency_limit)})
     engine.store.put_task_defs(defs)
+    known_queues = {d.queue.name for d in _definition.all_definitions() if d.queue is not None}
     for task_id in defs:
         for run_id in engine.store.pending_runs(task_id, 1000):
+            record = engine.store.get_run(run_id)
+            queue = (record or {}).get("queue", "")
+            if queue and queue != f"task/{task_id}" and queue not in known_queues and \
+                    engine.store.get_queue(queue) is None:
+                continue  # still waiting for a worker that defines its queue
             result = engine.store.transition(
                 run_id, now_ms(), allowed="PENDING_VERSION", status="QUEUED",
                 remove_from=engine.store.keys.pending_version(task_id))
@@ -156,9 +162,31 @@ def install(engine: Trigger) -> None:
 
     _definition.on_register(bind)
     _installed[id(engine)] = bind
+    signals.before_task_publish.connect(_on_plain_publish, weak=False,
+                                        dispatch_uid="celery_trigger.plain_publish")
     steps = app.steps["worker"]
     if TriggerBootstep not in steps:
         steps.add(TriggerBootstep)
+
+
+def _on_plain_publish(sender: Any = None, headers: dict[str, Any] | None = None,
+                      body: Any = None, **_: Any) -> None:
+    """A trigger task sent with plain Celery (``.delay``, ``send_task``, canvas): write its
+    run record now, so ``runs.retrieve(result.id)`` works as soon as the call returns."""
+    from ._setup import current_or_none
+    from ._trigger import create_from_message
+
+    if headers is None or headers.get("ct_run"):
+        return
+    engine = current_or_none()
+    name = headers.get("task") or sender
+    if engine is None or not isinstance(name, str) or _definition.get(name) is None:
+        return
+    if not isinstance(body, (list, tuple)) or len(body) != 3 or not headers.get("id"):
+        return  # not protocol 2: the worker creates the run when it receives the message
+    args, kwargs = body[0] or (), body[1] or {}
+    create_from_message(engine, headers["id"], name, args, kwargs, publishing=True)
+    headers["ct_run"] = 1
 
 
 def uninstall(engine: Trigger) -> None:

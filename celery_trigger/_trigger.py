@@ -172,10 +172,9 @@ def prepare(trigger: Trigger, task_id: str, payload: Any, options: Mapping[str, 
     key_ttl = resolve_idempotency_ttl(options.get("idempotency_key_ttl")) or \
         idempotency.DEFAULT_TTL_S
     rid = run_id or new_run_id()
-    # Only runs of an unknown task wait in the task's pending set, which a worker that
-    # defines the task releases; a run for an unknown queue must not be released by that.
-    unknown_task = defn is None and stored is None
-    pending = pending or unknown_task
+    # A run of an unknown task, or for an unknown queue, waits in its task's pending set; a
+    # worker that defines the task releases it once the run's queue is known too (D-18).
+    pending = pending or (defn is None and stored is None)
     status = (RunStatus.PENDING_VERSION if pending else
               RunStatus.DELAYED if delay_until is not None else RunStatus.QUEUED).value
     fields = {
@@ -222,7 +221,7 @@ def prepare(trigger: Trigger, task_id: str, payload: Any, options: Mapping[str, 
                  idempotency_key=str(key) if key is not None else None,
                  idempotency_ttl_ms=int(key_ttl * 1000),
                  parent_id=state.run_id if state is not None else None,
-                 pending_version=unknown_task)
+                 pending_version=pending)
     text = payload_json if len(payload_json) <= 200 else payload_json[:197] + "..."
     return Prepared(new, status, celery_queue, text)
 
@@ -523,9 +522,14 @@ def batch_trigger_and_wait(entries: Sequence[tuple[str, Any, Any]]) -> Any:
 
 
 def create_from_message(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],
-                        kwargs: Mapping[str, Any]) -> None:
+                        kwargs: Mapping[str, Any], *, publishing: bool = False) -> None:
     """A plain Celery send (``.delay``, ``send_task``, canvas) of a trigger task: write the
-    run record it stands for, with the message's task id as the run id."""
+    run record it stands for, with the message's task id as the run id.
+
+    Called when the message is published (``publishing``: the publish watchdog covers a
+    publish that then fails) and again, as a fallback, when a worker receives a message
+    whose run does not exist (a sender that never called ``setup``).
+    """
     if len(args) == 1 and not kwargs:
         payload = args[0]
     elif not args:
@@ -533,5 +537,6 @@ def create_from_message(trigger: Trigger, run_id: str, task_id: str, args: Seque
     else:
         payload = list(args)
     prepared = prepare(trigger, task_id, payload, {}, run_id=run_id, parse=False)
-    prepared.new.timers = [t for t in prepared.new.timers if not t[0].startswith("pub|")]
+    if not publishing:
+        prepared.new.timers = [t for t in prepared.new.timers if not t[0].startswith("pub|")]
     trigger.store.create_runs([prepared.new], now_ms())

@@ -28,6 +28,7 @@ def embedded_app() -> Iterator[Celery]:
                  backend="cache+memory://", set_as_current=False)
     app.conf.task_default_queue = f"ex-{uuid.uuid4().hex[:10]}"
     app.conf.worker_hijack_root_logger = False
+    app.conf.broker_connection_retry_on_startup = True  # silences Celery 5.4
     app.conf.trigger_store = "memory"
     ct.setup(app)
     yield app

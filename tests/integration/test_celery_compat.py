@@ -156,3 +156,17 @@ def test_a_duplicated_message_runs_the_function_once(engine: Engine,
     # Then the run function ran once and the run completed once
     assert executions[handle.id] == 1
     assert run.status is ct.RunStatus.COMPLETED and run.attempt_count == 1
+
+
+def test_run_of_a_plain_send_exists_as_soon_as_delay_returns(engine: Engine) -> None:
+    """API.md: ``runs.retrieve(result.id)`` works right after a plain ``.delay``."""
+    # Given no worker running
+    # When the Celery task is sent with plain Celery
+    result = cc_add.celery_task.delay({"a": 1, "b": 2})
+    # Then its run already exists, queued, with the payload from the message
+    run = ct.runs.retrieve(result.id)
+    assert run.status == ct.RunStatus.QUEUED
+    assert run.payload == {"a": 1, "b": 2}
+    # And a worker runs it exactly as a triggered run
+    with engine.worker():
+        assert wait_for_status(result.id, "COMPLETED").output == 3

@@ -412,3 +412,25 @@ def test_failed_or_expired_owner_is_replaced_completed_or_canceled_is_cached(
     assert again["completed"].id == completed.id and again["completed"].is_cached
     assert again["canceled"].id == canceled.id and again["canceled"].is_cached
     assert ct.runs.retrieve(canceled.id).status is ct.RunStatus.CANCELED
+
+
+@ct.task(id="tr-late-queue-user", queue=ct.queue(name="tr-late-queue"))
+def tr_late_queue_user(payload: Any) -> str:
+    return "ran"
+
+
+def test_run_for_an_unknown_queue_waits_until_a_worker_defines_the_queue(
+        make_engine: Any) -> None:
+    """TRIG-17, D-18: a run sent to a queue nobody defines waits in PENDING_VERSION and is
+    released when a worker that defines that queue starts."""
+    engine = make_engine()
+    # Given a trigger to a queue that is not defined anywhere yet (store knows no queues)
+    handle = ct.tasks.trigger("tr-late-queue-user", None, queue="tr-late-queue-other")
+    assert ct.runs.retrieve(handle.id).status == ct.RunStatus.PENDING_VERSION
+    # When a worker starts whose definitions do not include that queue, it stays pending
+    with engine.worker():
+        assert ct.runs.retrieve(handle.id).status == ct.RunStatus.PENDING_VERSION
+    # When the queue becomes known (a worker defines it) the run is released and runs
+    engine.store.put_queue("tr-late-queue-other", {"concurrency_limit": ""})
+    with engine.worker():
+        assert wait_for_status(handle.id, "COMPLETED").output == "ran"

@@ -236,21 +236,12 @@ SAFE_CELERY_DEFAULTS: dict[str, Any] = {
 
 
 def user_has_set(conf: Any, key: str) -> bool:
-    """True when ``key`` comes from the user's configuration, not Celery's defaults."""
-    maps = getattr(conf, "maps", None)
-    if not maps:
-        return False
-    if any(key in m for m in maps[:-1] if not _is_defaults(m)):
-        return True
-    namespace = getattr(conf, "namespace", None)
-    if namespace:
-        prefixed = f"{namespace}_{key}".upper()
-        return any(prefixed in m for m in maps[:-1])
-    return False
-
-
-def _is_defaults(mapping: Any) -> bool:
-    return isinstance(mapping, dict) and "worker_timer_precision" in mapping
+    """True when ``key`` comes from the user's configuration (namespaced Django settings
+    included), not from Celery's defaults."""
+    value_set_for = getattr(conf, "value_set_for", None)
+    if value_set_for is not None:
+        return bool(value_set_for(key))
+    return key in conf
 
 
 def apply_safe_defaults(conf: Any, longest_max_duration: float | None) -> dict[str, Any]:
@@ -261,6 +252,14 @@ def apply_safe_defaults(conf: Any, longest_max_duration: float | None) -> dict[s
             conf[key] = value
             changed[key] = value
     broker = conf.get("broker_url") or ""
+    if isinstance(broker, str) and broker.startswith("memory://"):
+        # kombu's in-memory transport polls once a second by default: too slow for the
+        # embedded mode's interactive use.
+        options = dict(conf.get("broker_transport_options") or {})
+        if "polling_interval" not in options:
+            options["polling_interval"] = 0.1
+            conf["broker_transport_options"] = options
+            changed["broker_transport_options"] = options
     if isinstance(broker, str) and broker.startswith(("redis", "rediss")):
         options = dict(conf.get("broker_transport_options") or {})
         floor = max(3600.0, (longest_max_duration or 0) + 300.0)

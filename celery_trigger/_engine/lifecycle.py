@@ -57,7 +57,11 @@ class EndAttempt(BaseException):
 class AttemptFailed(Exception):
     """Raised to Celery when a run ends failed, so the task shows FAILURE like any task."""
 
-    def __init__(self, error: TaskRunError) -> None:
+    def __init__(self, error: TaskRunError | str) -> None:
+        # A str when a result backend rebuilds the exception from its stored message.
+        if isinstance(error, str):
+            name, _, message = error.partition(": ")
+            error = TaskRunError(name if message else "Error", message or name)
         super().__init__(f"{error.name}: {error.message}")
         self.error = error
 

@@ -57,8 +57,8 @@ class DirectEnqueuer:
         return f"{self._prefix}{queue.name}"
 
     def plan(self, run_id: str, task_name: str, *, parent: str | None, root: str | None,
-             celery_queue: str | None, payload_repr: str,
-             retries: int = 0) -> tuple[str, str, dict[str, Any]] | None:
+             celery_queue: str | None, payload_repr: str, retries: int = 0,
+             embed: dict[str, Any] | None = None) -> tuple[str, str, dict[str, Any]] | None:
         """``(list key, message JSON, signal kwargs)`` for one run, or None (use send_task)."""
         if not self.enabled:
             return None
@@ -78,7 +78,7 @@ class DirectEnqueuer:
                          "properties": properties, "declare": [], "retry_policy": {}}
         if signals.before_task_publish.receivers:
             signals.before_task_publish.send(**signal_kwargs)
-        body = json.dumps([[], {}, _EMBED], separators=(", ", ": "))
+        body = json.dumps([[], {}, embed or _EMBED], separators=(", ", ": "))
         envelope = {
             "body": base64.b64encode(body.encode()).decode(),
             "content-encoding": "utf-8",

@@ -58,8 +58,11 @@ class TriggerTask(Task):  # type: ignore[type-arg]
         if engine is None or request.id is None or request.called_directly:
             # Calling the Celery task object directly runs the function inline.
             return self.ct_definition(args[0] if args else kwargs or None)
+        embed = {"callbacks": request.callbacks, "errbacks": request.errbacks,
+                 "chain": request.chain, "chord": request.chord}
         try:
-            return execute(engine, request.id, self.name, args, kwargs)
+            return execute(engine, request.id, self.name, args, kwargs,
+                           embed=embed if any(embed.values()) else None)
         except DropDelivery as exc:
             raise Ignore(str(exc)) from None
         except EndAttempt as exc:

@@ -356,7 +356,8 @@ def publish_prepared(trigger: Trigger, items: list[Prepared]) -> None:
 
 def publish(trigger: Trigger, run_id: str, task_id: str, *, parent: str | None,
             root: str | None, celery_queue: str | None, payload_repr: str,
-            retries: int) -> None:
+            retries: int, embed: Mapping[str, Any] | None = None,
+            ignore_result: bool = True) -> None:
     """Send the one Celery message for a run attempt (``task_id`` = run id)."""
     options: dict[str, Any] = {
         "task_id": run_id,
@@ -369,8 +370,13 @@ def publish(trigger: Trigger, run_id: str, task_id: str, *, parent: str | None,
         "retries": retries,
         # The run record holds the outcome: no result-backend subscription at publish time,
         # no backend write in the worker (plain Celery sends keep their results).
-        "ignore_result": True,
+        "ignore_result": ignore_result,
     }
+    if embed:
+        options["link"] = embed.get("callbacks")
+        options["link_error"] = embed.get("errbacks")
+        options["chain"] = embed.get("chain")
+        options["chord"] = embed.get("chord")
     if parent:
         options["parent_id"] = parent
         options["root_id"] = root or parent
@@ -380,22 +386,25 @@ def publish(trigger: Trigger, run_id: str, task_id: str, *, parent: str | None,
 
 
 def publish_record(trigger: Trigger, record: Mapping[str, str]) -> None:
-    """Publish a stored run (timer service, resumes, pending promotions)."""
+    """Publish a stored run (timer service, resumes, pending promotions), with the canvas
+    links of its first delivery and, for plain Celery sends, its result-backend use."""
     payload = record.get("payload", "")
     text = payload if len(payload) <= 200 else payload[:197] + "..."
+    embed = loads(record["embed"]) if record.get("embed") else None
+    plain = record.get("plain") == "1"
+    common: dict[str, Any] = {
+        "parent": record.get("parent") or None, "root": record.get("root") or None,
+              "celery_queue": record.get("celery_queue") or None, "payload_repr": text,
+              "retries": int(record.get("attempt") or 0)}
     enqueuer = trigger.enqueuer
-    if enqueuer.enabled:
-        plan = enqueuer.plan(record["id"], record["task"], parent=record.get("parent") or None,
-                             root=record.get("root") or None,
-                             celery_queue=record.get("celery_queue") or None, payload_repr=text,
-                             retries=int(record.get("attempt") or 0))
+    if enqueuer.enabled and not plain:
+        plan = enqueuer.plan(record["id"], record["task"], embed=embed, **common)
         if plan is not None:
             trigger.store.enqueue(plan[0], plan[1])  # type: ignore[attr-defined]
             enqueuer.published(plan[2])
             return
-    publish(trigger, record["id"], record["task"], parent=record.get("parent") or None,
-            root=record.get("root") or None, celery_queue=record.get("celery_queue") or None,
-            payload_repr=text, retries=int(record.get("attempt") or 0))
+    publish(trigger, record["id"], record["task"], embed=embed, ignore_result=not plain,
+            **common)
 
 
 # public entry points ------------------------------------------------------------------
@@ -537,6 +546,7 @@ def create_from_message(trigger: Trigger, run_id: str, task_id: str, args: Seque
     else:
         payload = list(args)
     prepared = prepare(trigger, task_id, payload, {}, run_id=run_id, parse=False)
+    prepared.new.fields["plain"] = "1"  # later deliveries keep Celery's result backend
     if not publishing:
         prepared.new.timers = [t for t in prepared.new.timers if not t[0].startswith("pub|")]
     trigger.store.create_runs([prepared.new], now_ms())

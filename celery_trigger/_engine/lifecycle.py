@@ -97,8 +97,13 @@ def _drop_timers(run_id: str) -> list[str]:
 
 
 def execute(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],
-            kwargs: Mapping[str, Any]) -> Any:
-    """Run one delivery of ``run_id``. Returns the output or raises (see module doc)."""
+            kwargs: Mapping[str, Any], *, embed: dict[str, Any] | None = None) -> Any:
+    """Run one delivery of ``run_id``. Returns the output or raises (see module doc).
+
+    ``embed`` holds the message's canvas links (callbacks, errbacks, chain, chord); they are
+    kept on the run so the deliveries celery-trigger publishes later (long retries, resumes)
+    carry them too, and the chain continues when the run finally succeeds.
+    """
     from .._trigger import create_from_message
 
     store = trigger.store
@@ -116,6 +121,10 @@ def execute(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],
     record = claim.record
     if record.get("takeover") == "1":
         _check_crash_budget(trigger, run_id, token, record)
+    if embed is not None and not record.get("embed"):
+        text = dumps(embed, what="canvas links")
+        store.transition(run_id, now_ms(), allowed="EXECUTING", fields={"embed": text})
+        record["embed"] = text
     watchdog = trigger.watchdog
     totals = {"duration_ms": int(record.get("duration_ms") or 0),
               "cost": float(record.get("cost") or 0)}

@@ -170,3 +170,37 @@ def test_run_of_a_plain_send_exists_as_soon_as_delay_returns(engine: Engine) -> 
     # And a worker runs it exactly as a triggered run
     with engine.worker():
         assert wait_for_status(result.id, "COMPLETED").output == 3
+
+
+CHAIN_SEEN: list[Any] = []
+
+
+@ct.task(id="cc-slow-retry", retry={"max_attempts": 2, "min_timeout_in_ms": 400,
+                                    "randomize": False})
+def cc_slow_retry(payload: dict, ctx: ct.Context) -> int:
+    if ctx.attempt.number == 1:
+        raise RuntimeError("first attempt fails")
+    return int(payload["n"]) + 1
+
+
+@ct.task(id="cc-chain-tail")
+def cc_chain_tail(payload: Any) -> Any:
+    CHAIN_SEEN.append(payload)
+    return payload
+
+
+def test_chain_continues_after_a_retry_published_by_the_timer_service(
+        make_engine: Any) -> None:
+    """A chain link survives a delivery celery-trigger publishes itself (a long retry goes
+    through the timer service), and the plain send keeps its result in the backend."""
+    engine = make_engine(warm_retry_threshold=0.1)
+    CHAIN_SEEN.clear()
+    with engine.worker():
+        # Given a chain whose first task fails once and retries through the queue
+        result = chain(cc_slow_retry.celery_task.s({"n": 1}),
+                       cc_chain_tail.celery_task.s()).apply_async()
+        # Then the tail runs with the head's output once the retry succeeds
+        assert result.get(timeout=20) == 2
+        wait_for(lambda: CHAIN_SEEN == [2])
+        head = ct.runs.retrieve(result.parent.id)
+        assert head.status == ct.RunStatus.COMPLETED and head.attempt_count == 2

@@ -176,13 +176,29 @@ def children_of(pid: int) -> list[int]:
 
 
 # CPU accounting -----------------------------------------------------------------------------
-def _pid_cpu_s(pid: int) -> float:
+def _pid_cpu_s(pid: int, reaped_children: bool = False) -> float:
+    """utime + stime of ``pid`` (plus cutime + cstime: its reaped children, if asked)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / HZ  # utime + stime
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / HZ
+
+
+def _tree_cpu_s() -> float:
+    """CPU of this process and every descendant, live or already reaped."""
+    t = os.times()
+    total = t.user + t.system + t.children_user + t.children_system
+    stack = children_of(os.getpid())
+    while stack:
+        pid = stack.pop()
+        total += _pid_cpu_s(pid, reaped_children=True)
+        stack.extend(children_of(pid))
+    return total
 
 
 def _machine_busy() -> tuple[float, float]:
@@ -194,7 +210,11 @@ def _machine_busy() -> tuple[float, float]:
 
 
 class CpuMeter:
-    """CPU seconds used between ``start()`` and ``stop()`` by each tracked party."""
+    """CPU seconds used between ``start()`` and ``stop()`` by each tracked party.
+
+    ``other_procs_cpu_s`` is the machine's busy time (less irq/softirq) minus everything this
+    process and its descendants (redis-server, workers, pool children) used.
+    """
 
     def __init__(self, parties: dict[str, Iterable[int]]) -> None:
         self.parties = {name: list(pids) for name, pids in parties.items()}
@@ -204,6 +224,7 @@ class CpuMeter:
         snap = {name: sum(_pid_cpu_s(p) for p in pids) for name, pids in self.parties.items()}
         snap["producer"] = t.user + t.system
         snap["_busy"], snap["_irq"] = _machine_busy()
+        snap["_tree"] = _tree_cpu_s()
         snap["_wall"] = time.perf_counter()
         return snap
 
@@ -214,9 +235,8 @@ class CpuMeter:
     def stop(self) -> dict[str, float]:
         b = self._snap()
         d = {k: b[k] - self._a[k] for k in b}
-        own = sum(v for k, v in d.items() if not k.startswith("_"))
         out = {f"{k}_cpu_s": round(v, 3) for k, v in d.items() if not k.startswith("_")}
-        out["other_procs_cpu_s"] = round(max(d["_busy"] - d["_irq"] - own, 0.0), 2)
+        out["other_procs_cpu_s"] = round(max(d["_busy"] - d["_irq"] - d["_tree"], 0.0), 2)
         out["irq_softirq_s"] = round(d["_irq"], 2)
         out["wall_s"] = round(d["_wall"], 3)
         return out
@@ -233,10 +253,10 @@ def wait_for_quiet(max_wait_s: float, threshold: float = 0.3,
     t0 = time.perf_counter()
     while True:
         busy0, irq0 = _machine_busy()
-        own0 = sum(os.times()[:2])
+        own0 = _tree_cpu_s()
         time.sleep(window_s)
         busy1, irq1 = _machine_busy()
-        others = (busy1 - busy0 - (irq1 - irq0) - (sum(os.times()[:2]) - own0)) / window_s
+        others = (busy1 - busy0 - (irq1 - irq0) - (_tree_cpu_s() - own0)) / window_s
         waited = time.perf_counter() - t0
         if others < threshold or waited >= max_wait_s:
             return {"waited_s": round(waited, 1), "others_cpus_busy": round(max(others, 0), 2)}

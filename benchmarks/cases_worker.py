@@ -16,6 +16,7 @@ take turns in blocks, so drift over the run hits all of them alike.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -25,6 +26,10 @@ from ._infra import CpuMeter, log, spread, summarize_ms, wait_until
 
 E2E_TIMEOUT_S = 600.0
 POLL_S = 0.0005
+#: An e2e run during which other processes used more than this share of the machine is run
+#: again (once): a test suite starting on a shared 2-core box can cut a run's rate by 30 %.
+CONTAMINATED_SHARE = 0.05
+E2E_RETRIES = 1
 
 
 @contextlib.contextmanager
@@ -93,9 +98,19 @@ def e2e_throughput(h: Harness, n: int, reps: int) -> dict[str, Any]:
     """Case 3: first publish → last final, N runs, prefork -c 2, three variants."""
     variants = ["bare_default", "bare_safe", "ct"]
     samples: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    discarded: list[dict[str, Any]] = []
+    cpus = os.cpu_count() or 1
     for rep in range(reps):
         for v in variants if rep % 2 == 0 else variants[::-1]:
-            samples[v].append(_e2e_once(h, v, n, rep))
+            for attempt in range(E2E_RETRIES + 1):
+                run = _e2e_once(h, v, n, rep)
+                limit = max(1.0, CONTAMINATED_SHARE * run["total_s"] * cpus)
+                if run["other_procs_cpu_s"] <= limit or attempt == E2E_RETRIES:
+                    break
+                log(f"  (other processes used {run['other_procs_cpu_s']} CPU-s during that "
+                    "run: running it again)")
+                discarded.append({"variant": v, **run})
+            samples[v].append(run)
 
     def side(v: str, what: str) -> dict[str, Any]:
         runs = samples[v]
@@ -123,6 +138,7 @@ def e2e_throughput(h: Harness, n: int, reps: int) -> dict[str, Any]:
         "ratio": vs_safe["median"],
         "ratio_spread": vs_safe,
         "ratio_vs_bare_default": vs_default,
+        "discarded_contaminated_runs": discarded,
         "ratio_definition": "ct runs/s / bare runs/s; 'ratio' is against bare with the same "
                             "safe settings, 'ratio_vs_bare_default' against Celery defaults",
     }

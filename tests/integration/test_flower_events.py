@@ -86,9 +86,13 @@ def test_parked_run_shows_retry_then_resumes_under_the_same_task_id(
         # Then the parent's events show a park (retried) and a resume that succeeded
         wait_for(lambda: "task-succeeded" in log.types_for(handle.id), timeout=10)
         types = log.types_for(handle.id)
-        first_retry = types.index("task-retried")
-        assert types[:first_retry + 1] == ["task-received", "task-started", "task-retried"]
-        assert types[first_retry + 1:] == ["task-received", "task-started", "task-succeeded"]
+        # Two deliveries of the same id. The resume's "received" can overtake the parked
+        # delivery's "retried" (different threads send them), so compare order loosely.
+        assert sorted(types) == sorted(["task-received", "task-started", "task-retried",
+                                        "task-received", "task-started", "task-succeeded"])
+        assert types[:2] == ["task-received", "task-started"]
+        assert types[-1] == "task-succeeded"
+        assert types.index("task-retried") < len(types) - 1
         retried = next(e for e in log.events
                        if e.get("uuid") == handle.id and e["type"] == "task-retried")
         assert "waiting for fl-child" in retried["exception"]

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.helpers import wait_for  # noqa: F401  (re-exported for older imports)
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -63,15 +65,3 @@ def redis_server() -> Iterator[str]:
 def key_prefix() -> str:
     """A key prefix no other test uses."""
     return f"t{uuid.uuid4().hex[:10]}"
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.01, message: str = ""):  # type: ignore[no-untyped-def]
-    """Poll ``predicate`` until it returns a truthy value, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(message or f"condition not met within {timeout}s")
-        time.sleep(interval)

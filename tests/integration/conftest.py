@@ -7,7 +7,6 @@ own broker queue; ``worker`` starts a real ``start_worker`` (threads pool) for i
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,19 +18,7 @@ from celery.contrib.testing.worker import start_worker
 import celery_trigger as ct
 from celery_trigger import _definition, _setup
 from celery_trigger.status import RunStatus
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.01,
-             message: str = "") -> Any:
-    """Poll ``predicate`` until truthy or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(message or f"condition not met within {timeout}s")
-        time.sleep(interval)
+from tests.helpers import wait_for
 
 
 def wait_for_status(run_id: str, *statuses: RunStatus | str, timeout: float = 15.0) -> ct.Run:

@@ -12,31 +12,18 @@ on it to the string (record values are what Redis returns). Key-name arguments
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
 
 from celery_trigger._store.base import Claim, Created, NewRun, Store, Transition
 from celery_trigger.errors import StoreUnavailableError
+from tests.helpers import wait_for
 
 NOW = 1_700_000_000_000  # ms; large on purpose: values must come back as plain decimals
 LEASE = 30_000
 FINAL = ["COMPLETED", "CANCELED", "FAILED", "CRASHED", "SYSTEM_FAILURE", "EXPIRED", "TIMED_OUT"]
 T = TypeVar("T")
-
-
-def wait_for(predicate: Callable[[], T], timeout: float = 5.0) -> T:
-    """Poll ``predicate`` until it is truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.01)
 
 
 def new_run(run_id: str, *, task_id: str = "t.send", status: str = "QUEUED",

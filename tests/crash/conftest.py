@@ -65,8 +65,8 @@ class CrashEnv:
              "-P", "prefork", "-c", str(concurrency), "-Q", f"q-{self.prefix}",
              "-l", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
              "-n", f"w{len(self.workers)}-{self.prefix}@%h"],
-            cwd=ROOT, env={**self.env, **(env or {})}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-            start_new_session=True)
+            cwd=ROOT, env={**self.env, **(env or {})}, stdout=log.open("wb"),
+            stderr=subprocess.STDOUT, start_new_session=True)
         worker = WorkerProcess(proc, log)
         self.workers.append(worker)
         return worker

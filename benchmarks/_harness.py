@@ -109,7 +109,10 @@ class Harness:
                 if not w.alive():
                     raise SystemExit(f"ct worker died; see {w.log_path}")
                 if time.monotonic() > deadline:
-                    raise SystemExit(f"ct worker did not complete warm-up; see {w.log_path}")
+                    statuses = [s for (s,) in self.ct_records(ids, "status")]
+                    raise SystemExit(
+                        f"ct worker did not complete warm-up (run statuses {statuses}, "
+                        f"{self.r.llen(CT_QUEUE)} messages queued); see {w.log_path}")
                 time.sleep(0.01)
 
         return Worker("benchmarks.app_ct", CT_QUEUE, env, tag="ct", ready=ready)

@@ -64,6 +64,32 @@ def count(payload: dict[str, Any]) -> None:
         r().set(payload["key"] + ":done", repr(time.time()))
 
 
+# The bare equivalents of the durable case's tasks (benchmarks/app_durable.py): a chord's
+# header and callback; a chain child -> callback. Stamps are written after what they time.
+@app.task(name="bench.fan_child")
+def fan_child(i: int) -> int:
+    return i
+
+
+@app.task(name="bench.fan_join")
+def fan_join(results: list[int], key: str) -> int:
+    total = sum(results)
+    r().hset(key, mapping={"total": total, "end": repr(time.time())})
+    return total
+
+
+@app.task(name="bench.chain_child")
+def chain_child(key: str) -> str:
+    r().hset(key, "child_end", repr(time.time()))
+    return key
+
+
+@app.task(name="bench.chain_callback")
+def chain_callback(key: str) -> None:
+    entered = time.time()
+    r().hset(key, "resumed", repr(entered))
+
+
 if os.environ.get("BENCH_PROBE"):
     from benchmarks.probe import install_worker_probe
 

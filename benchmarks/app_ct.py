@@ -10,7 +10,8 @@ plus ``celery_trigger.setup(app)``, which applies its safe Celery defaults. Envi
 - ``BENCH_KEY_PREFIX``: the store's key prefix (``bench``);
 - ``BENCH_CT_SECRET``: ``trigger_secret_key``; empty means no token is signed per trigger
   (default: a 40-byte secret, so each handle carries a JWT as in a real deployment);
-- ``BENCH_PROBE``: a directory; when set, each pool child writes a timing breakdown there.
+- ``BENCH_PROBE``: a directory; when set, each pool child writes a timing breakdown there;
+- ``BENCH_CT_WAIT_THRESHOLD``: ``trigger_wait_threshold`` in seconds (unset: the default).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ STORE_DB = int(os.environ.get("BENCH_CT_STORE_DB", "0"))
 app = Celery("bench_ct", broker=f"{BASE}/0", backend=f"{BASE}/1", set_as_current=False)
 app.conf.update(task_default_queue=QUEUE, broker_connection_retry_on_startup=True,
                 worker_hijack_root_logger=False)
+if os.environ.get("BENCH_CT_WAIT_THRESHOLD"):  # the durable cases park 1 s waits
+    app.conf.trigger_wait_threshold = float(os.environ["BENCH_CT_WAIT_THRESHOLD"])
 engine = ct.setup(app, key_prefix=PREFIX, secret_key=SECRET, redis_url=f"{BASE}/{STORE_DB}")
 
 _client: dict[str, Any] = {"pid": None, "r": None}

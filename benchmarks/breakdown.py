@@ -27,6 +27,7 @@ import io
 import json
 import os
 import pstats
+import shutil
 import statistics
 import sys
 import tempfile
@@ -259,6 +260,7 @@ def worker_pass(h: Harness, kind: str, runs: int, cprofile: bool) -> dict[str, A
     if files:
         out["cprofile_child_top_cumulative"], out["_cprofile_text"] = _top(
             *files, limit=40, sort="cumulative")
+    shutil.rmtree(probe_dir, ignore_errors=True)
     return out
 
 

@@ -102,15 +102,19 @@ def e2e_throughput(h: Harness, n: int, reps: int) -> dict[str, Any]:
     cpus = os.cpu_count() or 1
     for rep in range(reps):
         for v in variants if rep % 2 == 0 else variants[::-1]:
-            for attempt in range(E2E_RETRIES + 1):
-                run = _e2e_once(h, v, n, rep)
-                limit = max(1.0, CONTAMINATED_SHARE * run["total_s"] * cpus)
-                if run["other_procs_cpu_s"] <= limit or attempt == E2E_RETRIES:
+            attempts = [_e2e_once(h, v, n, rep)]
+            while len(attempts) <= E2E_RETRIES:
+                last = attempts[-1]
+                if last["other_procs_cpu_s"] <= max(1.0, CONTAMINATED_SHARE * cpus
+                                                    * last["total_s"]):
                     break
-                log(f"  (other processes used {run['other_procs_cpu_s']} CPU-s during that "
+                log(f"  (other processes used {last['other_procs_cpu_s']} CPU-s during that "
                     "run: running it again)")
-                discarded.append({"variant": v, **run})
-            samples[v].append(run)
+                attempts.append(_e2e_once(h, v, n, rep))
+            # keep the run least disturbed by other processes
+            attempts.sort(key=lambda r: float(r["other_procs_cpu_s"]) / float(r["total_s"]))
+            samples[v].append(attempts[0])
+            discarded.extend({"variant": v, **r} for r in attempts[1:])
 
     def side(v: str, what: str) -> dict[str, Any]:
         runs = samples[v]

@@ -26,13 +26,28 @@ if __package__ in (None, ""):  # ``python benchmarks/run.py``
 from benchmarks._harness import Harness
 from benchmarks._infra import RESULTS_DIR, CpuMeter, log, machine_info, versions
 
-CASES = ("trigger", "batch", "e2e", "latency")
-FULL = {"trigger_n": 3000, "trigger_reps": 3, "batch_items": 1000, "batch_reps": 5,
+CASES = ("trigger", "batch", "e2e", "latency", "meta", "queues", "durable")
+FULL = {"trigger_n": 3000, "trigger_reps": 3, "batch_items": 1000, "batch_reps": 7,
         "e2e_n": 10_000, "e2e_reps": 2, "latency_n": 500, "latency_warmup": 50,
         "latency_block": 25}
 QUICK = {"trigger_n": 500, "trigger_reps": 2, "batch_items": 200, "batch_reps": 3,
          "e2e_n": 1000, "e2e_reps": 1, "latency_n": 100, "latency_warmup": 20,
          "latency_block": 20}
+#: Sizes of the ``meta`` case (benchmarks/cases_meta.py).
+FULL.update(meta_trigger_n=2000, meta_trigger_reps=3, meta_runs=40, meta_increments=1000)
+QUICK.update(meta_trigger_n=300, meta_trigger_reps=2, meta_runs=10, meta_increments=1000)
+#: Sizes of the ``queues`` case (benchmarks/cases_queues.py).
+FULL.update(queues_n=5000, queues_reps=2)
+QUICK.update(queues_n=1000, queues_reps=1)
+#: Sizes of the ``durable`` case (benchmarks/cases_durable.py).
+FULL.update(durable_fan_small=100, durable_fan_large=1000, durable_fan_reps=3,
+            durable_resume_n=200, durable_timer_n=1000, durable_timer_rate=50,
+            durable_timer_rate_loaded=100,
+            durable_park_n=10_000)
+QUICK.update(durable_fan_small=20, durable_fan_large=200, durable_fan_reps=1,
+             durable_resume_n=40, durable_timer_n=100, durable_timer_rate=50,
+             durable_timer_rate_loaded=0,
+             durable_park_n=1000)
 #: Above this share of the machine's CPU used by other processes, a case's figures are suspect.
 CONTENTION_WARN_SHARE = 0.05
 
@@ -69,6 +84,18 @@ def run_case(h: Harness, name: str, size: dict[str, int]) -> dict[str, Any]:
         return cases_producer.trigger_throughput(h, size["trigger_n"], size["trigger_reps"])
     if name == "batch":
         return cases_producer.batch_trigger(h, size["batch_items"], size["batch_reps"])
+    if name == "queues":
+        from benchmarks import cases_queues
+
+        return cases_queues.queues(h, size["queues_n"], size["queues_reps"])
+    if name == "meta":
+        from benchmarks import cases_meta
+
+        return cases_meta.meta(h, size)
+    if name == "durable":
+        from benchmarks import cases_durable
+
+        return cases_durable.durable(h, size)
     if name == "e2e":
         return cases_worker.e2e_throughput(h, size["e2e_n"], size["e2e_reps"])
     return cases_worker.latency(h, size["latency_n"], size["latency_warmup"],

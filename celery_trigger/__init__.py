@@ -20,7 +20,21 @@ Importing this package has no side effects.
 
 from __future__ import annotations
 
-from . import auth, batch, context, retry, runs, steps, tasks, wait
+from . import (
+    auth,
+    batch,
+    context,
+    idempotency_keys,
+    metadata,
+    queues,
+    retry,
+    runs,
+    schedules,
+    steps,
+    tags,
+    tasks,
+    wait,
+)
 from ._config import TriggerConfig, define_config
 from ._definition import TaskDefinition as Task
 from ._definition import schema_task, task
@@ -35,6 +49,7 @@ from .errors import (
     InvalidRunStateError,
     NonDeterminismError,
     PayloadValidationError,
+    QueueNotFoundError,
     RunNotFoundError,
     StoreUnavailableError,
     SubtaskUnwrapError,
@@ -65,6 +80,7 @@ __all__ = [
     "NonDeterminismError",
     "PayloadValidationError",
     "Queue",
+    "QueueNotFoundError",
     "Result",
     "RetryOptions",
     "Run",
@@ -86,12 +102,17 @@ __all__ = [
     "batch",
     "context",
     "define_config",
+    "idempotency_keys",
+    "metadata",
     "queue",
+    "queues",
     "retry",
     "runs",
+    "schedules",
     "schema_task",
     "setup",
     "steps",
+    "tags",
     "task",
     "tasks",
     "wait",

@@ -24,6 +24,15 @@ from celery import signals
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 
+def _encode_body(embed: dict[str, Any]) -> str:
+    body = json.dumps([[], {}, embed], separators=(", ", ": "))
+    return base64.b64encode(body.encode()).decode()
+
+
+#: The body of every message without canvas links is the same: encode it once.
+_PLAIN_BODY = _encode_body(_EMBED)
+
+
 class DirectEnqueuer:
     """Builds messages for one app; ``enabled`` says whether the fast path applies."""
 
@@ -58,7 +67,8 @@ class DirectEnqueuer:
 
     def plan(self, run_id: str, task_name: str, *, parent: str | None, root: str | None,
              celery_queue: str | None, payload_repr: str, retries: int = 0,
-             embed: dict[str, Any] | None = None) -> tuple[str, str, dict[str, Any]] | None:
+             embed: dict[str, Any] | None = None,
+             slot: str | None = None) -> tuple[str, str, dict[str, Any]] | None:
         """``(list key, message JSON, signal kwargs)`` for one run, or None (use send_task)."""
         if not self.enabled:
             return None
@@ -71,6 +81,8 @@ class DirectEnqueuer:
             kwargsrepr="{}")
         headers = message.headers
         headers["ct_run"] = 1
+        if slot:
+            headers["ct_slot"] = slot  # the run's sub-queue, for the claim (DESIGN §6)
         properties = dict(message.properties)
         routing_key = list_key[len(self._prefix):]
         signal_kwargs = {"sender": task_name, "body": message.body, "exchange": "",
@@ -78,9 +90,8 @@ class DirectEnqueuer:
                          "properties": properties, "declare": [], "retry_policy": {}}
         if signals.before_task_publish.receivers:
             signals.before_task_publish.send(**signal_kwargs)
-        body = json.dumps([[], {}, embed or _EMBED], separators=(", ", ": "))
         envelope = {
-            "body": base64.b64encode(body.encode()).decode(),
+            "body": _encode_body(embed) if embed else _PLAIN_BODY,
             "content-encoding": "utf-8",
             "content-type": "application/json",
             "headers": headers,

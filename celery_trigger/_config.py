@@ -137,6 +137,8 @@ class Settings:
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     max_output_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES
+    #: how often an executing run sends its buffered metadata operations (SEMANTICS §8.1)
+    metadata_flush_interval: float = 1.0
     lease_seconds: float = 30.0
     timer_poll_interval: float = 0.05
     timer_claim_lease: float = 30.0
@@ -145,6 +147,8 @@ class Settings:
     machine_queues: Mapping[str, str] = field(default_factory=dict)
     cost_rates: Mapping[str, float] = field(default_factory=dict)
     timer_service: bool = True
+    #: environment-wide limit on executing runs (SEMANTICS §6.2); None = unlimited
+    concurrency_limit: int | None = None
 
 
 _SETTING_NAMES = {f.name for f in fields(Settings)} - {"config"}
@@ -208,6 +212,13 @@ def resolve_settings(conf: Any, config: TriggerConfig | None,
         value = getattr(settings, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             problems.append(f"trigger_{name} must be a non-negative number of seconds")
+    flush = settings.metadata_flush_interval
+    if isinstance(flush, bool) or not isinstance(flush, (int, float)) or flush <= 0:
+        problems.append("trigger_metadata_flush_interval must be a positive number of seconds")
+    limit = settings.concurrency_limit
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        problems.append("trigger_concurrency_limit must be a positive integer (or None for no "
+                        "limit)")
     for name in ("max_payload_bytes", "max_output_bytes", "max_metadata_bytes"):
         value = getattr(settings, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:

@@ -123,7 +123,7 @@ class TaskDefinition(Generic[P, O]):
         self.fn = run
         self.description = description or (inspect.getdoc(run) or "").split("\n")[0]
         self.retry: RetryOptions | None = coerce_retry(retry)
-        self.queue: Queue | None = coerce_queue(queue)
+        self.queue: Queue | None = coerce_queue(queue, default_name=f"task/{id}")
         self.machine = resolve_machine(machine)
         self.max_duration = clamp_max_duration(max_duration)
         self.ttl_given = ttl is not None
@@ -168,11 +168,16 @@ class TaskDefinition(Generic[P, O]):
 
         return _trigger.trigger(self.id, payload, options, definition=self)
 
-    def batch_trigger(self, items: Sequence[Any]) -> BatchHandle:
-        """Start up to 1,000 runs at once. Example: ``my_task.batch_trigger([{"payload": 1}])``."""
+    def batch_trigger(self, items: Sequence[Any], *, idempotency_key: Any = None,
+                      idempotency_key_ttl: Any = None) -> BatchHandle:
+        """Start up to 1,000 runs at once. Example: ``my_task.batch_trigger([{"payload": 1}])``.
+
+        ``idempotency_key`` makes the batch idempotent and gives each item without a key of
+        its own a derived one; ``idempotency_key_ttl`` is the items' default key TTL."""
         from . import _trigger
 
-        return _trigger.batch_trigger([(self.id, self, item) for item in _items(items)])
+        return _trigger.batch_trigger([(self.id, self, item) for item in _items(items)],
+                                      _batch_options(idempotency_key, idempotency_key_ttl))
 
     def trigger_and_wait(self, payload: P, **options: Any) -> Result[O]:
         """Start a child run and wait for its result (inside a run only)."""
@@ -181,12 +186,14 @@ class TaskDefinition(Generic[P, O]):
         return _trigger.trigger_and_wait(  # type: ignore[no-any-return]
             self.id, payload, options, definition=self)
 
-    def batch_trigger_and_wait(self, items: Sequence[Any]) -> BatchResult[O]:
+    def batch_trigger_and_wait(self, items: Sequence[Any], *, idempotency_key: Any = None,
+                               idempotency_key_ttl: Any = None) -> BatchResult[O]:
         """Start child runs and wait for all of them (inside a run only)."""
         from . import _trigger
 
         return _trigger.batch_trigger_and_wait(  # type: ignore[no-any-return]
-            [(self.id, self, item) for item in _items(items)])
+            [(self.id, self, item) for item in _items(items)],
+            _batch_options(idempotency_key, idempotency_key_ttl))
 
     # direct call: run inline, like calling a Celery task object ---------------------------
     def __call__(self, payload: P) -> O:
@@ -196,6 +203,12 @@ class TaskDefinition(Generic[P, O]):
 
     def __repr__(self) -> str:
         return f"<celery_trigger task {self.id!r}>"
+
+
+def _batch_options(key: Any, ttl: Any) -> dict[str, Any]:
+    """Batch-level options as ``_trigger.batch_trigger`` takes them (unset ones left out)."""
+    return {k: v for k, v in (("idempotency_key", key), ("idempotency_key_ttl", ttl))
+            if v is not None}
 
 
 def _items(items: Sequence[Any]) -> list[Any]:

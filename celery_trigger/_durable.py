@@ -12,6 +12,9 @@ Invariants (DESIGN §4, decision D-17):
 - The journal belongs to the attempt: a retry starts with an empty journal.
 - In-process sleeps (waits up to the threshold) take no ordinal; replay skips those before
   the resume point, since they already happened.
+- Metadata mutations and ``tags.add`` take no ordinal either: their effects are stored
+  before the park (metadata is flushed first, tags are written at the call), so replay
+  skips them instead of recording a journal entry per write (``_engine/metadata.py``).
 - At most one durable wait is outstanding: a second one raises ``ConcurrentWaitError`` and the
   run ends ``SYSTEM_FAILURE`` (SEMANTICS §3.4).
 """
@@ -25,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._engine.metadata import flush_state as flush_metadata
 from ._engine.state import RunState, current_state
 from ._serialization import dumps, loads, to_jsonable
 from .errors import ConcurrentWaitError, NonDeterminismError, TaskRunError
@@ -195,6 +199,9 @@ def _wait(state: RunState, k: int, entry: dict[str, Any], first: bool, *, member
         watch = state.watch
         if watch is not None:
             engine.watchdog.pause(watch)
+        # Metadata written before the wait is stored before the run can resume: the resumed
+        # attempt reads it back, and its replay skips those writes (_engine/metadata.py).
+        flush_metadata(state)
         result = engine.store.park(state.run_id, state.token, int(time.time() * 1000), k,
                                    dumps(entry), due_ms=due_ms, members=members,
                                    fields=_usage_fields(state))
@@ -303,19 +310,23 @@ def trigger_in_run(task_id: str, create: Callable[[str], tuple[str, bool]]) -> R
     return RunHandle(id=run_id, is_cached=cached, task_identifier=task_id)
 
 
+BatchCreate = Callable[[list[str]], tuple[str, list[str], bool]]
+
+
 def batch_in_run(target: str, count: int,
-                 create: Callable[[list[str]], tuple[str, list[str]]]) -> tuple[str, list[str]]:
-    """Fire-and-forget batch inside a run: journaled, with deterministic child ids."""
+                 create: BatchCreate) -> tuple[str, list[str], bool]:
+    """Fire-and-forget batch inside a run: journaled, with deterministic child ids.
+    ``create`` returns ``(batch id, run ids, cached)`` (cached: a batch key hit)."""
     state = _state("batch_trigger")
     k, entry = _next(state, "batch_trigger", target)
     if entry is not None:
-        return entry["batch"], list(entry["runs"])
+        return entry["batch"], list(entry["runs"]), bool(entry.get("cached"))
     if not 0 < count <= 1000:
         return create([])  # raises BatchTriggerError with the count
-    batch_id, run_ids = create([derive_id("run_", state, k, i) for i in range(count)])
+    batch_id, run_ids, cached = create([derive_id("run_", state, k, i) for i in range(count)])
     _append(state, k, {"kind": "batch_trigger", "target": target, "batch": batch_id,
-                       "runs": run_ids})
-    return batch_id, run_ids
+                       "runs": run_ids, "cached": cached})
+    return batch_id, run_ids, cached
 
 
 def trigger_and_wait(task_id: str, create: Callable[[str], tuple[str, bool]]) -> Result[Any]:
@@ -338,9 +349,7 @@ def trigger_and_wait(task_id: str, create: Callable[[str], tuple[str, bool]]) ->
     return _results([run_id])[0]
 
 
-def batch_trigger_and_wait(target: str, count: int,
-                           create: Callable[[list[str]], tuple[str, list[str]]]
-                           ) -> BatchResult[Any]:
+def batch_trigger_and_wait(target: str, count: int, create: BatchCreate) -> BatchResult[Any]:
     """Trigger a batch (first time only) and wait until every child is final."""
     state = _state("batch_trigger_and_wait")
     k, entry = _next(state, "batch", target)
@@ -350,7 +359,7 @@ def batch_trigger_and_wait(target: str, count: int,
             _begin_wait(state)
         ids = [derive_id("run_", state, k, i) for i in range(count)] if 0 < count <= 1000 \
             else []
-        batch_id, run_ids = create(ids)
+        batch_id, run_ids, _ = create(ids)
         entry = {"kind": "batch", "target": target, "batch": batch_id, "runs": run_ids}
     runs: list[str] = entry["runs"]
     info = {"type": "batch", "batch_id": entry["batch"], "run_count": len(runs)}

@@ -6,6 +6,8 @@ projects or test cases can share one Redis without touching each other.
 
 from __future__ import annotations
 
+from urllib.parse import quote, unquote
+
 
 class Keys:
     """Key builder bound to one prefix: ``Keys("ct").run("run_a") == "ct:run:run_a"``."""
@@ -74,6 +76,10 @@ class Keys:
         """String with TTL: the run id that owns an idempotency key of a task."""
         return f"{self.prefix}:idem:{task_id}:{key}"
 
+    def batch_idempotency(self, key: str) -> str:
+        """String with TTL (24 h): the batch created under a batch idempotency key."""
+        return f"{self.prefix}:batchidem:{key}"
+
     def tag(self, tag: str) -> str:
         """Sorted set: run ids carrying ``tag`` scored by creation time (ms)."""
         return f"{self.prefix}:tag:{tag}"
@@ -95,8 +101,54 @@ class Keys:
         return f"{self.prefix}:queues"
 
     def queue(self, name: str) -> str:
-        """Hash: a queue's settings (concurrency_limit)."""
+        """Hash: a queue's settings (concurrency_limit, paused)."""
         return f"{self.prefix}:queue:{name}"
+
+    # concurrency slots (DESIGN §6, ``_engine/concurrency.py``) -------------------------
+    @staticmethod
+    def subqueue(queue: str, ckey: str | None = None) -> str:
+        """The id of a (sub-)queue: the queue, or the queue and a concurrency key.
+
+        Both parts are percent-encoded (``/`` kept), so the id never contains ``:`` or ``|``
+        and every (queue, key) pair has its own id: ``subqueue("user-1", "a:b")`` is
+        ``"user-1:a%3Ab"``.
+        """
+        sub = quote(queue, safe="/")
+        return f"{sub}:{quote(ckey, safe='')}" if ckey else sub
+
+    @staticmethod
+    def split_subqueue(sub: str) -> tuple[str, str]:
+        """``subqueue`` reversed: ``(queue, concurrency key or "")``."""
+        queue, _, ckey = sub.partition(":")
+        return unquote(queue), unquote(ckey)
+
+    def slot_waiting(self, sub: str) -> str:
+        """Sorted set: runs a (sub-)queue cannot admit yet → order (queued time - priority)."""
+        return f"{self.prefix}:q:{sub}:waiting"
+
+    def queue_subs(self, queue: str) -> str:
+        """Set: ids of the queue's sub-queues that have waiting runs."""
+        return f"{self.prefix}:qsubs:{quote(queue, safe='/')}"
+
+    def slots(self) -> str:
+        """Sorted set: every run holding a concurrency slot → slot lease expiry (ms)."""
+        return f"{self.prefix}:slots"
+
+    def slots_sub(self) -> str:
+        """Hash: run id → its sub-queue id, for runs holding a slot or ready for one."""
+        return f"{self.prefix}:slots:sub"
+
+    def slots_count(self) -> str:
+        """Hash: sub-queue id → its runs holding a slot plus those ready for one."""
+        return f"{self.prefix}:slots:count"
+
+    def slots_unclaimed(self) -> str:
+        """Set: runs in line since their creation whose own message no worker claimed yet."""
+        return f"{self.prefix}:slots:unclaimed"
+
+    def slots_ready(self) -> str:
+        """Sorted set: runs their sub-queue admitted, waiting for an environment slot → order."""
+        return f"{self.prefix}:slots:ready"
 
     def task_defs(self) -> str:
         """Hash: task id → JSON of its stored definition defaults (the 'deployed' tasks)."""
@@ -105,3 +157,16 @@ class Keys:
     def pending_version(self, task_id: str) -> str:
         """Sorted set: runs of an unknown task waiting for a worker that defines it."""
         return f"{self.prefix}:pending:{task_id}"
+
+    def schedule(self, schedule_id: str) -> str:
+        """Hash: a schedule (cron, timezone, task, active, next_run, last_run, ...).
+
+        An imperative schedule's id is derived from its deduplication key (and a declarative
+        one's from its task id), so the upsert script addresses the one hash a key names and
+        no separate ``schedule:dedup:{key}`` index is needed (DESIGN §8).
+        """
+        return f"{self.prefix}:schedule:{schedule_id}"
+
+    def schedules(self) -> str:
+        """Sorted set: every schedule id scored by creation time (ms), for paging."""
+        return f"{self.prefix}:schedules"

@@ -62,7 +62,8 @@ class TriggerTask(Task):  # type: ignore[type-arg]
                  "chain": request.chain, "chord": request.chord}
         try:
             return execute(engine, request.id, self.name, args, kwargs,
-                           embed=embed if any(embed.values()) else None)
+                           embed=embed if any(embed.values()) else None,
+                           slot=getattr(request, "ct_slot", None))
         except DropDelivery as exc:
             raise Ignore(str(exc)) from None
         except EndAttempt as exc:
@@ -122,7 +123,10 @@ class TriggerBootstep(bootsteps.StartStopStep):
 
 
 def sync_definitions(engine: Trigger) -> None:
-    """Store this worker's definitions and queues; release runs that waited for them."""
+    """Store this worker's definitions and queues; release runs that waited for them;
+    write its declarative schedules (SEMANTICS §10.1)."""
+    from ._engine import concurrency
+    from ._engine.schedules import is_scheduled, sync_declarative
     from ._trigger import now_ms, publish_record
 
     defs: dict[str, str] = {}
@@ -132,12 +136,13 @@ def sync_definitions(engine: Trigger) -> None:
             "retry": defn.retry.to_dict() if defn.retry else None,
             "machine": defn.machine, "max_duration": defn.max_duration,
             "ttl": defn.ttl, "ttl_given": defn.ttl_given,
+            "scheduled": is_scheduled(defn.id),
         })
         if defn.queue is not None:
-            engine.store.put_queue(defn.queue.name, {
-                "concurrency_limit": "" if defn.queue.concurrency_limit is None
-                else str(defn.queue.concurrency_limit)})
+            # a changed limit admits the runs that now fit (DESIGN §6)
+            concurrency.define_queue(engine, defn.queue.name, defn.queue.concurrency_limit)
     engine.store.put_task_defs(defs)
+    sync_declarative(engine)
     known_queues = {d.queue.name for d in _definition.all_definitions() if d.queue is not None}
     for task_id in defs:
         for run_id in engine.store.pending_runs(task_id, 1000):
@@ -146,9 +151,14 @@ def sync_definitions(engine: Trigger) -> None:
             if queue and queue != f"task/{task_id}" and queue not in known_queues and \
                     engine.store.get_queue(queue) is None:
                 continue  # still waiting for a worker that defines its queue
+            # A run triggered before any worker knew its task got the default queue: it
+            # belongs in the queue its task's code names (with that queue's limit, §6).
+            code = _definition.get(task_id)
+            own = code.queue.name if code is not None and code.queue is not None else queue
             result = engine.store.transition(
                 run_id, now_ms(), allowed="PENDING_VERSION", status="QUEUED",
-                remove_from=engine.store.keys.pending_version(task_id))
+                remove_from=engine.store.keys.pending_version(task_id),
+                fields={"queue": own} if queue == f"task/{task_id}" and own != queue else None)
             if result.ok and result.record is not None:
                 publish_record(engine, result.record)
 

@@ -18,7 +18,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import _definition
-from ._engine import idempotency
+from ._engine import batch_keys, concurrency, idempotency
+from ._engine.metadata_ops import check_document
 from ._engine.state import current_state
 from ._serialization import dumps, loads
 from ._setup import Trigger, current
@@ -134,6 +135,7 @@ def prepare(trigger: Trigger, task_id: str, payload: Any, options: Mapping[str, 
         if not isinstance(metadata, Mapping):
             raise TypeError("metadata must be a dict")
         meta_json = dumps(metadata, what="metadata")
+        check_document(loads(meta_json))  # reserved keys, lone surrogates (§8)
         if len(meta_json.encode()) > settings.max_metadata_bytes:
             raise ValueError(f"Metadata exceeds maximum size of {settings.max_metadata_bytes} "
                              "bytes")
@@ -275,15 +277,19 @@ def _dynamic_queue(options: Mapping[str, Any]) -> Queue | None:
     return None
 
 
-def _replace_failed_owner(trigger: Trigger, prepared: Prepared, owner: str) -> str | None:
-    """An idempotency key owned by a failed or expired run goes to the new run (§5.2)."""
+def _replace_failed_owner(trigger: Trigger, prepared: Prepared,
+                          owner: str) -> tuple[str, bool] | None:
+    """An idempotency key owned by a failed or expired run goes to the new run (§5.2).
+
+    Returns ``(run id, cached)``: the new run, or the run a concurrent trigger replaced the
+    owner with first (cached); None when the owner is not failed."""
     record = trigger.store.get_run(owner)
     if record is not None and RunStatus(record["status"]) not in FAILED_STATUSES - \
             {RunStatus.CANCELED}:
         return None
     prepared.new.replace_owner = owner
     created = trigger.store.create_runs([prepared.new], now_ms())[0]
-    return None if created.cached else created.run_id
+    return created.run_id, created.cached
 
 
 def create_and_publish(trigger: Trigger, prepared: list[Prepared]) -> list[tuple[str, bool]]:
@@ -293,10 +299,15 @@ def create_and_publish(trigger: Trigger, prepared: list[Prepared]) -> list[tuple
     itself (``_broker.DirectEnqueuer``); otherwise it is sent with ``send_task`` afterwards.
     """
     stamp = now_ms()
-    for item in prepared:
+    for index, item in enumerate(prepared):
         queue = _dynamic_queue_of(item)
         if queue is not None:
             trigger.store.put_queue(queue.name, {"concurrency_limit": str(queue.concurrency_limit)})
+        if item.status == RunStatus.QUEUED.value:  # in line at once on a limited queue (§6)
+            item.new.join = concurrency.join_scope(trigger, item.new.fields)
+            if item.new.join is not None:
+                item.new.fields["seq"] = concurrency.line_seq(item.new.fields, index,
+                                                              len(prepared))
     signals = _plan_direct(trigger, prepared)
     created = trigger.store.create_runs([p.new for p in prepared], stamp)
     out: list[tuple[str, bool]] = []
@@ -306,7 +317,7 @@ def create_and_publish(trigger: Trigger, prepared: list[Prepared]) -> list[tuple
         if cached and run_id != item.new.run_id:
             replaced = _replace_failed_owner(trigger, item, run_id)
             if replaced is not None:
-                run_id, cached = replaced, False
+                run_id, cached = replaced
         if not cached and item.status == RunStatus.QUEUED.value:
             if signal is not None:
                 trigger.enqueuer.published(signal)
@@ -327,7 +338,8 @@ def _plan_direct(trigger: Trigger, prepared: list[Prepared]) -> list[dict[str, A
             fields = item.new.fields
             plan = enqueuer.plan(fields["id"], fields["task"], parent=fields.get("parent"),
                                  root=fields.get("root"), celery_queue=item.celery_queue,
-                                 payload_repr=item.payload_repr)
+                                 payload_repr=item.payload_repr,
+                                 slot=concurrency.slot_header(fields))
         if plan is None:
             out.append(None)
             continue
@@ -351,21 +363,23 @@ def publish_prepared(trigger: Trigger, items: list[Prepared]) -> None:
         fields = item.new.fields
         publish(trigger, fields["id"], fields["task"], parent=fields.get("parent"),
                 root=fields.get("root"), celery_queue=item.celery_queue,
-                payload_repr=item.payload_repr, retries=0)
+                payload_repr=item.payload_repr, retries=0,
+                slot=concurrency.slot_header(fields))
 
 
 def publish(trigger: Trigger, run_id: str, task_id: str, *, parent: str | None,
             root: str | None, celery_queue: str | None, payload_repr: str,
             retries: int, embed: Mapping[str, Any] | None = None,
-            ignore_result: bool = True) -> None:
-    """Send the one Celery message for a run attempt (``task_id`` = run id)."""
+            ignore_result: bool = True, slot: str | None = None) -> None:
+    """Send the one Celery message for a run attempt (``task_id`` = run id); ``slot`` names
+    the run's sub-queue when it is not its task's default (header ``ct_slot``)."""
     options: dict[str, Any] = {
         "task_id": run_id,
         "args": (),
         "kwargs": {},
         "argsrepr": payload_repr,
         "kwargsrepr": "{}",
-        "headers": {"ct_run": 1},
+        "headers": {"ct_run": 1, "ct_slot": slot} if slot else {"ct_run": 1},
         "add_to_parent": False,
         "retries": retries,
         # The run record holds the outcome: no result-backend subscription at publish time,
@@ -385,9 +399,11 @@ def publish(trigger: Trigger, run_id: str, task_id: str, *, parent: str | None,
     trigger.app.send_task(task_id, **options)
 
 
-def publish_record(trigger: Trigger, record: Mapping[str, str]) -> None:
+def publish_record(trigger: Trigger, record: Mapping[str, str], *, front: bool = False) -> None:
     """Publish a stored run (timer service, resumes, pending promotions), with the canvas
-    links of its first delivery and, for plain Celery sends, its result-backend use."""
+    links of its first delivery and, for plain Celery sends, its result-backend use.
+    ``front``: on the direct-enqueue path, where the broker queue is popped next (a run
+    handed a concurrency slot takes it up at once)."""
     payload = record.get("payload", "")
     text = payload if len(payload) <= 200 else payload[:197] + "..."
     embed = loads(record["embed"]) if record.get("embed") else None
@@ -395,12 +411,13 @@ def publish_record(trigger: Trigger, record: Mapping[str, str]) -> None:
     common: dict[str, Any] = {
         "parent": record.get("parent") or None, "root": record.get("root") or None,
               "celery_queue": record.get("celery_queue") or None, "payload_repr": text,
-              "retries": int(record.get("attempt") or 0)}
+              "retries": int(record.get("attempt") or 0),
+              "slot": concurrency.slot_header(record)}
     enqueuer = trigger.enqueuer
     if enqueuer.enabled and not plain:
         plan = enqueuer.plan(record["id"], record["task"], embed=embed, **common)
         if plan is not None:
-            trigger.store.enqueue(plan[0], plan[1])  # type: ignore[attr-defined]
+            trigger.store.enqueue(plan[0], plan[1], front=front)  # type: ignore[attr-defined]
             enqueuer.published(plan[2])
             return
     publish(trigger, record["id"], record["task"], embed=embed, ignore_result=not plain,
@@ -455,8 +472,12 @@ def _item_parts(item: Any) -> tuple[Any, dict[str, Any]]:
 
 
 def _create_batch(engine: Trigger, entries: Sequence[tuple[str, Any, Any]],
-                  run_ids: Sequence[str] | None = None) -> tuple[str, list[str]]:
-    """Validate every item, then create all runs in one store call and publish them."""
+                  run_ids: Sequence[str] | None = None,
+                  bkey: batch_keys.BatchKey | None = None) -> tuple[str, list[str], bool]:
+    """Validate every item, then create all runs in one store call and publish them.
+
+    Returns ``(batch id, run ids, cached)``: a batch key seen in the last 24 hours returns
+    the batch created with it, and nothing is created (§5.3)."""
     count = len(entries)
     if count == 0 or count > MAX_BATCH_ITEMS:
         raise BatchTriggerError(
@@ -469,6 +490,7 @@ def _create_batch(engine: Trigger, entries: Sequence[tuple[str, Any, Any]],
     for index, (task_id, defn, item) in enumerate(entries):
         payload, options = _item_parts(item)
         try:
+            options = batch_keys.item_options(bkey, options, index)
             one = prepare(engine, task_id, payload, options, defn=defn, now=stamp,
                           batch_id=batch_id, known_queues=known,
                           run_id=run_ids[index] if run_ids is not None else None)
@@ -479,28 +501,36 @@ def _create_batch(engine: Trigger, entries: Sequence[tuple[str, Any, Any]],
         if queue is not None:
             one.new.fields["queue_limit"] = str(queue.concurrency_limit)
         prepared.append(one)
-    results = create_and_publish(engine, prepared)
-    created = [run_id for run_id, _ in results]
+    hit = batch_keys.cached_batch(engine.store, bkey)
+    if hit is not None:
+        return hit[0], hit[1], True
+    created = [run_id for run_id, _ in create_and_publish(engine, prepared)]
+    winner = batch_keys.claim(engine.store, bkey, batch_id)
+    if winner is not None:  # a concurrent repeat won; its items are ours (derived keys)
+        return winner, created, True
     engine.store.put_batch(batch_id, {"id": batch_id, "runs": dumps(created),
                                       "run_count": str(count), "created": str(stamp),
-                                      "status": "COMPLETED"})
-    return batch_id, created
+                                      "status": "COMPLETED", **batch_keys.fields(bkey)})
+    return batch_id, created, False
 
 
-def batch_trigger(entries: Sequence[tuple[str, Any, Any]]) -> BatchHandle:
+def batch_trigger(entries: Sequence[tuple[str, Any, Any]],
+                  options: Mapping[str, Any] | None = None) -> BatchHandle:
     """Create up to 1,000 runs in one store call and publish them (all or nothing)."""
     from . import _durable
     from .auth import batch_handle_token
 
     engine = current()
+    bkey = batch_keys.resolve(options)
     if current_state() is not None:
-        batch_id, run_ids = _durable.batch_in_run(
+        batch_id, run_ids, cached = _durable.batch_in_run(
             _batch_target(entries), len(entries),
-            lambda ids: _create_batch(engine, entries, ids))
+            lambda ids: _create_batch(engine, entries, ids, bkey))
     else:
-        batch_id, run_ids = _create_batch(engine, entries)
+        batch_id, run_ids, cached = _create_batch(engine, entries, None, bkey)
     return BatchHandle(batch_id=batch_id, run_count=len(run_ids), runs=run_ids,
-                       public_access_token=batch_handle_token(engine, batch_id))
+                       public_access_token=batch_handle_token(engine, batch_id),
+                       is_cached=cached)
 
 
 def _batch_target(entries: Sequence[tuple[str, Any, Any]]) -> str:
@@ -519,15 +549,20 @@ def trigger_and_wait(task_id: str, payload: Any, options: Mapping[str, Any], *,
         task_id, lambda rid: _create_one(engine, task_id, payload, options, definition, rid))
 
 
-def batch_trigger_and_wait(entries: Sequence[tuple[str, Any, Any]]) -> Any:
-    """Trigger a batch and park until every run is final; returns a ``BatchResult``."""
+def batch_trigger_and_wait(entries: Sequence[tuple[str, Any, Any]],
+                           options: Mapping[str, Any] | None = None) -> Any:
+    """Trigger a batch and park until every run is final; returns a ``BatchResult``.
+
+    A batch key already used in this run re-attaches to that batch and its runs (D-16)."""
     from . import _durable
 
     if current_state() is None:
         raise RuntimeError("batch_trigger_and_wait can only be used from inside a task run")
     engine = current()
+    bkey = batch_keys.resolve(options)
     return _durable.batch_trigger_and_wait(
-        _batch_target(entries), len(entries), lambda ids: _create_batch(engine, entries, ids))
+        _batch_target(entries), len(entries),
+        lambda ids: _create_batch(engine, entries, ids, bkey))
 
 
 def create_from_message(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],

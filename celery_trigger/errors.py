@@ -10,6 +10,7 @@ The tree::
     ├── TaskNotFoundError          unknown task id where a definition is required
     ├── PayloadValidationError     a schema_task payload failed validation at trigger time
     ├── RunNotFoundError           runs.* on an id that does not exist
+    ├── QueueNotFoundError         queues.* on a queue no code or trigger has defined
     ├── TokenNotFoundError         wait.* on a token id that does not exist
     ├── ConcurrentWaitError        two durable waits outstanding in one run
     ├── NonDeterminismError        replay found a different operation at a journal position
@@ -124,6 +125,10 @@ class PayloadValidationError(TriggerError):
 
 class RunNotFoundError(TriggerError):
     """No run with that id exists."""
+
+
+class QueueNotFoundError(TriggerError):
+    """No queue with that name is defined (in code, or by a trigger's dynamic queue)."""
 
 
 class TokenNotFoundError(TriggerError):

@@ -238,7 +238,14 @@ def coerce_retry(value: RetryOptions | Mapping[str, Any] | None,
     return RetryOptions(**fields)
 
 
-_QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_\-/.:]{1,128}$")
+#: Queue names keep only these characters and at most 128 of them (SEMANTICS §6.1, QUEUE-10).
+_QUEUE_NAME_DROP = re.compile(r"[^A-Za-z0-9_\-/]")
+MAX_QUEUE_NAME = 128
+
+
+def sanitize_queue_name(name: str) -> str:
+    """``"my queue!"`` → ``"myqueue"``: drop other characters, keep the first 128."""
+    return _QUEUE_NAME_DROP.sub("", name)[:MAX_QUEUE_NAME]
 
 
 @dataclass(frozen=True)
@@ -249,11 +256,13 @@ class Queue:
     concurrency_limit: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _QUEUE_NAME_RE.match(self.name):
+        clean = sanitize_queue_name(self.name) if isinstance(self.name, str) else ""
+        if not clean:
             raise ValueError(
-                f"queue name {self.name!r} must be 1-128 characters of letters, digits, "
-                "'_', '-', '/', '.' or ':'"
+                f"queue name {self.name!r} must contain letters, digits, '_', '-' or '/' "
+                "(other characters are dropped)"
             )
+        object.__setattr__(self, "name", clean)
         limit = self.concurrency_limit
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
                                   or limit < 0):
@@ -265,7 +274,10 @@ def queue(*, name: str, concurrency_limit: int | None = None) -> Queue:
     return Queue(name=name, concurrency_limit=concurrency_limit)
 
 
-def coerce_queue(value: Queue | str | Mapping[str, Any] | None) -> Queue | None:
+def coerce_queue(value: Queue | str | Mapping[str, Any] | None,
+                 default_name: str | None = None) -> Queue | None:
+    """A ``Queue`` from a queue, a name or a dict; a dict without a name (a task's
+    ``queue={"concurrency_limit": n}``) names ``default_name``, the task's own queue."""
     if value is None or isinstance(value, Queue):
         return value
     if isinstance(value, str):
@@ -274,7 +286,8 @@ def coerce_queue(value: Queue | str | Mapping[str, Any] | None) -> Queue | None:
         unknown = set(value) - {"name", "concurrency_limit"}
         if unknown:
             raise ValueError(f"unknown queue option(s): {', '.join(sorted(unknown))}")
-        return Queue(name=value.get("name"), concurrency_limit=value.get("concurrency_limit"))  # type: ignore[arg-type]
+        name = value.get("name", default_name)
+        return Queue(name=name, concurrency_limit=value.get("concurrency_limit"))
     raise TypeError(f"queue must be a name, a Queue or a dict, not {type(value).__name__}")
 
 

@@ -154,9 +154,12 @@ def _cancel_one(engine: Trigger, run_id: str) -> bool:
         fields={"error": dumps(CANCEL_ERROR.to_dict())},
         remove_from=engine.store.keys.pending_version(record["task"]))
     if result.ok:
+        from ._engine import concurrency
         from ._engine.waiters import notify_waiters
 
         notify_waiters(engine, run_id)
+        if record["status"] != "EXECUTING":  # an executing attempt releases when it stops
+            concurrency.release(engine, result.record)  # its slot, or its place in line
         if record["status"] in ("EXECUTING", "QUEUED"):
             _runtime.revoke(engine, run_id)
     return result.ok
@@ -242,3 +245,25 @@ def poll(run: str | RunHandle | Run, *, poll_interval_ms: int = 1000) -> Run:
             return state
         time.sleep(poll_interval_ms / 1000)
     raise TimeoutError(f"Run {run_id} did not complete after {MAX_POLLS} attempts")
+
+
+def update_metadata(run: str | RunHandle | Run, metadata: dict[str, Any] | None = None, *,
+                    operations: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """Change a run's stored metadata from outside it (REST ``PUT /runs/{id}/metadata``).
+
+    ``metadata`` replaces the document; ``operations`` (``{"type": "set"|"delete"|"append"|
+    "remove"|"increment"|"update", "key": ..., "value": ...}``) are applied after it, in one
+    atomic step with the run's own writes. Accepted until one hour after the run finished
+    (then ``InvalidRunStateError``). Returns the stored document. Example:
+    ``ct.runs.update_metadata(run_id, operations=[{"type": "increment", "key": "n",
+    "value": 1}])``.
+    """
+    from ._engine import metadata as _meta
+    from ._engine import metadata_ops as _ops
+    from ._serialization import to_jsonable
+
+    doc = None if metadata is None else to_jsonable(_ops.check_document(metadata))
+    if doc is not None:
+        _ops.check_document(doc)
+    ops = [_ops.check_operation(to_jsonable(op, what="operation")) for op in operations]
+    return _meta.update_run(_run_id(run), doc, ops)

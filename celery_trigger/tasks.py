@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, overload
 
 from . import _trigger
-from ._definition import global_hooks
+from ._definition import _batch_options, global_hooks
 from .result import BatchHandle, BatchResult, Result, RunHandle
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -26,9 +26,11 @@ def trigger(task_id: str, payload: Any = None, **options: Any) -> RunHandle:
     return _trigger.trigger(task_id, payload, options)
 
 
-def batch_trigger(task_id: str, items: Sequence[Any]) -> BatchHandle:
-    """Start up to 1,000 runs of ``task_id``."""
-    return _trigger.batch_trigger([(task_id, None, item) for item in items])
+def batch_trigger(task_id: str, items: Sequence[Any], *, idempotency_key: Any = None,
+                  idempotency_key_ttl: Any = None) -> BatchHandle:
+    """Start up to 1,000 runs of ``task_id`` (``idempotency_key``: see ``Task.batch_trigger``)."""
+    return _trigger.batch_trigger([(task_id, None, item) for item in items],
+                                  _batch_options(idempotency_key, idempotency_key_ttl))
 
 
 def trigger_and_wait(task_id: str, payload: Any = None, **options: Any) -> Result[Any]:
@@ -36,10 +38,12 @@ def trigger_and_wait(task_id: str, payload: Any = None, **options: Any) -> Resul
     return _trigger.trigger_and_wait(task_id, payload, options)  # type: ignore[no-any-return]
 
 
-def batch_trigger_and_wait(task_id: str, items: Sequence[Any]) -> BatchResult[Any]:
+def batch_trigger_and_wait(task_id: str, items: Sequence[Any], *, idempotency_key: Any = None,
+                           idempotency_key_ttl: Any = None) -> BatchResult[Any]:
     """Start child runs of ``task_id`` and wait for all (inside a run only)."""
     return _trigger.batch_trigger_and_wait(  # type: ignore[no-any-return]
-        [(task_id, None, item) for item in items])
+        [(task_id, None, item) for item in items],
+        _batch_options(idempotency_key, idempotency_key_ttl))
 
 
 def _hook(kind: str) -> Callable[..., Any]:

@@ -34,9 +34,11 @@ from ..errors import (
 )
 from ..options import RetryOptions, format_duration
 from ..status import FAILED_STATUSES, RunStatus
+from . import concurrency
 from . import hooks as hk
 from .backoff import next_retry_delay_ms
 from .contexts import build_context
+from .metadata import end_attempt as end_metadata
 from .state import RunState, reset_state, set_state
 from .waiters import notify_waiters
 from .watchdog import MaxDurationExceeded, RunCancelled
@@ -81,6 +83,10 @@ class Outcome:
     delay_ms: float = 0.0
 
 
+#: ``finish_attempt`` result: written, and runs are parked on this one (notify them).
+HAS_WAITERS = 2
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -97,8 +103,27 @@ def _drop_timers(run_id: str) -> list[str]:
 
 
 def execute(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],
-            kwargs: Mapping[str, Any], *, embed: dict[str, Any] | None = None) -> Any:
+            kwargs: Mapping[str, Any], *, embed: dict[str, Any] | None = None,
+            slot: str | None = None) -> Any:
     """Run one delivery of ``run_id``. Returns the output or raises (see module doc).
+
+    However the delivery ends, a concurrency slot its claim took is given back and handed
+    to the next waiting run (``concurrency.release``; a no-op while the run is EXECUTING
+    again, and for runs of unlimited queues, which hold none).
+    """
+    claimed: dict[str, Any] = {}
+    try:
+        return _execute(trigger, run_id, task_id, args, kwargs, embed=embed, claimed=claimed,
+                        slot=slot)
+    finally:
+        concurrency.release(trigger, claimed.get("record"))
+
+
+def _execute(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],
+             kwargs: Mapping[str, Any], *, embed: dict[str, Any] | None,
+             claimed: dict[str, Any], slot: str | None) -> Any:
+    """Claim the run and run its attempts (``claimed["record"]``: the claimed record;
+    ``slot``: the message's ``ct_slot`` header, the run's sub-queue when not the default).
 
     ``embed`` holds the message's canvas links (callbacks, errbacks, chain, chord); they are
     kept on the run so the deliveries celery-trigger publishes later (long retries, resumes)
@@ -109,16 +134,18 @@ def execute(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],
     store = trigger.store
     lease_ms = int(trigger.settings.lease_seconds * 1000)
     token = uuid.uuid4().hex
-    claim = store.claim_attempt(run_id, token, now_ms(), lease_ms, "new", _drop_timers(run_id))
+    scope = concurrency.hint(trigger, task_id, slot)
+    claim = store.claim_attempt(run_id, token, now_ms(), lease_ms, "new", _drop_timers(run_id),
+                                scope=scope)
     if claim.action == "missing":
         create_from_message(trigger, run_id, task_id, args, kwargs)
-        claim = store.claim_attempt(run_id, token, now_ms(), lease_ms, "new", ())
+        claim = store.claim_attempt(run_id, token, now_ms(), lease_ms, "new", (), scope=scope)
     if claim.action != "ok" or claim.record is None:
         if claim.reason == "ttl":
             expire_run(trigger, run_id)
-        raise DropDelivery(claim.reason)
+        raise DropDelivery(claim.reason)  # "queued": over its queue's limit, it waits
     defn = _definition.get(task_id)
-    record = claim.record
+    record = claimed["record"] = claim.record
     if record.get("takeover") == "1":
         _check_crash_budget(trigger, run_id, token, record)
     if embed is not None and not record.get("embed"):
@@ -153,6 +180,8 @@ def execute(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],
             raise DropDelivery("cancelled") from None
         finally:
             watchdog.stop(run_id)
+            # Every attempt's last metadata writes are stored before its outcome (META-10).
+            end_metadata(state)
         if journal.concurrent:
             outcome = Outcome("fail", error_record=TaskRunError(
                 "TASK_DID_CONCURRENT_WAIT", "Parallel waits are not supported, e.g. using "
@@ -184,10 +213,12 @@ def _conclude(trigger: Trigger, state: RunState, outcome: Outcome, totals: dict[
                 "TASK_OUTPUT_ERROR", f"output is {len(output_json.encode())} bytes, over the "
                 f"{trigger.settings.max_output_bytes}-byte limit"))
         else:
-            if not store.finish_attempt(run_id, token, RunStatus.COMPLETED.value, now_ms(),
-                                        fields={"output": output_json, **usage}):
+            written = store.finish_attempt(run_id, token, RunStatus.COMPLETED.value, now_ms(),
+                                           fields={"output": output_json, **usage})
+            if not written:
                 raise DropDelivery("lease lost")
-            notify_waiters(trigger, run_id)
+            if written == HAS_WAITERS:
+                notify_waiters(trigger, run_id)
             return state.record
     if outcome.kind == "retry":
         if outcome.delay_ms < trigger.settings.warm_retry_threshold * 1000:
@@ -208,13 +239,15 @@ def _conclude(trigger: Trigger, state: RunState, outcome: Outcome, totals: dict[
     error = _err(outcome)
     status = outcome.status
     key = state.record.get("idem_key")
-    if not store.finish_attempt(run_id, token, status.value, now_ms(),
-                                fields={**usage, "error": dumps(error.to_dict())},
-                                idempotency_key=trigger.store.keys.idempotency(
-                                    state.task_id, key) if key else None,
-                                release_key=status in FAILED_STATUSES):
+    written = store.finish_attempt(run_id, token, status.value, now_ms(),
+                                   fields={**usage, "error": dumps(error.to_dict())},
+                                   idempotency_key=trigger.store.keys.idempotency(
+                                       state.task_id, key) if key else None,
+                                   release_key=status in FAILED_STATUSES)
+    if not written:
         raise DropDelivery("lease lost")
-    notify_waiters(trigger, run_id)
+    if written == HAS_WAITERS:
+        notify_waiters(trigger, run_id)
     raise AttemptFailed(error)
 
 
@@ -450,6 +483,9 @@ def expire_run(trigger: Trigger, run_id: str) -> bool:
         fields={"expired": str(stamp), "error": dumps(error.to_dict())})
     if result.ok:
         notify_waiters(trigger, run_id)
+        concurrency.release(trigger, result.record)  # it may have waited for a slot
         if record.get("idem_key"):
-            trigger.store.delete_idempotency_key(record["task"], record["idem_key"])
+            # Only while this run still owns it: a reset may have handed it to a new run.
+            trigger.store.release_idempotency_key(record["task"], record["idem_key"], run_id,
+                                                  clear_record=False)
     return result.ok

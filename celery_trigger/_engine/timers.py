@@ -14,7 +14,12 @@ Members are ``<kind>|<run id>``:
 - ``notify``: a run or token resolved and its waiters may not have been told yet;
 - ``tokento``: a waitpoint token's timeout passed;
 - ``lease``: an executing run's lease may have lapsed (its worker died or hangs): when it
-  has, the run is published again and the next claim takes it over as a new attempt.
+  has, the run is published again and the next claim takes it over as a new attempt;
+- ``sched`` (target: a schedule id): a schedule's occurrence is due: trigger it (once per
+  occurrence, ``schedules.fire``) and arm the next one;
+- ``promote``: a run was handed a concurrency slot: publish it unless the releasing
+  process already did; ``pump`` (target: a sub-queue id): a slot of that sub-queue lapsed,
+  admit its next waiting runs; ``reap|slots``: drop slots whose lease lapsed (DESIGN §6).
 """
 
 from __future__ import annotations
@@ -46,6 +51,10 @@ class TimerService:
             "notify": self._notify,
             "tokento": self._token_timeout,
             "lease": self._check_lease,
+            "sched": self._fire_schedule,
+            "promote": self._concurrency("on_promote"),
+            "pump": self._concurrency("on_pump"),
+            "reap": self._concurrency("on_reap"),
         }
 
     def tick(self) -> int:
@@ -145,6 +154,21 @@ class TimerService:
         from .tokens import time_out
 
         time_out(self.trigger, token_id)
+
+    def _concurrency(self, name: str) -> Callable[[str], None]:
+        """A handler of ``_engine/concurrency.py`` (promote, pump, reap: DESIGN §6)."""
+
+        def handle(target: str) -> None:
+            from . import concurrency
+
+            getattr(concurrency, name)(self.trigger, target)
+
+        return handle
+
+    def _fire_schedule(self, schedule_id: str) -> None:
+        from .schedules import fire
+
+        fire(self.trigger, schedule_id)
 
     def _publish_if_queued(self, run_id: str) -> None:
         from .._trigger import now_ms, publish_record

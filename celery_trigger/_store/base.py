@@ -8,7 +8,9 @@ Invariants every implementation keeps:
 - a run record is created once; an idempotency key names at most one owner run;
 - ``claim_attempt`` gives at most one live lease per run; a final status never changes;
 - ``finish_attempt`` writes only while the caller still holds the lease;
-- a timer member is handed to one claimer at a time and comes back if its claim lapses.
+- a timer member is handed to one claimer at a time and comes back if its claim lapses;
+- a run executes under a queue limit only while it holds one of the queue's slots, taken in
+  the same atomic step as the claim; no (sub-)queue ever has more live slots than its limit.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ from typing import Any, Protocol, Sequence
 from .._keys import Keys
 
 Record = dict[str, str]
+
+
+def schedule_timer(schedule_id: str) -> str:
+    """The timer member of a schedule's next occurrence (one per schedule)."""
+    return f"sched|{schedule_id}"
 
 
 @dataclass
@@ -38,6 +45,9 @@ class NewRun:
     #: ``(broker list key, message)`` pushed atomically with the record (Redis broker on the
     #: store's own server only; other stores ignore it and the caller publishes instead).
     enqueue: tuple[str, str] | None = None
+    #: the run's queue when it is known to have a limit: a new QUEUED run takes its place in
+    #: line at creation (``slot_join``), so runs start in order whatever the delivery order.
+    join: SlotScope | None = None
 
 
 @dataclass(frozen=True)
@@ -56,10 +66,44 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class SlotScope:
+    """The (sub-)queue whose concurrency slot a run takes (DESIGN §6).
+
+    ``queue`` ("" = none: no slot work) and ``ckey`` name the sub-queue; ``env_limit`` is the
+    environment-wide limit (``trigger_concurrency_limit``, None = unlimited). For a claim they
+    are a hint: a run recorded in another (sub-)queue is claimed with that queue's keys.
+    """
+
+    queue: str = ""
+    ckey: str = ""
+    env_limit: int | None = None
+
+
+@dataclass(frozen=True)
 class Transition:
     ok: bool
     status: str
     record: Record | None = None
+
+
+@dataclass(frozen=True)
+class MetaUpdate:
+    """One ``apply_metadata`` target: operations (a JSON list) for one run's document."""
+
+    run_id: str
+    operations: str
+    #: refuse when the run finished longer ago than this (ms); None = no check
+    window_ms: int | None = None
+    #: reply with the stored document
+    reply: bool = False
+
+
+@dataclass(frozen=True)
+class MetaResult:
+    """``status``: ``ok``, ``missing``, ``closed``, ``too_large`` or ``invalid``."""
+
+    status: str
+    document: str = ""
 
 
 class Store(Protocol):
@@ -77,17 +121,23 @@ class Store(Protocol):
     def children(self, run_id: str) -> list[str]: ...
 
     def claim_attempt(self, run_id: str, token: str, now_ms: int, lease_ms: int, mode: str,
-                      drop_timers: Sequence[str]) -> Claim: ...
+                      drop_timers: Sequence[str], *, scope: SlotScope | None = None) -> Claim:
+        """Take the run for an attempt (and a slot of its queue when that queue is limited).
+
+        Over the limit: ``Claim("drop", "queued")``, the run waits in its sub-queue.
+        """
+        ...
 
     def renew_leases(self, leases: Sequence[tuple[str, str]], now_ms: int,
                      lease_ms: int) -> list[str]:
-        """Extend each lease still held; return the run ids whose lease was lost."""
+        """Extend each lease still held (and the run's slot); return the run ids whose lease
+        was lost, or whose slot lapsed and was reaped."""
         ...
 
     def finish_attempt(self, run_id: str, token: str, status: str, now_ms: int, *,
                        fields: dict[str, str], timers: Sequence[tuple[str, int]] = (),
                        idempotency_key: str | None = None,
-                       release_key: bool = False) -> bool: ...
+                       release_key: bool = False) -> int: ...
 
     def transition(self, run_id: str, now_ms: int, *, allowed: str, status: str = "",
                    remove_timers: Sequence[str] = (), add_timers: Sequence[tuple[str, int]] = (),
@@ -149,6 +199,57 @@ class Store(Protocol):
         """Newest-first ``(token id, created ms)`` page strictly after the cursor."""
         ...
 
+    # metadata, tags, idempotency keys (SEMANTICS §5, §8, §9) ----------------------------
+    def apply_metadata(self, updates: Sequence[MetaUpdate], now_ms: int, *,
+                       max_bytes: int) -> list[MetaResult]:
+        """Apply each update to its run's ``meta`` document atomically (one script each)."""
+        ...
+
+    def add_tags(self, run_id: str, tags: Sequence[str], max_tags: int) -> tuple[str, list[str]]:
+        """Add the tags missing from the run, all or none: (``ok``|``limit``|``missing``, tags)."""
+        ...
+
+    def idempotency_owner(self, task_id: str, key: str) -> str | None:
+        """The run that owns an idempotency key of a task, or None."""
+        ...
+
+    def release_idempotency_key(self, task_id: str, key: str, owner: str, *,
+                                clear_record: bool) -> bool:
+        """Delete the key if ``owner`` still owns it (and clear it from the owner's record)."""
+        ...
+
+    def get_batch_key(self, key: str) -> str | None:
+        """The batch created under a batch idempotency key, or None."""
+        ...
+
+    def claim_batch_key(self, key: str, batch_id: str, ttl_ms: int) -> str:
+        """``SET NX`` the batch key; return the batch that owns it afterwards."""
+        ...
+
+    # concurrency slots (DESIGN §6) ---------------------------------------------------------
+    def release_slot(self, run_id: str | None, scope: SlotScope, now_ms: int, handoff_ms: int,
+                     delay_ms: int) -> list[str]:
+        """Give back the run's slot or place in line (unless it is EXECUTING again), then
+        admit waiting runs; returns the promoted run ids (each holds a slot for
+        ``handoff_ms`` and has ``promote|<run>`` due after ``delay_ms``)."""
+        ...
+
+    def reap_slots(self, now_ms: int) -> int:
+        """Drop slots whose lease lapsed (``pump|<sub>`` for each); re-arm ``reap|slots``."""
+        ...
+
+    def queue_usage(self, name: str, now_ms: int) -> tuple[int, int]:
+        """``(running, queued)`` of a queue: runs holding its slots, runs waiting for one."""
+        ...
+
+    def queue_subqueues(self, name: str) -> list[str]:
+        """Ids of the queue's sub-queues that have waiting runs."""
+        ...
+
+    def queue_names(self) -> list[str]:
+        """Every queue ``put_queue`` has stored."""
+        ...
+
     # timers ---------------------------------------------------------------------------
     def add_timers(self, timers: Sequence[tuple[str, int]]) -> None: ...
 
@@ -176,6 +277,36 @@ class Store(Protocol):
     def get_task_def(self, task_id: str) -> str | None: ...
 
     def pending_runs(self, task_id: str, limit: int) -> list[str]: ...
+
+    # schedules (DESIGN §8) ------------------------------------------------------------------
+    def put_schedule(self, schedule_id: str, now_ms: int, *, mode: str, require_type: str,
+                     create_fields: dict[str, str], fields: dict[str, str],
+                     next_run: tuple[int, int] | None) -> tuple[str, Record | None]:
+        """Create (``mode="upsert"``) or change a schedule and arm its ``sched|<id>`` timer.
+
+        ``create_fields`` are written only when the schedule is new; an empty value in
+        ``fields`` deletes that field. ``next_run`` is ``(nominal ms, wall due ms)``, applied
+        when the schedule is new or its cron or timezone changed. Returns
+        ``("created"|"updated", record)``, ``("missing", None)`` (``mode="update"``) or
+        ``("type", {"type": existing})`` when ``require_type`` does not match.
+        """
+        ...
+
+    def get_schedule(self, schedule_id: str) -> Record | None: ...
+
+    def list_schedules(self, offset: int, count: int) -> tuple[list[Record], int]:
+        """Schedules in creation order from ``offset``, and how many exist in all."""
+        ...
+
+    def delete_schedule(self, schedule_id: str, *, require_type: str) -> str:
+        """Remove a schedule and its pending timer: ``ok``, ``missing`` or ``type``."""
+        ...
+
+    def advance_schedule(self, schedule_id: str, *, expected_ms: int, next_ms: int,
+                         due_ms: int, last_ms: int | None, now_ms: int) -> bool:
+        """Compare-and-set ``next_run`` from ``expected_ms`` to ``next_ms``, record
+        ``last_run`` when the occurrence was triggered, arm the timer at ``due_ms``."""
+        ...
 
     # housekeeping -----------------------------------------------------------------------
     def ping(self) -> bool: ...

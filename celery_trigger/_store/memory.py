@@ -27,11 +27,14 @@ from typing import Sequence
 
 from .._keys import Keys
 from ..errors import StoreUnavailableError
-from .base import Claim, Created, NewRun, Record, Transition
+from .base import Claim, Created, NewRun, Record, SlotScope, Transition
+from .memory_meta import MemoryMeta
+from .memory_schedules import MemorySchedules
+from .memory_slots import MemorySlots
 from .memory_state import FINAL, MemoryState, lua_float, lua_num, mono_ms
 
 
-class MemoryStore:
+class MemoryStore(MemorySchedules, MemoryMeta, MemorySlots):
     """Run state in process memory. Example: ``MemoryStore(prefix="ct")``."""
 
     def __init__(self, *, prefix: str = "ct") -> None:
@@ -42,7 +45,7 @@ class MemoryStore:
     # runs -----------------------------------------------------------------------------
     def create_runs(self, runs: Sequence[NewRun], now_ms: int) -> list[Created]:
         with self._lock:
-            return [self._create(run, now_ms) for run in runs]
+            return [self._slot_join(run, self._create(run, now_ms)) for run in runs]
 
     def _create(self, run: NewRun, now_ms: int) -> Created:
         """``create_run.lua``."""
@@ -83,9 +86,10 @@ class MemoryStore:
             return list(self._state.lists.get(self.keys.children(run_id), []))
 
     def claim_attempt(self, run_id: str, token: str, now_ms: int, lease_ms: int, mode: str,
-                      drop_timers: Sequence[str]) -> Claim:
+                      drop_timers: Sequence[str], *, scope: SlotScope | None = None) -> Claim:
         """``claim_attempt.lua``."""
         with self._lock:
+            scope = self._claim_scope(run_id, scope)
             record = self._state.hashes.get(self.keys.run(run_id))
             if record is None:
                 return Claim("missing")
@@ -102,6 +106,8 @@ class MemoryStore:
                 # only a woken run resumes, in the same attempt and with its journal
                 if record.get("woken") != "1":
                     return Claim("drop", reason="waiting")
+                if (wait := self._admit(record, scope, now_ms, lease_ms, True)) is not None:
+                    return wait
                 record.update(status="EXECUTING", lease=token,
                               lease_exp=lua_num(now_ms + lease_ms), woken="0", resumed="1",
                               updated=lua_num(now_ms), takeover="0")
@@ -115,6 +121,9 @@ class MemoryStore:
                 queued_at = float(record.get("queued_at", now_ms))
                 if now_ms >= queued_at + float(record["ttl"]) * 1000:
                     return Claim("drop", reason="ttl")
+            if mode != "warm" and (wait := self._admit(record, scope, now_ms, lease_ms,
+                                                       False)) is not None:
+                return wait
             attempt = float(record.get("attempt", "0")) + 1
             record.update(status="EXECUTING", lease=token, lease_exp=lua_num(now_ms + lease_ms),
                           attempt=lua_num(attempt), attempt_started=lua_num(now_ms),
@@ -150,7 +159,7 @@ class MemoryStore:
         with self._lock:
             lost: list[str] = []
             for run_id, token in leases:
-                if self._holds(run_id, token):
+                if self._holds(run_id, token) and self._slot_renew(run_id, now_ms + lease_ms):
                     self._state.hashes[self.keys.run(run_id)]["lease_exp"] = str(now_ms + lease_ms)
                 else:
                     lost.append(run_id)
@@ -158,19 +167,21 @@ class MemoryStore:
 
     def finish_attempt(self, run_id: str, token: str, status: str, now_ms: int, *,
                        fields: dict[str, str], timers: Sequence[tuple[str, int]] = (),
-                       idempotency_key: str | None = None, release_key: bool = False) -> bool:
+                       idempotency_key: str | None = None, release_key: bool = False) -> int:
         """``finish_attempt.lua``; ``idempotency_key`` is the key's name (``keys.idempotency``)."""
         with self._lock:
             st = self._state
             if not self._holds(run_id, token):
-                return False
+                return 0
+            result = 1
             record = st.hashes[self.keys.run(run_id)]
             owner_id = record.get("id")
             record.update(status=status, lease="", lease_exp="0", updated=lua_num(now_ms))
             self._lease_timer(record, None)
             if status in FINAL:
                 record["finished"] = lua_num(now_ms)
-                self._notify_timer(run_id, owner_id, now_ms)
+                if self._notify_timer(run_id, owner_id, now_ms):
+                    result = 2
             if status == "QUEUED":
                 record["queued_at"] = lua_num(now_ms)
             if idempotency_key and release_key and st.get(idempotency_key) == owner_id:
@@ -179,7 +190,7 @@ class MemoryStore:
                 st.zadd(self.keys.timers(), member, due)
             if fields:
                 st.hset(self.keys.run(run_id), fields)
-            return True
+            return result
 
     def transition(self, run_id: str, now_ms: int, *, allowed: str, status: str = "",
                    remove_timers: Sequence[str] = (), add_timers: Sequence[tuple[str, int]] = (),
@@ -216,10 +227,12 @@ class MemoryStore:
                 st.zrem(remove_from, record["id"])
             return Transition(True, record.get("status", ""), dict(record))
 
-    def _notify_timer(self, run_id: str, owner_id: str | None, now_ms: int) -> None:
+    def _notify_timer(self, run_id: str, owner_id: str | None, now_ms: int) -> bool:
         """A run reached a final status: if runs are parked on it, schedule the safety net."""
         if self._state.sets.get(self.keys.waiters(run_id)):
             self._state.zadd(self.keys.timers(), f"notify|{owner_id}", now_ms + 5000)
+            return True
+        return False
 
     def list_run_ids(self, *, index: str | None, before: tuple[int, str] | None,
                      count: int) -> list[tuple[str, int]]:

@@ -8,6 +8,7 @@ caller ever sees a redis-py exception.
 from __future__ import annotations
 
 import functools
+import json
 from importlib import resources
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -15,7 +16,18 @@ import redis
 
 from .._keys import Keys
 from ..errors import StoreUnavailableError
-from .base import Claim, Created, NewRun, Record, Transition
+from .base import (
+    Claim,
+    Created,
+    MetaResult,
+    MetaUpdate,
+    NewRun,
+    Record,
+    SlotScope,
+    Transition,
+    schedule_timer,
+)
+from .redis_slots import OPERATIONS, RedisSlots, include
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,8 +43,12 @@ def _wrapped(fn: F) -> F:
     return inner  # type: ignore[return-value]
 
 
-def _load(name: str) -> str:
+def _read(name: str) -> str:
     return resources.files(__package__).joinpath("lua").joinpath(f"{name}.lua").read_text("utf-8")
+
+
+def _load(name: str) -> str:
+    return include(_read(name), _read)  # "-- #include slots" lines: shared slot functions
 
 
 def _pairs(record: list[str], start: int = 0) -> Record:
@@ -53,7 +69,7 @@ def _flatten(fields: dict[str, str]) -> list[str]:
     return out
 
 
-class RedisStore:
+class RedisStore(RedisSlots):
     """Run state in Redis. Example: ``RedisStore("redis://localhost:6379/0", prefix="ct")``."""
 
     def __init__(self, url: str, *, prefix: str = "ct") -> None:
@@ -66,7 +82,10 @@ class RedisStore:
             name: self._client.register_script(_load(name))
             for name in ("create_run", "claim_attempt", "finish_attempt", "claim_timers",
                          "transition", "renew_lease", "park", "notify", "wake",
-                         "journal_append", "token_create", "token_complete")
+                         "journal_append", "token_create", "token_complete",
+                         "schedule_put", "schedule_advance", "schedule_delete",
+                         "metadata_apply", "tags_add", "idem_clear",
+                         "slot_release", "slot_reap", "slot_join")
         }
 
     # runs -----------------------------------------------------------------------------
@@ -87,13 +106,13 @@ class RedisStore:
         for member, due in run.timers:
             args.append(member)
             args.append(due)
-        args.extend(_flatten(run.fields))
+        args.append(json.dumps(run.fields, separators=(",", ":")))
         return keys, args
 
     @_wrapped
     def create_runs(self, runs: Sequence[NewRun], now_ms: int) -> list[Created]:
         script = self._scripts["create_run"]
-        if len(runs) == 1:
+        if len(runs) == 1 and runs[0].join is None:
             keys, args = self._create_args(runs[0], now_ms)
             run_id, cached = script(keys=keys, args=args)
             return [Created(run_id, bool(int(cached)))]
@@ -101,7 +120,9 @@ class RedisStore:
         for run in runs:
             keys, args = self._create_args(run, now_ms)
             script(keys=keys, args=args, client=pipe)
-        return [Created(r[0], bool(int(r[1]))) for r in pipe.execute()]
+            if run.join is not None:
+                self._join(run.run_id, run.join, pipe)  # its place in line (slot_join.lua)
+        return [Created(r[0], bool(int(r[1]))) for r in pipe.execute() if isinstance(r, list)]
 
     @_wrapped
     def get_run(self, run_id: str) -> Record | None:
@@ -121,11 +142,8 @@ class RedisStore:
 
     @_wrapped
     def claim_attempt(self, run_id: str, token: str, now_ms: int, lease_ms: int, mode: str,
-                      drop_timers: Sequence[str]) -> Claim:
-        reply = self._scripts["claim_attempt"](
-            keys=[self.keys.run(run_id), self.keys.timers(), self.keys.journal(run_id)],
-            args=[now_ms, token, lease_ms, mode, *drop_timers],
-        )
+                      drop_timers: Sequence[str], *, scope: SlotScope | None = None) -> Claim:
+        reply = self._claim_reply(run_id, token, now_ms, lease_ms, mode, drop_timers, scope)
         if reply[0] == "ok":
             return Claim("ok", record=_pairs(reply, 1))
         # a record without a status field comes back as a nil reason
@@ -140,7 +158,8 @@ class RedisStore:
         script = self._scripts["renew_lease"]
         pipe = self._client.pipeline(transaction=False)
         for run_id, token in leases:
-            script(keys=[self.keys.run(run_id)], args=[token, now_ms + lease_ms], client=pipe)
+            script(keys=[self.keys.run(run_id), self.keys.slots()],
+                   args=[token, now_ms + lease_ms], client=pipe)
         replies = pipe.execute()
         return [run_id for (run_id, _), ok in zip(leases, replies, strict=True)
                 if not int(ok)]
@@ -148,7 +167,7 @@ class RedisStore:
     @_wrapped
     def finish_attempt(self, run_id: str, token: str, status: str, now_ms: int, *,
                        fields: dict[str, str], timers: Sequence[tuple[str, int]] = (),
-                       idempotency_key: str | None = None, release_key: bool = False) -> bool:
+                       idempotency_key: str | None = None, release_key: bool = False) -> int:
         args: list[Any] = [now_ms, token, status, "1" if release_key else "0", len(timers)]
         for member, due in timers:
             args.append(member)
@@ -157,7 +176,7 @@ class RedisStore:
         ok = self._scripts["finish_attempt"](
             keys=[self.keys.run(run_id), self.keys.timers(), idempotency_key or "",
                   self.keys.waiters(run_id)], args=args)
-        return bool(ok)
+        return int(ok)
 
     @_wrapped
     def transition(self, run_id: str, now_ms: int, *, allowed: str, status: str = "",
@@ -292,14 +311,59 @@ class RedisStore:
         return self._page(key, before, count)
 
     @_wrapped
-    def enqueue(self, list_key: str, message: str) -> None:
-        """Push a prepared Celery message onto a broker queue on this server (fast path)."""
-        self._client.lpush(list_key, message)
+    def enqueue(self, list_key: str, message: str, *, front: bool = False) -> None:
+        """Push a prepared Celery message onto a broker queue on this server (fast path);
+        ``front``: where kombu pops next (a promoted run takes up its slot at once)."""
+        (self._client.rpush if front else self._client.lpush)(list_key, message)
 
     @_wrapped
     def remove_timers(self, members: Sequence[str]) -> None:
         if members:
             self._client.zrem(self.keys.timers(), *members)
+
+    # metadata, tags, idempotency keys ----------------------------------------------------
+    @_wrapped
+    def apply_metadata(self, updates: Sequence[MetaUpdate], now_ms: int, *,
+                       max_bytes: int) -> list[MetaResult]:
+        script = self._scripts["metadata_apply"]
+        pipe = self._client.pipeline(transaction=False)
+        for u in updates:
+            script(keys=[self.keys.run(u.run_id)],
+                   args=[now_ms, max_bytes, "" if u.window_ms is None else u.window_ms,
+                         u.operations, "1" if u.reply else "0"], client=pipe)
+        return [MetaResult(str(r[0]), str(r[1] or "")) for r in pipe.execute()]
+
+    @_wrapped
+    def add_tags(self, run_id: str, tags: Sequence[str], max_tags: int) -> tuple[str, list[str]]:
+        status, text = self._scripts["tags_add"](
+            keys=[self.keys.run(run_id), *(self.keys.tag(t) for t in tags)],
+            args=[max_tags, *tags])
+        return str(status), list(json.loads(text or "[]"))
+
+    @_wrapped
+    def idempotency_owner(self, task_id: str, key: str) -> str | None:
+        value = self._client.get(self.keys.idempotency(task_id, key))
+        return None if value is None else str(value)
+
+    @_wrapped
+    def release_idempotency_key(self, task_id: str, key: str, owner: str, *,
+                                clear_record: bool) -> bool:
+        return bool(self._scripts["idem_clear"](
+            keys=[self.keys.idempotency(task_id, key), self.keys.run(owner)],
+            args=[owner, "1" if clear_record else "0"]))
+
+    @_wrapped
+    def get_batch_key(self, key: str) -> str | None:
+        value = self._client.get(self.keys.batch_idempotency(key))
+        return None if value is None else str(value)
+
+    @_wrapped
+    def claim_batch_key(self, key: str, batch_id: str, ttl_ms: int) -> str:
+        name = self.keys.batch_idempotency(key)
+        pipe = self._client.pipeline(transaction=True)
+        pipe.set(name, batch_id, nx=True, px=ttl_ms)
+        pipe.get(name)
+        return str(pipe.execute()[1])
 
     # timers ---------------------------------------------------------------------------
     @_wrapped
@@ -358,6 +422,54 @@ class RedisStore:
             return []
         return list(self._client.zrange(self.keys.pending_version(task_id), 0, limit - 1))
 
+    # schedules ----------------------------------------------------------------------------
+    @_wrapped
+    def put_schedule(self, schedule_id: str, now_ms: int, *, mode: str, require_type: str,
+                     create_fields: dict[str, str], fields: dict[str, str],
+                     next_run: tuple[int, int] | None) -> tuple[str, Record | None]:
+        k = self.keys
+        args: list[Any] = [schedule_id, now_ms, mode, require_type, schedule_timer(schedule_id),
+                           "" if next_run is None else next_run[0],
+                           "" if next_run is None else next_run[1], len(create_fields),
+                           *_flatten(create_fields), *_flatten(fields)]
+        reply = self._scripts["schedule_put"](
+            keys=[k.schedule(schedule_id), k.schedules(), k.timers(), k.timers_claimed()],
+            args=args)
+        if reply[0] == "type":
+            return "type", {"type": reply[1]}
+        return reply[0], (_pairs(reply, 1) if len(reply) > 1 else None)
+
+    @_wrapped
+    def get_schedule(self, schedule_id: str) -> Record | None:
+        return self._client.hgetall(self.keys.schedule(schedule_id)) or None
+
+    @_wrapped
+    def list_schedules(self, offset: int, count: int) -> tuple[list[Record], int]:
+        if count <= 0:
+            return [], int(self._client.zcard(self.keys.schedules()))
+        ids = self._client.zrange(self.keys.schedules(), offset, offset + count - 1)
+        pipe = self._client.pipeline(transaction=False)
+        for schedule_id in ids:
+            pipe.hgetall(self.keys.schedule(schedule_id))
+        pipe.zcard(self.keys.schedules())
+        *records, total = pipe.execute()
+        return [r for r in records if r], int(total)
+
+    @_wrapped
+    def delete_schedule(self, schedule_id: str, *, require_type: str) -> str:
+        k = self.keys
+        return str(self._scripts["schedule_delete"](
+            keys=[k.schedule(schedule_id), k.schedules(), k.timers()],
+            args=[schedule_id, require_type, schedule_timer(schedule_id)]))
+
+    @_wrapped
+    def advance_schedule(self, schedule_id: str, *, expected_ms: int, next_ms: int,
+                         due_ms: int, last_ms: int | None, now_ms: int) -> bool:
+        return bool(self._scripts["schedule_advance"](
+            keys=[self.keys.schedule(schedule_id), self.keys.timers()],
+            args=[expected_ms, next_ms, due_ms, schedule_timer(schedule_id),
+                  "" if last_ms is None else last_ms, now_ms]))
+
     # housekeeping -----------------------------------------------------------------------
     @_wrapped
     def ping(self) -> bool:
@@ -368,3 +480,8 @@ class RedisStore:
 
     def raw(self) -> Any:
         return self._client
+
+
+# The slot operations (``redis_slots``) turn Redis errors into StoreUnavailableError too.
+for _name in OPERATIONS:
+    setattr(RedisStore, _name, _wrapped(getattr(RedisSlots, _name)))

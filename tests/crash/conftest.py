@@ -57,11 +57,11 @@ class CrashEnv:
         self.trigger = ct.setup(self.app, key_prefix=self.prefix, lease_seconds=1.5,
                                 secret_key="crash-test-secret-0123456789abcdef")
 
-    def start_worker(self, concurrency: int = 2,
-                     env: dict[str, str] | None = None) -> WorkerProcess:
+    def start_worker(self, concurrency: int = 2, env: dict[str, str] | None = None,
+                     app: str = "tests.crash.crashapp") -> WorkerProcess:
         log = self.tmp / f"worker{len(self.workers)}.log"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tests.crash.crashapp", "worker",
+            [sys.executable, "-m", "celery", "-A", app, "worker",
              "-P", "prefork", "-c", str(concurrency), "-Q", f"q-{self.prefix}",
              "-l", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
              "-n", f"w{len(self.workers)}-{self.prefix}@%h"],

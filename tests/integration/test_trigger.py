@@ -212,10 +212,40 @@ def test_non_integer_numeric_ttl_is_rejected(engine: Engine) -> None:
     assert _run_count(engine) == 0
 
 
-@pytest.mark.skip(reason="TRIG-13: queue concurrency limits are not enforced yet (later "
-                         "issue), so there is no busy queue in which priority could reorder")
-def test_priority_reorders_within_a_busy_queue() -> None:
-    """TRIG-13."""
+BUSY_GATE = threading.Event()
+
+
+@ct.task(id="trg-busy", queue=ct.queue(name="trg-busy", concurrency_limit=1))
+def trg_busy(payload: Any, ctx: ct.Context) -> None:
+    _record("busy-order", payload["name"])
+    if payload.get("gate"):
+        BUSY_GATE.wait(20)
+
+
+@pytest.mark.parametrize("priority, first", [(1.0, "B"), (0.1, "A")])
+def test_priority_reorders_within_a_busy_queue(engine: Engine, priority: float,
+                                               first: str) -> None:
+    """TRIG-13 (scaled 1:20): in a busy limit-1 queue, A (no priority) is triggered at t=0 and
+    B at t=0.4 s; with priority 1 s B starts first, with priority 0.1 s A does."""
+    executed.pop("busy-order", None)
+    BUSY_GATE.clear()
+    with engine.worker(concurrency=4):
+        # Given a limit-1 queue whose slot is held
+        blocker = trg_busy.trigger({"name": "blocker", "gate": True})
+        wait_for_status(blocker.id, "EXECUTING")
+        # When A is triggered, and B 0.4 s later with a priority
+        a = trg_busy.trigger({"name": "A"})
+        a_queued = int(engine.store.get_run(a.id)["queued_at"])
+        wait_for(lambda: ct.queues.retrieve("trg-busy").queued == 1)
+        wait_for(lambda: datetime.now(timezone.utc).timestamp() * 1000 >= a_queued + 400)
+        b = trg_busy.trigger({"name": "B"}, priority=priority)
+        wait_for(lambda: ct.queues.retrieve("trg-busy").queued == 2)
+        BUSY_GATE.set()
+        for handle in (blocker, a, b):
+            assert wait_for_status(handle.id).status == ct.RunStatus.COMPLETED
+    # Then the run with the better (queued time - priority) started first
+    assert executed["busy-order"][0] == "blocker"
+    assert executed["busy-order"][1] == first
 
 
 # tags and metadata --------------------------------------------------------------------

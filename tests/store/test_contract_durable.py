@@ -365,9 +365,10 @@ def test_finishing_a_run_with_waiters_schedules_its_notify_timer(store: Store) -
     executing(store, "run_d")
     park(store, members=("run_c",))
     # When both complete
-    store.finish_attempt("run_c", "tok-1", "COMPLETED", NOW + 50, fields={})
-    store.finish_attempt("run_d", "tok-1", "COMPLETED", NOW + 50, fields={})
-    # Then only the awaited one schedules the safety-net notify
+    awaited = store.finish_attempt("run_c", "tok-1", "COMPLETED", NOW + 50, fields={})
+    alone = store.finish_attempt("run_d", "tok-1", "COMPLETED", NOW + 50, fields={})
+    # Then only the awaited one says "notify the waiters" and schedules the safety net
+    assert (awaited, alone) == (2, 1)
     assert store.timer_due("notify|run_c") == NOW + 50 + SAFETY
     assert store.timer_due("notify|run_d") is None
 

@@ -7,7 +7,8 @@
 -- ARGV[4] run id the key may be taken from ("" = none: an existing owner means a cache hit)
 -- ARGV[5] the Celery message to LPUSH onto KEYS[7] when the run is created ("" = none), so
 -- the record and its message appear together or not at all
--- ARGV[6] number of timers T, then T pairs (member, due ms), then field/value pairs.
+-- ARGV[6] number of timers T, then T pairs (member, due ms), then the record's fields as one
+-- JSON object of strings (one argument instead of ~50 keeps the call cheap to encode).
 -- Returns {run id, cached (0|1)}: the new run, or the run that already owns the key.
 local run_id, now = ARGV[1], tonumber(ARGV[2])
 if KEYS[4] ~= "" then
@@ -27,7 +28,10 @@ for _ = 1, ntimers do
   i = i + 2
 end
 local fields = {}
-for j = i, #ARGV do fields[#fields + 1] = ARGV[j] end
+for name, value in pairs(cjson.decode(ARGV[i])) do
+  fields[#fields + 1] = name
+  fields[#fields + 1] = value
+end
 redis.call("HSET", KEYS[1], unpack(fields))
 redis.call("ZADD", KEYS[2], now, run_id)
 if KEYS[5] ~= "" then redis.call("RPUSH", KEYS[5], run_id) end

@@ -6,7 +6,8 @@
 -- ARGV[5] number of timers T, then T pairs (member, due ms), then field/value pairs.
 -- A final status with waiters adds the timer "notify|<run id>" (a safety net: the finishing
 -- worker notifies them at once and removes it).
--- Returns 1, or 0 when the lease is no longer ours (cancelled, or taken over after expiry):
+-- Returns 2 when the run became final and has waiters (the caller notifies them), 1 when it
+-- was written, or 0 when the lease is no longer ours (cancelled, or taken over after expiry):
 -- then nothing is written.
 local r = redis.call("HMGET", KEYS[1], "status", "lease", "id")
 if r[1] ~= "EXECUTING" or r[2] ~= ARGV[2] then return 0 end
@@ -15,10 +16,12 @@ local final = {COMPLETED=1, CANCELED=1, FAILED=1, CRASHED=1, SYSTEM_FAILURE=1, E
   TIMED_OUT=1}
 redis.call("HSET", KEYS[1], "status", status, "lease", "", "lease_exp", 0, "updated", now)
 redis.call("ZREM", KEYS[2], "lease|" .. r[3])
+local result = 1
 if final[status] then
   redis.call("HSET", KEYS[1], "finished", now)
   if redis.call("EXISTS", KEYS[4]) == 1 then
     redis.call("ZADD", KEYS[2], now + 5000, "notify|" .. r[3])
+    result = 2
   end
 end
 if status == "QUEUED" then redis.call("HSET", KEYS[1], "queued_at", now) end
@@ -36,4 +39,4 @@ if i <= #ARGV then
   for j = i, #ARGV do fields[#fields + 1] = ARGV[j] end
   redis.call("HSET", KEYS[1], unpack(fields))
 end
-return 1
+return result

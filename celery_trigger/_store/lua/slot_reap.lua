@@ -1,0 +1,22 @@
+-- slot_reap: the reaper of concurrency slots whose lease lapsed (DESIGN §6).
+-- KEYS[1] slots   KEYS[2] slots:sub   KEYS[3] slots:count   KEYS[4] timers
+-- ARGV[1] now (ms)
+-- A slot lapses when its holder's worker died (no heartbeat renews it) or a promoted run
+-- never took up the slot handed to it. Each lapsed slot is dropped and its sub-queue gets
+-- "pump|<sub>" due now, so its waiting runs are admitted even if nothing else happens in
+-- that sub-queue. The run itself is recovered by its own "lease|<run>" timer. While any
+-- slot is held, "reap|slots" is re-armed one second after the earliest lease could lapse.
+-- Returns the number of slots reaped.
+-- #include slots
+local now = tonumber(ARGV[1])
+local K = {held=KEYS[1], subof=KEYS[2], count=KEYS[3], timers=KEYS[4]}
+local reaped = 0
+repeat
+  local n = slot_reap(K, now, "")
+  reaped = reaped + n
+until n < 100
+local first = redis.call("ZRANGE", KEYS[1], 0, 0, "WITHSCORES")
+if #first > 0 then
+  redis.call("ZADD", KEYS[4], "LT", tonumber(first[2]) + 1000, "reap|slots")
+end
+return reaped

@@ -1,0 +1,80 @@
+"""``celery -A proj trigger ...``: the Celery CLI plugin (a click group).
+
+Registered through the ``celery.commands`` entry point in ``pyproject.toml``, so every
+``celery`` command line of an environment where celery-trigger is installed has it. The app
+given with ``-A`` must call ``celery_trigger.setup(app)`` (as every project does); commands
+import the packages of ``config.dirs`` first, like a worker start, so task definitions are
+known.
+
+Commands: ``schedules sync [--prune]``, ``schedules list [--page N --per-page N]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ._setup import Trigger, current_or_none
+
+
+def _engine(ctx: click.Context) -> Trigger:
+    app = getattr(ctx.obj, "app", None)
+    engine = current_or_none()
+    if engine is None or (app is not None and engine.app is not app):
+        raise click.UsageError("the app given with -A must call celery_trigger.setup(app)")
+    engine.discover()
+    return engine
+
+
+@click.group(name="trigger")
+def trigger() -> None:
+    """celery-trigger commands (runs, schedules)."""
+
+
+@trigger.group()
+def schedules() -> None:
+    """Scheduled tasks: sync declarative schedules, list schedules."""
+
+
+@schedules.command("sync")
+@click.option("--prune", is_flag=True,
+              help="Also delete declarative schedules of tasks this app does not define.")
+@click.pass_context
+def sync(ctx: click.Context, prune: bool) -> None:
+    """Write the app's declarative schedules for trigger_environment (as a worker start does).
+
+    Example: ``celery -A proj trigger schedules sync``.
+    """
+    from ._engine.schedules import sync_declarative
+
+    report = sync_declarative(_engine(ctx), prune=prune)
+    for outcome in ("created", "updated", "deleted"):
+        for schedule_id in report.get(outcome, []):
+            click.echo(f"{outcome} {schedule_id}")
+    click.echo(f"{sum(len(v) for v in report.values())} declarative schedule(s) synced")
+
+
+@schedules.command("list")
+@click.option("--page", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--per-page", default=20, show_default=True, type=click.IntRange(1, 100))
+@click.pass_context
+def list_(ctx: click.Context, page: int, per_page: int) -> None:
+    """List schedules: id, type, task, cron, timezone, active, next run.
+
+    Example: ``celery -A proj trigger schedules list --per-page 50``.
+    """
+    from . import schedules as api
+
+    _engine(ctx)
+    result = api.list(page=page, per_page=per_page)
+    rows: list[tuple[Any, ...]] = [("ID", "TYPE", "TASK", "CRON", "TIMEZONE", "ACTIVE",
+                                    "NEXT RUN")]
+    for s in result:
+        rows.append((s.id, s.type, s.task, s.cron, s.timezone, "yes" if s.active else "no",
+                     s.next_run.isoformat() if s.next_run else "-"))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    p = result.pagination
+    click.echo(f"page {p.current_page} of {max(p.total_pages, 1)} ({p.count} schedules)")

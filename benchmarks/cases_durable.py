@@ -16,7 +16,7 @@ settings ``setup()`` applies (``safe``) and bare Celery with its defaults. Four 
    round trip (trigger until the parent is COMPLETED, polled every 0.5 ms; the chain's
    callback result polled the same way) is given for context.
 3. ``timers``: N runs of ``ct.wait.for_(seconds=1)``, triggered at a steady rate (50/s: the
-   worker then runs 100 executions/s, well under what it can), and again at a higher rate
+   worker then runs 100 executions/s, under half of what it can), and again at a higher rate
    (``timers_loaded``, 100/s) to show how lateness grows with the worker's load. Lateness =
    the resumed stamp minus the wait's target (the ``due`` of its journal entry, in ms).
    Default ``trigger_timer_poll_interval`` (0.05 s). Measured first, on a fresh worker.

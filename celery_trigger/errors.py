@@ -12,6 +12,7 @@ The tree::
     ├── RunNotFoundError           runs.* on an id that does not exist
     ├── QueueNotFoundError         queues.* on a queue no code or trigger has defined
     ├── TokenNotFoundError         wait.* on a token id that does not exist
+    ├── ScheduleNotFoundError      schedules.* on a schedule id that does not exist
     ├── ConcurrentWaitError        two durable waits outstanding in one run
     ├── NonDeterminismError        replay found a different operation at a journal position
     ├── ConfigurationError         bad settings; lists every problem at once
@@ -135,6 +136,10 @@ class TokenNotFoundError(TriggerError):
     """No waitpoint token with that id exists."""
 
 
+class ScheduleNotFoundError(TriggerError):
+    """No schedule with that id exists."""
+
+
 class ConcurrentWaitError(TriggerError):
     """Two durable waits were outstanding at once in one run (TASK_DID_CONCURRENT_WAIT)."""
 
@@ -177,6 +182,7 @@ __all__ = [
     "NonDeterminismError",
     "PayloadValidationError",
     "RunNotFoundError",
+    "ScheduleNotFoundError",
     "StoreUnavailableError",
     "SubtaskUnwrapError",
     "TaskNotFoundError",

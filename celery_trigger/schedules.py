@@ -36,14 +36,10 @@ from ._engine.schedules import DECLARATIVE, IMPERATIVE
 from ._serialization import loads
 from ._setup import current
 from ._store.base import Record
-from .errors import PayloadValidationError, TriggerError
+from .errors import PayloadValidationError, ScheduleNotFoundError
 
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 20
-
-
-class ScheduleNotFoundError(TriggerError):
-    """``schedules.*`` on an id that does not exist."""
 
 
 def _dt(value: Any) -> datetime:

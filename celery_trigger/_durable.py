@@ -285,7 +285,17 @@ def wait_token(token_id: str) -> dict[str, str]:
 
 # children ---------------------------------------------------------------------------------
 def _results(run_ids: Sequence[str]) -> list[Result[Any]]:
+    results = _final_results(run_ids, require_final=False)
+    assert results is not None
+    return results
+
+
+def _final_results(run_ids: Sequence[str], *,
+                   require_final: bool = True) -> list[Result[Any]] | None:
+    """The children's results from one read of their records; ``None`` when
+    ``require_final`` and one of them is not final yet."""
     from ._setup import current
+    from .status import FINAL_STATUSES, RunStatus
 
     records = current().store.get_runs(run_ids)
     out: list[Result[Any]] = []
@@ -293,8 +303,10 @@ def _results(run_ids: Sequence[str]) -> list[Result[Any]]:
         if record is None:
             out.append(Result(ok=False, id=run_id, task_identifier="",
                               error=TaskRunError("RUN_NOT_FOUND", f"run {run_id} vanished")))
-        else:
-            out.append(Run.from_record(record).to_result())
+            continue
+        if require_final and RunStatus(record["status"]) not in FINAL_STATUSES:
+            return None
+        out.append(Run.from_record(record).to_result())
     return out
 
 
@@ -341,9 +353,11 @@ def trigger_and_wait(task_id: str, create: Callable[[str], tuple[str, bool]]) ->
         entry = {"kind": "task", "target": task_id, "runs": [run_id]}
     run_id = entry["runs"][0]
     info = {"type": "task", "run_id": run_id}
-    if not first and _all_final(entry["runs"]):
-        _mark_done(state, k, info)
-        return _results([run_id])[0]
+    if not first:
+        done = _final_results([run_id])
+        if done is not None:
+            _mark_done(state, k, info)
+            return done[0]
     _wait(state, k, entry, first, members=[run_id], due_ms=None, info=info,
           reason=f"waiting for {task_id} {run_id}")
     return _results([run_id])[0]
@@ -363,20 +377,14 @@ def batch_trigger_and_wait(target: str, count: int, create: BatchCreate) -> Batc
         entry = {"kind": "batch", "target": target, "batch": batch_id, "runs": run_ids}
     runs: list[str] = entry["runs"]
     info = {"type": "batch", "batch_id": entry["batch"], "run_count": len(runs)}
-    if first or not _all_final(runs):
-        _wait(state, k, entry, first, members=list(dict.fromkeys(runs)), due_ms=None,
-              info=info, reason=f"waiting for batch {entry['batch']} ({len(runs)} runs)")
-    else:
-        _mark_done(state, k, info)
+    if not first:
+        done = _final_results(runs)
+        if done is not None:  # a resume: one read of the children answers the wait
+            _mark_done(state, k, info)
+            return BatchResult(id=entry["batch"], runs=done)
+    _wait(state, k, entry, first, members=list(dict.fromkeys(runs)), due_ms=None,
+          info=info, reason=f"waiting for batch {entry['batch']} ({len(runs)} runs)")
     return BatchResult(id=entry["batch"], runs=_results(runs))
-
-
-def _all_final(run_ids: Sequence[str]) -> bool:
-    from ._setup import current
-    from .status import FINAL_STATUSES, RunStatus
-
-    records = current().store.get_runs(run_ids)
-    return all(r is not None and RunStatus(r["status"]) in FINAL_STATUSES for r in records)
 
 
 def _mark_done(state: RunState, k: int, info: dict[str, Any]) -> None:

@@ -94,13 +94,15 @@ class TimerService:
     def _loop(self) -> None:
         interval = self.trigger.settings.timer_poll_interval
         while not self._stop.is_set():
+            started = time.monotonic()
             try:
                 if self.tick() >= CLAIM_BATCH:
                     continue  # more are due: no pause
             except Exception:
                 logger.warning("celery-trigger: timer tick failed", exc_info=True)
                 self._stop.wait(1.0)
-            self._stop.wait(interval)
+            # A fixed period, not a pause after each tick: lateness stays under one interval.
+            self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
     # actions -----------------------------------------------------------------------------
     def _enqueue(self, run_id: str) -> None:

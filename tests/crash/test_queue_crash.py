@@ -50,6 +50,24 @@ def attempt_spans(rows: list[dict[str, Any]], killed_at: float) -> list[tuple[fl
     return [(t, ends.get(key, killed_at)) for key, t in starts.items()]
 
 
+def _state(env: CrashEnv, handles: list[ct.RunHandle]) -> str:
+    """The unfinished runs and the slot structures, for a failure message."""
+    client, k = env.trigger.store.raw(), env.trigger.store.keys
+    open_runs = {h.id: env.trigger.store.get_run(h.id) for h in handles
+                 if not ct.runs.retrieve(h.id).is_completed}
+    return repr({"open": {i: {f: (r or {}).get(f) for f in ("status", "slot", "lease_exp",
+                                                             "attempt", "woken")}
+                          for i, r in open_runs.items()},
+                 "slots": client.zrange(k.slots(), 0, -1, withscores=True),
+                 "count": client.hgetall(k.slots_count()),
+                 "ready": client.zrange(k.slots_ready(), 0, -1),
+                 "unclaimed": client.smembers(k.slots_unclaimed()),
+                 "waiting": {w: client.zrange(w, 0, -1)
+                             for w in client.scan_iter(f"{env.prefix}:q:*:waiting")},
+                 "timers": client.zrange(k.timers(), 0, -1, withscores=True),
+                 "now": time.time()})
+
+
 def max_overlap(spans: list[tuple[float, float]]) -> int:
     steps = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
     current = peak = 0
@@ -83,8 +101,9 @@ def test_limit_two_holds_and_nothing_leaks_when_a_worker_is_killed(crash_env: Cr
     def all_done() -> bool:
         return all(ct.runs.retrieve(h.id).is_completed for h in handles)
 
-    wait_for(all_done, timeout=120, interval=0.2,
-             message=f"runs did not all finish; logs:\n{logs(crash_env)}")
+    wait_for(all_done, timeout=60, interval=0.2,
+             message=f"runs did not all finish: {_state(crash_env, handles)}; "
+                     f"logs:\n{logs(crash_env)}")
     runs = [ct.runs.retrieve(h.id) for h in handles]
     assert {r.status for r in runs} == {ct.RunStatus.COMPLETED}
     # Then at most two executed at any instant (and the limit was used)

@@ -174,9 +174,9 @@ class TaskDefinition(Generic[P, O]):
 
         ``idempotency_key`` makes the batch idempotent and gives each item without a key of
         its own a derived one; ``idempotency_key_ttl`` is the items' default key TTL."""
-        from . import _trigger
+        from . import _batches
 
-        return _trigger.batch_trigger([(self.id, self, item) for item in _items(items)],
+        return _batches.batch_trigger([(self.id, self, item) for item in _items(items)],
                                       _batch_options(idempotency_key, idempotency_key_ttl))
 
     def trigger_and_wait(self, payload: P, **options: Any) -> Result[O]:
@@ -189,9 +189,9 @@ class TaskDefinition(Generic[P, O]):
     def batch_trigger_and_wait(self, items: Sequence[Any], *, idempotency_key: Any = None,
                                idempotency_key_ttl: Any = None) -> BatchResult[O]:
         """Start child runs and wait for all of them (inside a run only)."""
-        from . import _trigger
+        from . import _batches
 
-        return _trigger.batch_trigger_and_wait(  # type: ignore[no-any-return]
+        return _batches.batch_trigger_and_wait(  # type: ignore[no-any-return]
             [(self.id, self, item) for item in _items(items)],
             _batch_options(idempotency_key, idempotency_key_ttl))
 
@@ -206,7 +206,7 @@ class TaskDefinition(Generic[P, O]):
 
 
 def _batch_options(key: Any, ttl: Any) -> dict[str, Any]:
-    """Batch-level options as ``_trigger.batch_trigger`` takes them (unset ones left out)."""
+    """Batch-level options as ``_batches.batch_trigger`` takes them (unset ones left out)."""
     return {k: v for k, v in (("idempotency_key", key), ("idempotency_key_ttl", ttl))
             if v is not None}
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import _trigger
+from . import _batches
 from ._definition import _batch_options
 from ._serialization import loads
 from ._setup import current
@@ -43,28 +43,28 @@ def _by_task(items: Sequence[Mapping[str, Any]]) -> list[tuple[str, Any, Any]]:
 def trigger(items: Sequence[Mapping[str, Any]], *, idempotency_key: Any = None,
             idempotency_key_ttl: Any = None) -> BatchHandle:
     """Start runs of several tasks by id in one batch (1 to 1,000 items)."""
-    return _trigger.batch_trigger(_by_id(items),
+    return _batches.batch_trigger(_by_id(items),
                                   _batch_options(idempotency_key, idempotency_key_ttl))
 
 
 def trigger_by_task(items: Sequence[Mapping[str, Any]], *, idempotency_key: Any = None,
                     idempotency_key_ttl: Any = None) -> BatchHandle:
     """Start runs of several task objects in one batch (payloads validated by schema tasks)."""
-    return _trigger.batch_trigger(_by_task(items),
+    return _batches.batch_trigger(_by_task(items),
                                   _batch_options(idempotency_key, idempotency_key_ttl))
 
 
 def trigger_and_wait(items: Sequence[Mapping[str, Any]], *, idempotency_key: Any = None,
                      idempotency_key_ttl: Any = None) -> BatchResult[Any]:
     """Like ``trigger`` and wait for every run (inside a run only)."""
-    return _trigger.batch_trigger_and_wait(_by_id(items),  # type: ignore[no-any-return]
+    return _batches.batch_trigger_and_wait(_by_id(items),  # type: ignore[no-any-return]
                                            _batch_options(idempotency_key, idempotency_key_ttl))
 
 
 def trigger_by_task_and_wait(items: Sequence[Mapping[str, Any]], *, idempotency_key: Any = None,
                              idempotency_key_ttl: Any = None) -> BatchResult[Any]:
     """Like ``trigger_by_task`` and wait for every run (inside a run only)."""
-    return _trigger.batch_trigger_and_wait(_by_task(items),  # type: ignore[no-any-return]
+    return _batches.batch_trigger_and_wait(_by_task(items),  # type: ignore[no-any-return]
                                            _batch_options(idempotency_key, idempotency_key_ttl))
 
 

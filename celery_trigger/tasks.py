@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, overload
 
-from . import _trigger
+from . import _batches, _trigger
 from ._definition import _batch_options, global_hooks
 from .result import BatchHandle, BatchResult, Result, RunHandle
 
@@ -29,7 +29,7 @@ def trigger(task_id: str, payload: Any = None, **options: Any) -> RunHandle:
 def batch_trigger(task_id: str, items: Sequence[Any], *, idempotency_key: Any = None,
                   idempotency_key_ttl: Any = None) -> BatchHandle:
     """Start up to 1,000 runs of ``task_id`` (``idempotency_key``: see ``Task.batch_trigger``)."""
-    return _trigger.batch_trigger([(task_id, None, item) for item in items],
+    return _batches.batch_trigger([(task_id, None, item) for item in items],
                                   _batch_options(idempotency_key, idempotency_key_ttl))
 
 
@@ -41,7 +41,7 @@ def trigger_and_wait(task_id: str, payload: Any = None, **options: Any) -> Resul
 def batch_trigger_and_wait(task_id: str, items: Sequence[Any], *, idempotency_key: Any = None,
                            idempotency_key_ttl: Any = None) -> BatchResult[Any]:
     """Start child runs of ``task_id`` and wait for all (inside a run only)."""
-    return _trigger.batch_trigger_and_wait(  # type: ignore[no-any-return]
+    return _batches.batch_trigger_and_wait(  # type: ignore[no-any-return]
         [(task_id, None, item) for item in items],
         _batch_options(idempotency_key, idempotency_key_ttl))
 

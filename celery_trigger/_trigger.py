@@ -343,8 +343,9 @@ def _plan_direct(trigger: Trigger, prepared: list[Prepared]) -> list[dict[str, A
             continue
         list_key, message, signal = plan
         item.new.enqueue = (list_key, message)
-        # Record and message are written together: no publish watchdog needed.
-        item.new.timers = [t for t in item.new.timers if not t[0].startswith("pub|")]
+        # Record and message are written together, but the publish watchdog stays: a worker
+        # killed after taking the message and before claiming the run would otherwise leave
+        # it in the broker's unacked set until the visibility timeout (an hour or more).
         out.append(signal)
     return out
 

@@ -13,8 +13,9 @@ Invariants:
   it); the releasing process publishes it at once, to the front of its broker queue, and
   ``promote|<run>`` (5 s later) does it if that process died first;
 - slot leases are renewed with the run's lease by the watchdog heartbeat; a lapsed slot is
-  reaped (``reap|slots``) and its sub-queue admits its next run (``pump|<sub>``), while the
-  run itself comes back through its ``lease|<run>`` timer;
+  reaped (``reap|slots``), its sub-queue admits its next run (``pump|<sub>``) and its run is
+  published again (``promote|<run>``: a dead worker's run, or a promoted run whose message
+  died with a worker before its claim) to queue up anew;
 - a run of a queue this process knows is limited takes its place in line when it is
   created (``join_scope``, in the creating pipeline), so runs start in line order however
   workers receive their messages; such a run, promoted before its own message arrived, is

@@ -93,6 +93,7 @@ class MemorySlots:
         for run in dead:
             s = self._hdel(K.subof, run)
             st.zrem(K.held, run)
+            st.zadd(K.timers, f"promote|{run}", now)
             if s is not None:
                 self._count(K, s, -1)
                 if s != sub:

@@ -24,6 +24,15 @@ from .conftest import ROOT, CrashEnv, WorkerProcess, logs
 pytestmark = [pytest.mark.crash, pytest.mark.slow]
 
 
+@ct.task(id="crash-q-work", queue=ct.queue(name="crash-limit-2", concurrency_limit=2),
+         retry={"max_attempts": 3, "min_timeout_in_ms": 100, "max_timeout_in_ms": 100})
+def crash_q_work(payload: dict[str, Any]) -> int:
+    """The producer's copy of ``tests/crash/queueapp.py``'s task (same id, queue and retry):
+    like a real project, the process that triggers knows the task and its queue. Only the
+    worker subprocesses run it."""
+    raise NotImplementedError
+
+
 def start_queue_worker(env: CrashEnv) -> WorkerProcess:
     """A prefork worker (2 processes) running ``tests.crash.queueapp``."""
     log = env.tmp / f"qworker{len(env.workers)}.log"
@@ -82,7 +91,9 @@ def test_limit_two_holds_and_nothing_leaks_when_a_worker_is_killed(crash_env: Cr
     worker mid-run: every run completes, at most 2 ever execute at once, no slot is left."""
     # Given three workers and 50 runs of a limit-2 queue
     workers = [start_queue_worker(crash_env) for _ in range(3)]
-    handles = [ct.tasks.trigger("crash-q-work", {"seconds": 0.25}) for _ in range(50)]
+    wait_for(lambda: crash_env.trigger.store.get_queue("crash-limit-2"), timeout=30,
+             message="no worker registered the queue")
+    handles = [crash_q_work.trigger({"seconds": 0.25}) for _ in range(50)]
     # When a worker is SIGKILLed while it executes a run
     def running_on_a_worker() -> WorkerProcess | None:
         rows = events(crash_env)

@@ -260,9 +260,11 @@ def test_lapsed_slots_are_reaped_and_their_sub_queue_pumped(limited: Store) -> N
     # When the reaper runs after the lease lapsed
     later = NOW + 10 + LEASE + 1
     assert limited.reap_slots(later) == 1
-    # Then the slot is gone, a heartbeat of the old attempt fails, and the line is pumped
+    # Then the slot is gone, a heartbeat of the old attempt fails, the run is due to be
+    # published again (its message may have died with the worker), and the line is pumped
     assert held(limited) == {}
     assert limited.renew_leases([("run_dead", "tok-run_dead")], later, LEASE) == ["run_dead"]
+    assert limited.timer_due("promote|run_dead") == later
     assert limited.timer_due(f"pump|{limited.keys.subqueue('q')}") == later
     assert release(limited, None, now=later) == ["run_next"]
 

@@ -4,8 +4,9 @@
 -- A slot lapses when its holder's worker died (no heartbeat renews it) or a promoted run
 -- never took up the slot handed to it. Each lapsed slot is dropped and its sub-queue gets
 -- "pump|<sub>" due now, so its waiting runs are admitted even if nothing else happens in
--- that sub-queue. The run itself is recovered by its own "lease|<run>" timer. While any
--- slot is held, "reap|slots" is re-armed one second after the earliest lease could lapse.
+-- that sub-queue; its run gets "promote|<run>" due now (published again if it can still
+-- run: its message may have died with its worker). While any slot is held, "reap|slots"
+-- is re-armed one second after the earliest lease could lapse.
 -- Returns the number of slots reaped.
 -- #include slots
 local now = tonumber(ARGV[1])

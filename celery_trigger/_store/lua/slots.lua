@@ -34,13 +34,15 @@ end
 
 -- Drop held slots whose lease lapsed (a dead worker's, or a hand-over never taken up). A
 -- sub-queue other than `sub` that lost one gets "pump|<sub>" due now: the timer service
--- admits its waiting runs.
+-- admits its waiting runs. The run gets "promote|<run>" due now: it is published again (its
+-- message may have died with a worker before the claim) and queues up for a slot anew.
 local function slot_reap(K, now, sub)
   local dead = redis.call("ZRANGEBYSCORE", K.held, "-inf", now, "LIMIT", 0, 100)
   for _, run in ipairs(dead) do
     local s = redis.call("HGET", K.subof, run)
     redis.call("ZREM", K.held, run)
     redis.call("HDEL", K.subof, run)
+    redis.call("ZADD", K.timers, now, "promote|" .. run)
     if s then
       slot_uncount(K, s)
       if s ~= sub then redis.call("ZADD", K.timers, now, "pump|" .. s) end

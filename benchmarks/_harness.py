@@ -23,8 +23,7 @@ from ._infra import RedisServer, Worker, log, wait_for_quiet, wait_until
 BARE_QUEUES = {"default": "bench-bare", "safe": "bench-bare-safe"}
 CT_QUEUE = "bench-ct"
 KEY_PREFIX = "bench"
-FINAL = {"COMPLETED", "CANCELED", "FAILED", "CRASHED", "SYSTEM_FAILURE", "EXPIRED",
-         "TIMED_OUT"}
+FINAL = {"COMPLETED", "CANCELED", "FAILED", "CRASHED", "SYSTEM_FAILURE", "EXPIRED", "TIMED_OUT"}
 _CHUNK = 1000
 
 
@@ -70,8 +69,10 @@ class Harness:
             return None
         quiet = wait_for_quiet(self.quiet_wait_s)
         if quiet["waited_s"] > 1.5:
-            log(f"  ({label}: waited {quiet['waited_s']} s for the machine to go quiet; "
-                f"others use {quiet['others_cpus_busy']} CPUs)")
+            log(
+                f"  ({label}: waited {quiet['waited_s']} s for the machine to go quiet; "
+                f"others use {quiet['others_cpus_busy']} CPUs)"
+            )
         return quiet
 
     def flush(self) -> None:
@@ -112,7 +113,8 @@ class Harness:
                     statuses = [s for (s,) in self.ct_records(ids, "status")]
                     raise SystemExit(
                         f"ct worker did not complete warm-up (run statuses {statuses}, "
-                        f"{self.r.llen(CT_QUEUE)} messages queued); see {w.log_path}")
+                        f"{self.r.llen(CT_QUEUE)} messages queued); see {w.log_path}"
+                    )
                 time.sleep(0.01)
 
         return Worker("benchmarks.app_ct", CT_QUEUE, env, tag="ct", ready=ready)
@@ -122,14 +124,17 @@ class Harness:
         out: list[list[Any]] = []
         for i in range(0, len(run_ids), _CHUNK):
             pipe = self.r_store.pipeline(transaction=False)
-            for run_id in run_ids[i:i + _CHUNK]:
+            for run_id in run_ids[i : i + _CHUNK]:
                 pipe.hmget(self.keys.run(run_id), *fields)
             out.extend(pipe.execute())
         return out
 
     def ct_final_count(self, run_ids: Sequence[str]) -> int:
-        return sum(1 for (status,) in self.ct_records(run_ids, "status")
-                   if status is not None and status.decode() in FINAL)
+        return sum(
+            1
+            for (status,) in self.ct_records(run_ids, "status")
+            if status is not None and status.decode() in FINAL
+        )
 
     def ct_completion(self, run_ids: Sequence[str], timeout: float) -> dict[str, Any]:
         """Wait until every run is final; return counts and the last ``finished`` time (s).
@@ -138,8 +143,12 @@ class Harness:
         final (runs are consumed about in order): polling must not steal the worker's CPU.
         """
         last_key = self.keys.run(run_ids[-1])
-        wait_until(lambda: (self.r_store.hget(last_key, "status") or b"").decode() in FINAL,
-                   timeout, interval=0.01, what="last run final")
+        wait_until(
+            lambda: (self.r_store.hget(last_key, "status") or b"").decode() in FINAL,
+            timeout,
+            interval=0.01,
+            what="last run final",
+        )
 
         def all_final() -> list[list[Any]] | None:
             rows = self.ct_records(run_ids, "status", "finished")
@@ -156,13 +165,17 @@ class Harness:
     def bare_completion(self, task_ids: Sequence[str], timeout: float) -> dict[str, Any]:
         """Wait until every result is stored; return counts and the last ``date_done`` (s)."""
         keys = [f"celery-task-meta-{t}" for t in task_ids]
-        wait_until(lambda: b'"SUCCESS"' in (self.r_backend.get(keys[-1]) or b""), timeout,
-                   interval=0.01, what="last result stored")
+        wait_until(
+            lambda: b'"SUCCESS"' in (self.r_backend.get(keys[-1]) or b""),
+            timeout,
+            interval=0.01,
+            what="last result stored",
+        )
 
         def all_stored() -> list[Any] | None:
             values: list[Any] = []
             for i in range(0, len(keys), _CHUNK):
-                values.extend(self.r_backend.mget(keys[i:i + _CHUNK]))
+                values.extend(self.r_backend.mget(keys[i : i + _CHUNK]))
             if any(v is None for v in values):
                 return None
             metas = [json.loads(v) for v in values]

@@ -57,9 +57,23 @@ class RedisServer:
         for _ in range(10):
             self.port = _free_port()
             self.proc = subprocess.Popen(
-                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                 "--save", "", "--appendonly", "no", "--loglevel", "warning"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                [
+                    "redis-server",
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--loglevel",
+                    "warning",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and self.proc.poll() is None:
                 try:
@@ -101,9 +115,17 @@ class Worker:
     warm) and raise on failure.
     """
 
-    def __init__(self, module: str, queue: str, env: dict[str, str], *, tag: str,
-                 pool: str = "prefork", concurrency: int = 2,
-                 ready: Callable[[Worker], None] | None = None) -> None:
+    def __init__(
+        self,
+        module: str,
+        queue: str,
+        env: dict[str, str],
+        *,
+        tag: str,
+        pool: str = "prefork",
+        concurrency: int = 2,
+        ready: Callable[[Worker], None] | None = None,
+    ) -> None:
         self.module, self.queue, self.env, self.tag = module, queue, env, tag
         self.pool, self.concurrency, self.ready = pool, concurrency, ready
         self.proc: subprocess.Popen[bytes] | None = None
@@ -116,12 +138,34 @@ class Worker:
         env = {**os.environ, **self.env}
         env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
         self.name = f"{self.tag}-{os.getpid()}@localhost"
-        cmd = [sys.executable, "-m", "celery", "-A", self.module, "worker", "-P", self.pool,
-               "-c", str(self.concurrency), "-l", "WARNING", "-Q", self.queue,
-               "-n", self.name, *WORKER_FLAGS]
+        cmd = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            self.module,
+            "worker",
+            "-P",
+            self.pool,
+            "-c",
+            str(self.concurrency),
+            "-l",
+            "WARNING",
+            "-Q",
+            self.queue,
+            "-n",
+            self.name,
+            *WORKER_FLAGS,
+        ]
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             if self.ready is not None:
                 self.ready(self)
@@ -242,8 +286,9 @@ class CpuMeter:
         return out
 
 
-def wait_for_quiet(max_wait_s: float, threshold: float = 0.3,
-                   window_s: float = 1.0) -> dict[str, float]:
+def wait_for_quiet(
+    max_wait_s: float, threshold: float = 0.3, window_s: float = 1.0
+) -> dict[str, float]:
     """Wait (up to ``max_wait_s``) until the rest of the machine uses < ``threshold`` CPUs.
 
     Measured over ``window_s`` windows while this process idles; returns the time waited and
@@ -274,19 +319,30 @@ def pct(values: list[float], p: float) -> float:
 
 def summarize_ms(seconds: list[float]) -> dict[str, float]:
     ms = [s * 1000.0 for s in seconds]
-    return {"n": len(ms), "min_ms": round(min(ms), 3), "p50_ms": round(pct(ms, 50), 3),
-            "p90_ms": round(pct(ms, 90), 3), "p99_ms": round(pct(ms, 99), 3),
-            "max_ms": round(max(ms), 3), "mean_ms": round(statistics.fmean(ms), 3)}
+    return {
+        "n": len(ms),
+        "min_ms": round(min(ms), 3),
+        "p50_ms": round(pct(ms, 50), 3),
+        "p90_ms": round(pct(ms, 90), 3),
+        "p99_ms": round(pct(ms, 99), 3),
+        "max_ms": round(max(ms), 3),
+        "mean_ms": round(statistics.fmean(ms), 3),
+    }
 
 
 def spread(values: list[float]) -> dict[str, float]:
     """Median, min and max of repeated measurements."""
-    return {"median": round(statistics.median(values), 4), "min": round(min(values), 4),
-            "max": round(max(values), 4), "n": len(values)}
+    return {
+        "median": round(statistics.median(values), 4),
+        "min": round(min(values), 4),
+        "max": round(max(values), 4),
+        "n": len(values),
+    }
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.01,
-               what: str = "condition") -> Any:
+def wait_until(
+    predicate: Callable[[], Any], timeout: float, interval: float = 0.01, what: str = "condition"
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -313,9 +369,14 @@ def machine_info() -> dict[str, Any]:
             mem_gib = int(f.readline().split()[1]) / 1024 / 1024
     except OSError:
         pass
-    return {"cpus": os.cpu_count(), "cpu_model": model, "mem_gib": round(mem_gib, 1),
-            "kernel": platform.release(), "platform": platform.platform(),
-            "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "mem_gib": round(mem_gib, 1),
+        "kernel": platform.release(),
+        "platform": platform.platform(),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def versions() -> dict[str, Any]:
@@ -333,15 +394,28 @@ def versions() -> dict[str, Any]:
         redis_server = "?"
     commit, dirty = "?", None
     try:
-        commit = subprocess.run(["git", "-C", REPO, "rev-parse", "HEAD"], capture_output=True,
-                                text=True).stdout.strip() or "?"
-        status = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--",
-                                 "celery_trigger"], capture_output=True, text=True).stdout
+        commit = (
+            subprocess.run(
+                ["git", "-C", REPO, "rev-parse", "HEAD"], capture_output=True, text=True
+            ).stdout.strip()
+            or "?"
+        )
+        status = subprocess.run(
+            ["git", "-C", REPO, "status", "--porcelain", "--", "celery_trigger"],
+            capture_output=True,
+            text=True,
+        ).stdout
         dirty = bool(status.strip())
     except OSError:
         pass
-    return {"python": platform.python_version(), "celery": celery.__version__,
-            "kombu": kombu.__version__, "billiard": getattr(billiard, "__version__", "?"),
-            "redis_py": redis.__version__, "redis_server": redis_server,
-            "celery_trigger": celery_trigger.__version__, "git_commit": commit,
-            "library_has_uncommitted_changes": dirty}
+    return {
+        "python": platform.python_version(),
+        "celery": celery.__version__,
+        "kombu": kombu.__version__,
+        "billiard": getattr(billiard, "__version__", "?"),
+        "redis_py": redis.__version__,
+        "redis_server": redis_server,
+        "celery_trigger": celery_trigger.__version__,
+        "git_commit": commit,
+        "library_has_uncommitted_changes": dirty,
+    }

@@ -24,8 +24,11 @@ QUEUE = os.environ.get("BENCH_BARE_QUEUE", "bench-bare")
 SETTINGS = os.environ.get("BENCH_BARE_SETTINGS", "default")
 
 app = Celery("bench_bare", broker=f"{BASE}/0", backend=f"{BASE}/1", set_as_current=False)
-app.conf.update(task_default_queue=QUEUE, broker_connection_retry_on_startup=True,
-                worker_hijack_root_logger=False)
+app.conf.update(
+    task_default_queue=QUEUE,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+)
 
 
 def safe_settings() -> dict[str, Any]:

@@ -32,8 +32,11 @@ SECRET = os.environ.get("BENCH_CT_SECRET", "bench-secret-0123456789abcdef0123456
 STORE_DB = int(os.environ.get("BENCH_CT_STORE_DB", "0"))
 
 app = Celery("bench_ct", broker=f"{BASE}/0", backend=f"{BASE}/1", set_as_current=False)
-app.conf.update(task_default_queue=QUEUE, broker_connection_retry_on_startup=True,
-                worker_hijack_root_logger=False)
+app.conf.update(
+    task_default_queue=QUEUE,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+)
 if os.environ.get("BENCH_CT_WAIT_THRESHOLD"):  # the durable cases park 1 s waits
     app.conf.trigger_wait_threshold = float(os.environ["BENCH_CT_WAIT_THRESHOLD"])
 engine = ct.setup(app, key_prefix=PREFIX, secret_key=SECRET, redis_url=f"{BASE}/{STORE_DB}")

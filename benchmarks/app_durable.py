@@ -26,8 +26,17 @@ from typing import Any
 import celery_trigger as ct
 from benchmarks.app_ct import app, engine, noop, r
 
-__all__ = ["app", "engine", "fan_child", "fan_parent", "noop", "park", "resume_child",
-           "resume_parent", "timer"]
+__all__ = [
+    "app",
+    "engine",
+    "fan_child",
+    "fan_parent",
+    "noop",
+    "park",
+    "resume_child",
+    "resume_parent",
+    "timer",
+]
 
 
 @ct.task(id="bench-fan-child")
@@ -53,8 +62,10 @@ def resume_parent(payload: dict[str, Any], ctx: ct.Context) -> None:
     entered, replaying = time.time(), ctx.is_replaying
     resume_child.trigger_and_wait({"key": payload["key"]})
     resumed = time.time()
-    r().hset(payload["key"], mapping={"entered": repr(entered), "resumed": repr(resumed),
-                                      "parked": int(replaying)})
+    r().hset(
+        payload["key"],
+        mapping={"entered": repr(entered), "resumed": repr(resumed), "parked": int(replaying)},
+    )
 
 
 @ct.task(id="bench-timer")

@@ -61,23 +61,37 @@ def _top(*sources: Any, limit: int, sort: str) -> tuple[list[dict[str, Any]], st
     key = 3 if sort == "cumulative" else 2
     rows = []
     for (file, line, func), (_cc, nc, tt, ct, _callers) in sorted(
-            st.stats.items(), key=lambda kv: kv[1][key], reverse=True)[:limit]:  # type: ignore[attr-defined]
+        st.stats.items(), key=lambda kv: kv[1][key], reverse=True
+    )[:limit]:  # type: ignore[attr-defined]
         where = os.path.relpath(file) if file.startswith("/") else file
-        rows.append({"function": f"{where}:{line}({func})", "calls": nc,
-                     "tottime_s": round(tt, 4), "cumtime_s": round(ct, 4)})
+        rows.append(
+            {
+                "function": f"{where}:{line}({func})",
+                "calls": nc,
+                "tottime_s": round(tt, 4),
+                "cumtime_s": round(ct, 4),
+            }
+        )
     return rows, stream.getvalue()
 
 
 def _median_stats(samples: list[Stats]) -> Stats:
     names = set().union(*samples)
-    return {name: {f: statistics.median(s.get(name, {f: 0.0})[f] for s in samples)
-                   for f in ("calls", "wall_s", "cpu_s")} for name in names}
+    return {
+        name: {
+            f: statistics.median(s.get(name, {f: 0.0})[f] for s in samples)
+            for f in ("calls", "wall_s", "cpu_s")
+        }
+        for name in names
+    }
 
 
 def _cell(stats: Stats, name: str, per: int) -> dict[str, float]:
     s = stats.get(name, {"wall_s": 0.0, "cpu_s": 0.0})
-    return {"wall_us": round(s["wall_s"] / per * 1e6, 1),
-            "cpu_us": round(s["cpu_s"] / per * 1e6, 1)}
+    return {
+        "wall_us": round(s["wall_s"] / per * 1e6, 1),
+        "cpu_us": round(s["cpu_s"] / per * 1e6, 1),
+    }
 
 
 def _minus(a: dict[str, float], *others: dict[str, float]) -> dict[str, float]:
@@ -111,9 +125,9 @@ def _ct_table(st: Stats, per: int, total: dict[str, float]) -> dict[str, Any]:
         "jwt: handle token (lazy: only if read)": jwt if jwt["wall_us"] else batch_jwt,
         "store.put_batch": batch,
         "other: trigger()/create_and_publish glue, RunHandle": _minus(
-            total, prepare, plan, create, published, publish, jwt, batch, batch_jwt),
-        "calls_per_item": {k: round(v["calls"] / per, 3) for k, v in st.items()
-                           if v["calls"]},
+            total, prepare, plan, create, published, publish, jwt, batch, batch_jwt
+        ),
+        "calls_per_item": {k: round(v["calls"] / per, 3) for k, v in st.items() if v["calls"]},
     }
 
 
@@ -151,32 +165,39 @@ def trigger_path(h: Harness, n: int, reps: int, profile: bool) -> dict[str, Any]
     items = [{"payload": {"i": i}} for i in range(1000)]
     t, c = time.perf_counter(), time.thread_time()
     h.ct.noop.batch_trigger(items)
-    batch_total = {"wall_us": round((time.perf_counter() - t) / 1000 * 1e6, 1),
-                   "cpu_us": round((time.thread_time() - c) / 1000 * 1e6, 1)}
+    batch_total = {
+        "wall_us": round((time.perf_counter() - t) / 1000 * 1e6, 1),
+        "cpu_us": round((time.thread_time() - c) / 1000 * 1e6, 1),
+    }
     batch_stats = probe.snapshot()
     probe.restore()
     h.flush()
 
     def total(side: str) -> dict[str, float]:
-        return {"wall_us": round(statistics.median(probed[side]) / n * 1e6, 1),
-                "cpu_us": round(statistics.median(probed_cpu[side]) / n * 1e6, 1)}
+        return {
+            "wall_us": round(statistics.median(probed[side]) / n * 1e6, 1),
+            "cpu_us": round(statistics.median(probed_cpu[side]) / n * 1e6, 1),
+        }
 
     ct_st, bare_st = _median_stats(stats["ct"]), _median_stats(stats["bare"])
     b_sub = _cell(bare_st, "bare: backend.on_task_call (SUBSCRIBE)", n)
     b_kombu = _cell(bare_st, "kombu Producer.publish", n)
     out: dict[str, Any] = {
-        "n": n, "reps": reps,
+        "n": n,
+        "reps": reps,
         "unprobed_wall_us_per_call": {
-            side: [round(s / n * 1e6, 1) for s in v] for side, v in plain.items()},
+            side: [round(s / n * 1e6, 1) for s in v] for side, v in plain.items()
+        },
         "ct_us_per_call": _ct_table(ct_st, n, total("ct")),
         "bare_us_per_call": {
             "total (probed)": total("bare"),
             "result SUBSCRIBE (backend.on_task_call)": b_sub,
             "kombu Producer.publish (LPUSH)": b_kombu,
-            "rest of apply_async/send_task": _minus(total("bare"), b_sub, b_kombu)},
+            "rest of apply_async/send_task": _minus(total("bare"), b_sub, b_kombu),
+        },
         "batch_1000_us_per_item": _ct_table(batch_stats, 1000, batch_total),
         "note": "wall includes waiting for Redis replies; cpu is this thread's CPU time. "
-                "'probed' totals include ~1 us of wrapper cost per wrapped call",
+        "'probed' totals include ~1 us of wrapper cost per wrapped call",
     }
     if profile:
         h.flush()
@@ -186,7 +207,8 @@ def trigger_path(h: Harness, n: int, reps: int, profile: bool) -> dict[str, Any]
         profiler.disable()
         h.flush()
         out["cprofile_trigger_top_tottime"], out["_cprofile_text"] = _top(
-            profiler, limit=30, sort="tottime")
+            profiler, limit=30, sort="tottime"
+        )
     return out
 
 
@@ -198,15 +220,17 @@ def _drain(h: Harness, w: Worker, kind: str, runs: int) -> tuple[list[str], floa
     if kind == "ct":
         ids: list[str] = []
         for start in range(0, runs, 1000):
-            ids.extend(h.ct.noop.batch_trigger(
-                [{"payload": None}] * min(1000, runs - start)).runs)
+            ids.extend(h.ct.noop.batch_trigger([{"payload": None}] * min(1000, runs - start)).runs)
     else:
         with h.bare.app.producer_or_acquire() as producer, producer.batch(1000):
-            ids = [h.bare.noop.apply_async((None,), queue=queue, producer=producer).id
-                   for _ in range(runs)]
+            ids = [
+                h.bare.noop.apply_async((None,), queue=queue, producer=producer).id
+                for _ in range(runs)
+            ]
     pids = w.pids()
-    meter = CpuMeter({"worker_main": pids[:1], "worker_pool": pids[1:],
-                      "redis": [h.redis_pid()]}).start()
+    meter = CpuMeter(
+        {"worker_main": pids[:1], "worker_pool": pids[1:], "redis": [h.redis_pid()]}
+    ).start()
     t0 = time.perf_counter()
     app.control.add_consumer(queue, destination=[w.name], reply=True, timeout=5)
     if kind == "ct":
@@ -232,8 +256,11 @@ def worker_pass(h: Harness, kind: str, runs: int, cprofile: bool) -> dict[str, A
     probe_dir = tempfile.mkdtemp(prefix=f"bench-probe-{kind}-")
     os.environ["BENCH_CPROFILE"] = "1" if cprofile else "0"
     h.flush()
-    worker = h.ct_worker(probe=probe_dir) if kind == "ct" else \
-        h.bare_worker(kind.removeprefix("bare_"), probe=probe_dir)
+    worker = (
+        h.ct_worker(probe=probe_dir)
+        if kind == "ct"
+        else h.bare_worker(kind.removeprefix("bare_"), probe=probe_dir)
+    )
     try:
         with worker as w:
             _ids, wall, cpu = _drain(h, w, kind, runs)
@@ -243,23 +270,30 @@ def worker_pass(h: Harness, kind: str, runs: int, cprofile: bool) -> dict[str, A
     main = _merge(glob.glob(os.path.join(probe_dir, "main-*.json")))
     tasks = max(int(merged.get("child: whole task (trace)", {"calls": 0})["calls"]), 1)
     out: dict[str, Any] = {
-        "runs": runs, "tasks_traced_in_children": tasks, "drain_wall_s": round(wall, 2),
+        "runs": runs,
+        "tasks_traced_in_children": tasks,
+        "drain_wall_s": round(wall, 2),
         "drain_per_s": round(runs / wall, 1),
-        **{f"{k.removesuffix('_cpu_s')}_cpu_us_per_task": round(v / runs * 1e6, 1)
-           for k, v in cpu.items() if k.endswith("_cpu_s") and k != "other_procs_cpu_s"},
+        **{
+            f"{k.removesuffix('_cpu_s')}_cpu_us_per_task": round(v / runs * 1e6, 1)
+            for k, v in cpu.items()
+            if k.endswith("_cpu_s") and k != "other_procs_cpu_s"
+        },
         "other_procs_cpu_s": cpu["other_procs_cpu_s"],
         "child_steps_us_per_task": {
-            name: {**_cell(merged, name, tasks),
-                   "calls_per_task": round(s["calls"] / tasks, 2)}
-            for name, s in sorted(merged.items())},
+            name: {**_cell(merged, name, tasks), "calls_per_task": round(s["calls"] / tasks, 2)}
+            for name, s in sorted(merged.items())
+        },
         "main_process_steps_us_per_task": {
             name: {**_cell(main, name, runs), "calls": int(s["calls"])}
-            for name, s in sorted(main.items())},
+            for name, s in sorted(main.items())
+        },
     }
     files = glob.glob(os.path.join(probe_dir, "*.pstats"))
     if files:
         out["cprofile_child_top_cumulative"], out["_cprofile_text"] = _top(
-            *files, limit=40, sort="cumulative")
+            *files, limit=40, sort="cumulative"
+        )
     shutil.rmtree(probe_dir, ignore_errors=True)
     return out
 
@@ -272,8 +306,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--no-cprofile", action="store_true")
     args = p.parse_args(argv)
     started = datetime.now(timezone.utc)
-    doc: dict[str, Any] = {"started_at": started.isoformat(timespec="seconds"),
-                           "machine": machine_info(), "versions": versions()}
+    doc: dict[str, Any] = {
+        "started_at": started.isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "versions": versions(),
+    }
     texts: dict[str, str] = {}
     meter = CpuMeter({}).start()
     with Harness() as h:
@@ -289,7 +326,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             prof = worker_pass(h, "ct", args.runs, True)
             doc["worker_path"]["ct_cprofile"] = {
                 "note": "pool children under cProfile: times inflated, read the shape",
-                "top_cumulative": prof.get("cprofile_child_top_cumulative")}
+                "top_cumulative": prof.get("cprofile_child_top_cumulative"),
+            }
             texts["worker"] = prof.get("_cprofile_text", "")
     doc["machine_other_procs_cpu_s"] = meter.stop()["other_procs_cpu_s"]
     text = json.dumps(doc, indent=2)

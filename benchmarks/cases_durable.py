@@ -102,8 +102,10 @@ def _fan_once(h: Harness, variant: str, n: int, tag: str, pids: list[int]) -> di
         end = int(rec["finished"]) / 1000.0
     else:
         q = BARE_QUEUES[variant.removeprefix("bare_")]
-        sig = chord(group(h.bare.fan_child.s(i).set(queue=q) for i in range(n)),
-                    h.bare.fan_join.s(key).set(queue=q))
+        sig = chord(
+            group(h.bare.fan_child.s(i).set(queue=q) for i in range(n)),
+            h.bare.fan_join.s(key).set(queue=q),
+        )
         t0 = time.time()
         meta = _bare_done(h, sig.apply_async().id, 0.005)
         end = datetime.fromisoformat(meta["date_done"]).timestamp()
@@ -111,9 +113,13 @@ def _fan_once(h: Harness, variant: str, n: int, tag: str, pids: list[int]) -> di
     stamps = _stamps(h, key)
     if int(stamps.get("total", -1)) != n * (n - 1) // 2:
         raise RuntimeError(f"{variant} fan-out of {n}: wrong total {stamps.get('total')}")
-    return {"s": round(end - t0, 4), "body_end_s": round(stamps["end"] - t0, 4),
-            "worker_cpu_s": cpu["worker_cpu_s"], "redis_cpu_s": cpu["redis_cpu_s"],
-            "producer_cpu_s": cpu["producer_cpu_s"]}
+    return {
+        "s": round(end - t0, 4),
+        "body_end_s": round(stamps["end"] - t0, 4),
+        "worker_cpu_s": cpu["worker_cpu_s"],
+        "redis_cpu_s": cpu["redis_cpu_s"],
+        "producer_cpu_s": cpu["producer_cpu_s"],
+    }
 
 
 def fan_out(h: Harness, sizes: list[int], reps: int, pids: dict[str, list[int]]) -> dict[str, Any]:
@@ -129,14 +135,17 @@ def fan_out(h: Harness, sizes: list[int], reps: int, pids: dict[str, list[int]])
         secs = {v: [s["s"] for s in samples[v]] for v in variants}
         out[str(n)] = {
             **{v: {"seconds": spread(secs[v]), "runs": samples[v]} for v in variants},
-            "ratio_vs_bare_safe": spread([b / c for b, c in
-                                          zip(secs["bare_safe"], secs["ct"], strict=True)]),
-            "ratio_vs_bare_default": spread([b / c for b, c in
-                                             zip(secs["bare_default"], secs["ct"],
-                                                 strict=True)]),
+            "ratio_vs_bare_safe": spread(
+                [b / c for b, c in zip(secs["bare_safe"], secs["ct"], strict=True)]
+            ),
+            "ratio_vs_bare_default": spread(
+                [b / c for b, c in zip(secs["bare_default"], secs["ct"], strict=True)]
+            ),
         }
-        log(f"  fan-out {n:5d}: " + ", ".join(
-            f"{v} {out[str(n)][v]['seconds']['median']:.3f}s" for v in variants))
+        log(
+            f"  fan-out {n:5d}: "
+            + ", ".join(f"{v} {out[str(n)][v]['seconds']['median']:.3f}s" for v in variants)
+        )
     return out
 
 
@@ -167,31 +176,38 @@ def resume(h: Harness, n: int, warmup: int, block: int = 25) -> dict[str, Any]:
     rt: dict[str, list[float]] = {v: [] for v in variants}
     for b in range(0, n, block):
         for v in variants if (b // block) % 2 == 0 else variants[::-1]:
-            rt[v].extend(_resume_once(h, v, f"benchd:resume:{v}:{i}")
-                         for i in range(b, min(b + block, n)))
+            rt[v].extend(
+                _resume_once(h, v, f"benchd:resume:{v}:{i}") for i in range(b, min(b + block, n))
+            )
     out: dict[str, Any] = {}
     for v in variants:
         rows = [_stamps(h, f"benchd:resume:{v}:{i}") for i in range(n)]
-        out[v] = {"resume_latency": summarize_ms([s["resumed"] - s["child_end"] for s in rows]),
-                  "round_trip": summarize_ms(rt[v])}
+        out[v] = {
+            "resume_latency": summarize_ms([s["resumed"] - s["child_end"] for s in rows]),
+            "round_trip": summarize_ms(rt[v]),
+        }
         if v == "ct":
             parked = [s for s in rows if s.get("parked")]
             out[v]["not_parked"] = n - len(parked)
             out[v]["child_end_to_resumed_delivery"] = summarize_ms(
-                [s["entered"] - s["child_end"] for s in parked])
+                [s["entered"] - s["child_end"] for s in parked]
+            )
             out[v]["replay"] = summarize_ms([s["resumed"] - s["entered"] for s in parked])
-        log(f"  resume {v:12s}: latency p50 {out[v]['resume_latency']['p50_ms']:.2f} ms "
+        log(
+            f"  resume {v:12s}: latency p50 {out[v]['resume_latency']['p50_ms']:.2f} ms "
             f"p99 {out[v]['resume_latency']['p99_ms']:.2f} ms; round trip p50 "
-            f"{out[v]['round_trip']['p50_ms']:.2f} ms")
+            f"{out[v]['round_trip']['p50_ms']:.2f} ms"
+        )
     out["what"] = {
         "resume_latency": "ct: parent's trigger_and_wait returned - child's last statement; "
-                          "bare: chain callback's first statement - child's last statement",
+        "bare: chain callback's first statement - child's last statement",
         "round_trip": f"trigger/apply_async until the parent is COMPLETED / the callback's "
-                      f"result is stored, polled every {POLL_S * 1000} ms",
+        f"result is stored, polled every {POLL_S * 1000} ms",
         "child_end_to_resumed_delivery": "child's last statement -> the parent's resumed "
-                                         "delivery entered the function (child finish, "
-                                         "notify, publish, consume, claim)",
-        "replay": "parent entered -> trigger_and_wait returned (replay of the journal)"}
+        "delivery entered the function (child finish, "
+        "notify, publish, consume, claim)",
+        "replay": "parent entered -> trigger_and_wait returned (replay of the journal)",
+    }
     return out
 
 
@@ -208,8 +224,9 @@ def timers(h: Harness, n: int, rate: int, pids: list[int]) -> dict[str, Any]:
         if pause > 0:
             time.sleep(pause)
         ids.append(d.timer.trigger({"i": i, "seconds": 1.0, "key": key}).id)
-    wait_until(lambda: h.r.hlen(key + ":resumed") >= n, TIMEOUT_S, 0.05,
-               what=f"all {n} timer runs resumed")
+    wait_until(
+        lambda: h.r.hlen(key + ":resumed") >= n, TIMEOUT_S, 0.05, what=f"all {n} timer runs resumed"
+    )
     cpu = meter.stop()
     resumed = {int(k): float(v) for k, v in h.r.hgetall(key + ":resumed").items()}
     entered = {int(k): float(v) for k, v in h.r.hgetall(key + ":entered").items()}
@@ -219,21 +236,23 @@ def timers(h: Harness, n: int, rate: int, pids: list[int]) -> dict[str, Any]:
     due = [int(json.loads(raw)["due"]) / 1000.0 for raw in pipe.execute()]
     late = [resumed[i] - due[i] for i in range(n)]
     stats = summarize_ms(late)
-    log(f"  timers at {rate}/s: {n} one-second waits, lateness p50 {stats['p50_ms']:.1f} ms p99 "
-        f"{stats['p99_ms']:.1f} ms max {stats['max_ms']:.1f} ms")
+    log(
+        f"  timers at {rate}/s: {n} one-second waits, lateness p50 {stats['p50_ms']:.1f} ms p99 "
+        f"{stats['p99_ms']:.1f} ms max {stats['max_ms']:.1f} ms"
+    )
     return {
         "lateness": stats,
         "due_to_resumed_delivery": summarize_ms([entered[i] - due[i] for i in range(n)]),
         "replay": summarize_ms([resumed[i] - entered[i] for i in range(n)]),
-        "goal": {"p99_ms_below": TIMER_GOAL_P99_MS,
-                 "met": stats["p99_ms"] < TIMER_GOAL_P99_MS},
-        "trigger_rate_per_s": rate, "wall_s": cpu["wall_s"],
+        "goal": {"p99_ms_below": TIMER_GOAL_P99_MS, "met": stats["p99_ms"] < TIMER_GOAL_P99_MS},
+        "trigger_rate_per_s": rate,
+        "wall_s": cpu["wall_s"],
         "worker_cpu_share": round(cpu["worker_cpu_s"] / cpu["wall_s"], 3),
         "redis_cpu_share": round(cpu["redis_cpu_s"] / cpu["wall_s"], 3),
         "what": "lateness = the wait's first statement after ct.wait.for_(seconds=1) - the "
-                "wait's due time (journal entry, ms: truncated, so lateness reads up to 1 ms "
-                "high); due_to_resumed_delivery = due -> the resumed delivery entered the "
-                "function (timer poll, wake, publish, consume, claim); replay = the rest",
+        "wait's due time (journal entry, ms: truncated, so lateness reads up to 1 ms "
+        "high); due_to_resumed_delivery = due -> the resumed delivery entered the "
+        "function (timer poll, wake, publish, consume, claim); replay = the rest",
     }
 
 
@@ -256,16 +275,25 @@ def _run_keys_usage(h: Harness, run_id: str) -> dict[str, int]:
     base = h.keys.run(run_id)
     r = h.r_store
     names = [base, *r.scan_iter(match=base + ":*", count=5000)]
-    return {(k if isinstance(k, str) else k.decode()).replace(run_id, "<id>"):
-            int(r.memory_usage(k, samples=0) or 0) for k in names if r.exists(k)}
+    return {
+        (k if isinstance(k, str) else k.decode()).replace(run_id, "<id>"): int(
+            r.memory_usage(k, samples=0) or 0
+        )
+        for k in names
+        if r.exists(k)
+    }
 
 
 def _field_sizes(h: Harness, run_id: str) -> dict[str, Any]:
     """How many fields one run hash has, their total value bytes and the largest five."""
     record = h.r_store.hgetall(h.keys.run(run_id))
     sizes = sorted(((k.decode(), len(v)) for k, v in record.items()), key=lambda kv: -kv[1])
-    return {"count": len(sizes), "value_bytes": sum(n for _, n in sizes),
-            "name_bytes": sum(len(k) for k, _ in sizes), "largest": dict(sizes[:5])}
+    return {
+        "count": len(sizes),
+        "value_bytes": sum(n for _, n in sizes),
+        "name_bytes": sum(len(k) for k, _ in sizes),
+        "largest": dict(sizes[:5]),
+    }
 
 
 def memory(h: Harness, n: int) -> dict[str, Any]:
@@ -289,8 +317,9 @@ def memory(h: Harness, n: int) -> dict[str, Any]:
     after = _used(h)
     shared_after = _shared_usage(h)
     delta = {k: v - shared_before.get(k, 0) for k, v in shared_after.items()}
-    growth = {k: round(v / n, 1) for k, v in sorted(delta.items(), key=lambda kv: -kv[1])
-              if abs(v) >= n}  # >= 1 byte per run
+    growth = {
+        k: round(v / n, 1) for k, v in sorted(delta.items(), key=lambda kv: -kv[1]) if abs(v) >= n
+    }  # >= 1 byte per run
     sample = ids[n // 2]
     own = _run_keys_usage(h, sample)
     fields = _field_sizes(h, sample)
@@ -304,10 +333,14 @@ def memory(h: Harness, n: int) -> dict[str, Any]:
     if statuses != {"CANCELED"}:
         raise RuntimeError(f"after cancelling every parked run, statuses are {statuses}")
     per_run = (after - before) / n
-    log(f"  memory: {per_run:.0f} B per parked run ({n} parked in {parked_s:.1f} s); "
-        f"after cancelling all ({cancel_s:.1f} s): {(cleaned - before) / n:.0f} B per run")
+    log(
+        f"  memory: {per_run:.0f} B per parked run ({n} parked in {parked_s:.1f} s); "
+        f"after cancelling all ({cancel_s:.1f} s): {(cleaned - before) / n:.0f} B per run"
+    )
     return {
-        "n": n, "used_memory_before": before, "used_memory_parked": after,
+        "n": n,
+        "used_memory_before": before,
+        "used_memory_parked": after,
         "used_memory_after_cancel": cleaned,
         "bytes_per_parked_run": round(per_run, 1),
         "bytes_per_run_after_cancel": round((cleaned - before) / n, 1),
@@ -317,12 +350,14 @@ def memory(h: Harness, n: int) -> dict[str, Any]:
         "breakdown_shared_growth_bytes_per_run": growth,
         "timers_left": int(h.r_store.zcard(h.keys.timers())),
         "statuses_after_cancel": sorted(statuses),
-        "trigger_s": round(trigger_s, 2), "all_parked_s": round(parked_s, 2),
-        "cancel_s": round(cancel_s, 2), "cancels_per_s": round(n / cancel_s, 1),
+        "trigger_s": round(trigger_s, 2),
+        "all_parked_s": round(parked_s, 2),
+        "cancel_s": round(cancel_s, 2),
+        "cancels_per_s": round(n / cancel_s, 1),
         "what": "INFO memory used_memory (whole server, every DB) before triggering, once all "
-                "runs are WAITING in wait.for_(hours=1), and after ct.runs.cancel of each; "
-                "breakdown: MEMORY USAGE SAMPLES 0 of one parked run's own keys and the growth "
-                "of the other keys of DB 0 divided by N",
+        "runs are WAITING in wait.for_(hours=1), and after ct.runs.cancel of each; "
+        "breakdown: MEMORY USAGE SAMPLES 0 of one parked run's own keys and the growth "
+        "of the other keys of DB 0 divided by N",
     }
 
 
@@ -331,9 +366,11 @@ def memory(h: Harness, n: int) -> dict[str, Any]:
 def _workers(h: Harness) -> Iterator[dict[str, Worker]]:
     h.flush()
     with contextlib.ExitStack() as stack:
-        yield {"ct": stack.enter_context(_durable_worker(h)),
-               "bare_safe": stack.enter_context(h.bare_worker("safe")),
-               "bare_default": stack.enter_context(h.bare_worker("default"))}
+        yield {
+            "ct": stack.enter_context(_durable_worker(h)),
+            "bare_safe": stack.enter_context(h.bare_worker("safe")),
+            "bare_default": stack.enter_context(h.bare_worker("default")),
+        }
 
 
 def durable(h: Harness, size: dict[str, int]) -> dict[str, Any]:
@@ -351,38 +388,55 @@ def durable(h: Harness, size: dict[str, int]) -> dict[str, Any]:
         mem = memory(h, size["durable_park_n"])
     large = fan[str(fan_sizes[-1])]
     return {
-        "params": {"workers": "prefork -c 2 each: ct (trigger_wait_threshold "
-                              f"{WAIT_THRESHOLD_S} s), bare safe, bare default; all up at once, "
-                              "each idle on its own queue while another is measured",
-                   "fan_sizes": fan_sizes, "fan_reps": size["durable_fan_reps"],
-                   "resume_n": size["durable_resume_n"], "timer_n": size["durable_timer_n"],
-                   "timer_rate_per_s": size["durable_timer_rate"],
-                   "timer_rate_loaded_per_s": loaded,
-                   "timer_poll_interval_s": h.ct.engine.settings.timer_poll_interval,
-                   "park_n": size["durable_park_n"],
-                   "fan_out_end": "ct: parent's finished (ms); bare: callback's date_done; "
-                                  "the start is taken in this process before the trigger / "
-                                  "apply_async (the chord's header is published from here, "
-                                  "ct's children are created by the parent in the worker)"},
-        "fan_out": fan, "resume": res, "timers": tim, "timers_loaded": tim_loaded,
+        "params": {
+            "workers": "prefork -c 2 each: ct (trigger_wait_threshold "
+            f"{WAIT_THRESHOLD_S} s), bare safe, bare default; all up at once, "
+            "each idle on its own queue while another is measured",
+            "fan_sizes": fan_sizes,
+            "fan_reps": size["durable_fan_reps"],
+            "resume_n": size["durable_resume_n"],
+            "timer_n": size["durable_timer_n"],
+            "timer_rate_per_s": size["durable_timer_rate"],
+            "timer_rate_loaded_per_s": loaded,
+            "timer_poll_interval_s": h.ct.engine.settings.timer_poll_interval,
+            "park_n": size["durable_park_n"],
+            "fan_out_end": "ct: parent's finished (ms); bare: callback's date_done; "
+            "the start is taken in this process before the trigger / "
+            "apply_async (the chord's header is published from here, "
+            "ct's children are created by the parent in the worker)",
+        },
+        "fan_out": fan,
+        "resume": res,
+        "timers": tim,
+        "timers_loaded": tim_loaded,
         "memory": mem,
         "ratio": large["ratio_vs_bare_safe"]["median"],
         "ratios": {
-            **{f"fan_out_{n}_vs_bare_safe": fan[str(n)]["ratio_vs_bare_safe"]["median"]
-               for n in fan_sizes},
-            **{f"fan_out_{n}_vs_bare_default": fan[str(n)]["ratio_vs_bare_default"]["median"]
-               for n in fan_sizes},
+            **{
+                f"fan_out_{n}_vs_bare_safe": fan[str(n)]["ratio_vs_bare_safe"]["median"]
+                for n in fan_sizes
+            },
+            **{
+                f"fan_out_{n}_vs_bare_default": fan[str(n)]["ratio_vs_bare_default"]["median"]
+                for n in fan_sizes
+            },
             "resume_latency_p50_vs_bare_safe_chain": round(
                 res["bare_safe"]["resume_latency"]["p50_ms"]
-                / res["ct"]["resume_latency"]["p50_ms"], 3),
+                / res["ct"]["resume_latency"]["p50_ms"],
+                3,
+            ),
             "round_trip_p50_vs_bare_safe_chain": round(
-                res["bare_safe"]["round_trip"]["p50_ms"] / res["ct"]["round_trip"]["p50_ms"],
-                3)},
-        "goals": {"fan_out_not_slower_than_chord": all(
-                      fan[str(n)]["ratio_vs_bare_safe"]["median"] >= 1.0 for n in fan_sizes),
-                  "timer_p99_below_100_ms": tim["goal"]["met"]},
+                res["bare_safe"]["round_trip"]["p50_ms"] / res["ct"]["round_trip"]["p50_ms"], 3
+            ),
+        },
+        "goals": {
+            "fan_out_not_slower_than_chord": all(
+                fan[str(n)]["ratio_vs_bare_safe"]["median"] >= 1.0 for n in fan_sizes
+            ),
+            "timer_p99_below_100_ms": tim["goal"]["met"],
+        },
         "ratio_definition": f"chord time / ct batch_trigger_and_wait time for "
-                            f"{fan_sizes[-1]} children, against bare Celery with ct's safe "
-                            "settings (higher is better for ct; goal >= 1); ratios.* give the "
-                            "other sizes, bare defaults, and chain / trigger_and_wait p50s",
+        f"{fan_sizes[-1]} children, against bare Celery with ct's safe "
+        "settings (higher is better for ct; goal >= 1); ratios.* give the "
+        "other sizes, bare defaults, and chain / trigger_and_wait p50s",
     }

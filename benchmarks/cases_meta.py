@@ -64,27 +64,37 @@ def _producer(h: Harness, n: int, reps: int) -> dict[str, Any]:
     secs: dict[str, list[float]] = {k: [] for k in fns}
     names = list(fns)
     for rep in range(reps):
-        order = names[rep % 3:] + names[:rep % 3]
+        order = names[rep % 3 :] + names[: rep % 3]
         for name in order:
             secs[name].append(_timed(h, fns[name]))
-        log("  meta triggers rep {}/{}: {}".format(rep + 1, reps, ", ".join(
-            f"{k} {n / v[-1]:.0f}/s" for k, v in secs.items())))
+        log(
+            "  meta triggers rep {}/{}: {}".format(
+                rep + 1, reps, ", ".join(f"{k} {n / v[-1]:.0f}/s" for k, v in secs.items())
+            )
+        )
 
     def side(name: str) -> dict[str, Any]:
         med = statistics.median(secs[name])
-        return {"seconds": spread(secs[name]), "per_s": round(n / med, 1),
-                "us_per_call": round(med / n * 1e6, 1)}
+        return {
+            "seconds": spread(secs[name]),
+            "per_s": round(n / med, 1),
+            "us_per_call": round(med / n * 1e6, 1),
+        }
 
     def ratio(name: str) -> dict[str, float]:
         return spread([p / v for p, v in zip(secs["plain"], secs[name], strict=True)])
 
-    return {"plain": {"what": "noop.trigger(payload) x N", **side("plain")},
-            "keyed": {"what": "noop.trigger(payload, idempotency_key=<unique>) x N",
-                      **side("keyed")},
-            "cached": {"what": "noop.trigger(payload, idempotency_key=<one key>) x N: the "
-                               "first creates the run, the rest return it",
-                       **side("cached")},
-            "ratio_keyed": ratio("keyed"), "ratio_cached": ratio("cached")}
+    return {
+        "plain": {"what": "noop.trigger(payload) x N", **side("plain")},
+        "keyed": {"what": "noop.trigger(payload, idempotency_key=<unique>) x N", **side("keyed")},
+        "cached": {
+            "what": "noop.trigger(payload, idempotency_key=<one key>) x N: the "
+            "first creates the run, the rest return it",
+            **side("cached"),
+        },
+        "ratio_keyed": ratio("keyed"),
+        "ratio_cached": ratio("cached"),
+    }
 
 
 def _meta_worker(h: Harness) -> Worker:
@@ -140,15 +150,20 @@ def _worker_side(h: Harness, runs: int, increments: int, block: int = 5) -> dict
         raise RuntimeError(f"metadata of {last_meta} is {stored!r}, not n={increments}")
     stats = {k: summarize_ms(v) for k, v in lat.items()}
     added = stats["meta"]["p50_ms"] - stats["noop"]["p50_ms"]
-    log(f"  meta run p50 {stats['meta']['p50_ms']:.2f} ms vs noop "
-        f"{stats['noop']['p50_ms']:.2f} ms")
-    return {"noop": {"what": "noop run: trigger, poll status until COMPLETED", **stats["noop"]},
-            "meta": {"what": f"run making {increments} metadata.increment calls (stored n "
-                             f"checked = {increments})", **stats["meta"]},
-            "added_p50_ms": round(added, 3),
-            "us_per_increment_p50": round(added * 1000 / increments, 2),
-            "worker_cpu_s": cpu.get("worker_cpu_s"), "redis_cpu_s": cpu.get("redis_cpu_s"),
-            "ratio": round(stats["noop"]["p50_ms"] / stats["meta"]["p50_ms"], 3)}
+    log(f"  meta run p50 {stats['meta']['p50_ms']:.2f} ms vs noop {stats['noop']['p50_ms']:.2f} ms")
+    return {
+        "noop": {"what": "noop run: trigger, poll status until COMPLETED", **stats["noop"]},
+        "meta": {
+            "what": f"run making {increments} metadata.increment calls (stored n "
+            f"checked = {increments})",
+            **stats["meta"],
+        },
+        "added_p50_ms": round(added, 3),
+        "us_per_increment_p50": round(added * 1000 / increments, 2),
+        "worker_cpu_s": cpu.get("worker_cpu_s"),
+        "redis_cpu_s": cpu.get("redis_cpu_s"),
+        "ratio": round(stats["noop"]["p50_ms"] / stats["meta"]["p50_ms"], 3),
+    }
 
 
 def meta(h: Harness, size: dict[str, int]) -> dict[str, Any]:
@@ -156,16 +171,23 @@ def meta(h: Harness, size: dict[str, int]) -> dict[str, Any]:
     producer = _producer(h, size["meta_trigger_n"], size["meta_trigger_reps"])
     worker = _worker_side(h, size["meta_runs"], size["meta_increments"])
     return {
-        "params": {"trigger_n": size["meta_trigger_n"], "reps": size["meta_trigger_reps"],
-                   "runs": size["meta_runs"], "increments": size["meta_increments"],
-                   "worker": "prefork -c 2", "poll_interval_ms": POLL_S * 1000},
+        "params": {
+            "trigger_n": size["meta_trigger_n"],
+            "reps": size["meta_trigger_reps"],
+            "runs": size["meta_runs"],
+            "increments": size["meta_increments"],
+            "worker": "prefork -c 2",
+            "poll_interval_ms": POLL_S * 1000,
+        },
         "triggers": producer,
         "metadata_run": worker,
         "ratio": producer["ratio_keyed"]["median"],
-        "ratios": {"idempotent_trigger": producer["ratio_keyed"]["median"],
-                   "cached_idempotent_trigger": producer["ratio_cached"]["median"],
-                   "metadata_heavy_run": worker["ratio"]},
+        "ratios": {
+            "idempotent_trigger": producer["ratio_keyed"]["median"],
+            "cached_idempotent_trigger": producer["ratio_cached"]["median"],
+            "metadata_heavy_run": worker["ratio"],
+        },
         "ratio_definition": "plain time / variant time (1.0 = no extra cost, 0.5 = twice as "
-                            "long): 'ratio' is keyed vs plain trigger; ratios.* also give the "
-                            "cached trigger and the 1,000-increment run vs a no-op run",
+        "long): 'ratio' is keyed vs plain trigger; ratios.* also give the "
+        "cached trigger and the 1,000-increment run vs a no-op run",
     }

@@ -35,8 +35,12 @@ def _timed(h: Harness, fn: Callable[[], Any]) -> dict[str, float]:
     fn()
     seconds = time.perf_counter() - t0
     cpu = meter.stop()
-    return {"seconds": seconds, "producer_cpu_s": cpu["producer_cpu_s"],
-            "redis_cpu_s": cpu["redis_cpu_s"], "other_procs_cpu_s": cpu["other_procs_cpu_s"]}
+    return {
+        "seconds": seconds,
+        "producer_cpu_s": cpu["producer_cpu_s"],
+        "redis_cpu_s": cpu["redis_cpu_s"],
+        "other_procs_cpu_s": cpu["other_procs_cpu_s"],
+    }
 
 
 def _warm_up(h: Harness) -> None:
@@ -58,9 +62,11 @@ def _side(samples: list[dict[str, float]], n: int) -> dict[str, Any]:
         "per_s": round(n / med, 1),
         "us_per_call": round(med / n * 1e6, 1),
         "producer_cpu_us_per_call": round(
-            statistics.median(s["producer_cpu_s"] for s in samples) / n * 1e6, 1),
+            statistics.median(s["producer_cpu_s"] for s in samples) / n * 1e6, 1
+        ),
         "redis_cpu_us_per_call": round(
-            statistics.median(s["redis_cpu_s"] for s in samples) / n * 1e6, 1),
+            statistics.median(s["redis_cpu_s"] for s in samples) / n * 1e6, 1
+        ),
         "other_procs_cpu_s": round(sum(s["other_procs_cpu_s"] for s in samples), 2),
     }
 
@@ -89,16 +95,19 @@ def trigger_throughput(h: Harness, n: int, reps: int) -> dict[str, Any]:
         order = [(bare, run_bare), (ct, run_ct)]
         for box, fn in order if rep % 2 == 0 else order[::-1]:
             box.append(_timed(h, fn))
-        log(f"  trigger rep {rep + 1}/{reps}: bare {n / bare[-1]['seconds']:.0f}/s, "
-            f"ct {n / ct[-1]['seconds']:.0f}/s")
+        log(
+            f"  trigger rep {rep + 1}/{reps}: bare {n / bare[-1]['seconds']:.0f}/s, "
+            f"ct {n / ct[-1]['seconds']:.0f}/s"
+        )
     ratio = _ratio([s["seconds"] for s in ct], [s["seconds"] for s in bare])
     return {
-        "params": {"n": n, "reps": reps, "warmup": WARMUP, "worker": None,
-                   "payload": _payload(0)},
+        "params": {"n": n, "reps": reps, "warmup": WARMUP, "worker": None, "payload": _payload(0)},
         "bare": {"what": "noop.apply_async((payload,)) x N, result backend on", **_side(bare, n)},
-        "ct": {"what": "noop.trigger(payload) x N (secret key set; handle JWTs are signed "
-                       "lazily, on read)",
-               **_side(ct, n)},
+        "ct": {
+            "what": "noop.trigger(payload) x N (secret key set; handle JWTs are signed "
+            "lazily, on read)",
+            **_side(ct, n),
+        },
         "ratio": ratio["median"],
         "ratio_spread": ratio,
         "ratio_definition": "ct calls/s / bare calls/s (= bare time / ct time); 1.0 = parity",
@@ -111,7 +120,11 @@ def batch_trigger(h: Harness, n: int, reps: int) -> dict[str, Any]:
     payloads = [_payload(i) for i in range(n)]
     items = [{"payload": p} for p in payloads]
     samples: dict[str, list[dict[str, float]]] = {
-        "bare_loop": [], "bare_shared_producer": [], "bare_pipelined": [], "ct_batch": []}
+        "bare_loop": [],
+        "bare_shared_producer": [],
+        "bare_pipelined": [],
+        "ct_batch": [],
+    }
 
     def bare_loop() -> None:
         for p in payloads:
@@ -130,8 +143,12 @@ def batch_trigger(h: Harness, n: int, reps: int) -> dict[str, Any]:
     def ct_batch() -> None:
         h.ct.noop.batch_trigger(items)
 
-    fns = {"bare_loop": bare_loop, "bare_shared_producer": bare_shared,
-           "bare_pipelined": bare_pipelined, "ct_batch": ct_batch}
+    fns = {
+        "bare_loop": bare_loop,
+        "bare_shared_producer": bare_shared,
+        "bare_pipelined": bare_pipelined,
+        "ct_batch": ct_batch,
+    }
     names = list(fns)
     for rep in range(reps):
         for name in names if rep % 2 == 0 else names[::-1]:
@@ -139,23 +156,34 @@ def batch_trigger(h: Harness, n: int, reps: int) -> dict[str, Any]:
         took = ", ".join(f"{k} {v[-1]['seconds'] * 1000:.0f} ms" for k, v in samples.items())
         log(f"  batch rep {rep + 1}/{reps}: {took}")
     ct_secs = [s["seconds"] for s in samples["ct_batch"]]
-    ratios = {f"vs_{k}": _ratio(ct_secs, [s["seconds"] for s in v])
-              for k, v in samples.items() if k != "ct_batch"}
+    ratios = {
+        f"vs_{k}": _ratio(ct_secs, [s["seconds"] for s in v])
+        for k, v in samples.items()
+        if k != "ct_batch"
+    }
     return {
         "params": {"items": n, "reps": reps, "warmup": WARMUP, "worker": None},
         "bare": {
-            "loop": {"what": f"{n} x noop.apply_async((payload,))",
-                     **_side(samples["bare_loop"], n)},
-            "shared_producer": {"what": "same, inside one app.producer_or_acquire()",
-                                **_side(samples["bare_shared_producer"], n)},
-            "pipelined": {"what": f"same, inside kombu Producer.batch({n}) (pipelined LPUSH)",
-                          **_side(samples["bare_pipelined"], n)},
+            "loop": {
+                "what": f"{n} x noop.apply_async((payload,))",
+                **_side(samples["bare_loop"], n),
+            },
+            "shared_producer": {
+                "what": "same, inside one app.producer_or_acquire()",
+                **_side(samples["bare_shared_producer"], n),
+            },
+            "pipelined": {
+                "what": f"same, inside kombu Producer.batch({n}) (pipelined LPUSH)",
+                **_side(samples["bare_pipelined"], n),
+            },
         },
         "ct": {"what": f"noop.batch_trigger([{n} items])", **_side(samples["ct_batch"], n)},
         "ratio": ratios["vs_bare_loop"]["median"],
         "ratio_spread": ratios["vs_bare_loop"],
         "ratios_vs_each_bare_variant": ratios,
-        "goal": {"speedup_vs_bare_loop_at_least": 5.0,
-                 "met": ratios["vs_bare_loop"]["median"] >= 5.0},
+        "goal": {
+            "speedup_vs_bare_loop_at_least": 5.0,
+            "met": ratios["vs_bare_loop"]["median"] >= 5.0,
+        },
         "ratio_definition": "bare time / ct batch time (speed-up); goal >= 5 vs bare loop",
     }

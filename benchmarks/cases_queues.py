@@ -50,8 +50,9 @@ def _publish(variant: str, payload: dict[str, Any], n: int) -> list[str]:
     if variant == "limited":
         return [app.count_limited.trigger(payload).id for _ in range(n)]
     if variant == "keyed":
-        return [app.count_keyed.trigger(payload, concurrency_key=f"k{i % KEYS}").id
-                for i in range(n)]
+        return [
+            app.count_keyed.trigger(payload, concurrency_key=f"k{i % KEYS}").id for i in range(n)
+        ]
     return [app.count_keyed.trigger(payload, concurrency_key="one").id for _ in range(n)]
 
 
@@ -64,18 +65,26 @@ def _once(h: Harness, variant: str, n: int, rep: int) -> dict[str, Any]:
         meter = CpuMeter({"worker": w.pids(), "redis": [h.redis_pid()]}).start()
         t0 = time.time()
         ids = _publish(variant, payload, n)
-        wait_until(lambda: h.r.get(key + ":done"), TIMEOUT_S, 0.01,
-                   what=f"{variant}: all {n} task bodies ran")
+        wait_until(
+            lambda: h.r.get(key + ":done"),
+            TIMEOUT_S,
+            0.01,
+            what=f"{variant}: all {n} task bodies ran",
+        )
         final = h.ct_completion(ids, TIMEOUT_S)
         cpu = meter.stop()
         slots = int(h.r_store.zcard(h.keys.slots()))
     total = final["last_final_ts"] - t0
     log(f"  queues {variant:9s} rep {rep + 1}: {n} in {total:.2f}s = {n / total:.0f}/s")
-    return {"total_s": round(total, 3), "per_s": round(n / total, 1),
-            "final_statuses": final["statuses"], "slots_held_after": slots,
-            "worker_cpu_us_per_run": round(cpu["worker_cpu_s"] / n * 1e6, 1),
-            "redis_cpu_us_per_run": round(cpu["redis_cpu_s"] / n * 1e6, 1),
-            "other_procs_cpu_s": cpu["other_procs_cpu_s"]}
+    return {
+        "total_s": round(total, 3),
+        "per_s": round(n / total, 1),
+        "final_statuses": final["statuses"],
+        "slots_held_after": slots,
+        "worker_cpu_us_per_run": round(cpu["worker_cpu_s"] / n * 1e6, 1),
+        "redis_cpu_us_per_run": round(cpu["redis_cpu_s"] / n * 1e6, 1),
+        "other_procs_cpu_s": cpu["other_procs_cpu_s"],
+    }
 
 
 def queues(h: Harness, n: int, reps: int) -> dict[str, Any]:
@@ -88,9 +97,17 @@ def queues(h: Harness, n: int, reps: int) -> dict[str, Any]:
     base = rates["unlimited"]["median"]
     ratios = {v: round(rates[v]["median"] / base, 3) for v in VARIANTS if v != "unlimited"}
     return {
-        "params": {"n": n, "reps": reps, "worker": "prefork -c 2", "keys": KEYS,
-                   "limited_limit": 2, "keyed_limit": 1},
-        "per_s": rates, "ratio_vs_unlimited": ratios, "runs": samples,
+        "params": {
+            "n": n,
+            "reps": reps,
+            "worker": "prefork -c 2",
+            "keys": KEYS,
+            "limited_limit": 2,
+            "keyed_limit": 1,
+        },
+        "per_s": rates,
+        "ratio_vs_unlimited": ratios,
+        "runs": samples,
         "ratio": min(ratios["limited"], ratios["keyed"]),
         "ratio_definition": "min(limited, keyed) runs/s / unlimited runs/s (goal >= 0.8)",
     }

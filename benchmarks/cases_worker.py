@@ -56,15 +56,22 @@ def _e2e_once(h: Harness, variant: str, n: int, rep: int) -> dict[str, Any]:
         payload = {"key": key, "total": n}
         queue = CT_QUEUE if variant == "ct" else BARE_QUEUES[variant.removeprefix("bare_")]
         pids = w.pids()
-        meter = CpuMeter({"worker_main": pids[:1], "worker_pool": pids[1:],
-                          "redis": [h.redis_pid()]}).start()
+        meter = CpuMeter(
+            {"worker_main": pids[:1], "worker_pool": pids[1:], "redis": [h.redis_pid()]}
+        ).start()
         t0 = time.time()
         ids = _publish_all(h, variant, payload, n)
         t_enq = time.time()
         backlog = int(h.r.llen(queue))
         # The counter's last INCR stamps the time itself, so a coarse poll costs no accuracy.
-        done_ts = float(wait_until(lambda: h.r.get(key + ":done"), E2E_TIMEOUT_S, 0.01,
-                                   what=f"{variant}: all {n} task bodies ran"))
+        done_ts = float(
+            wait_until(
+                lambda: h.r.get(key + ":done"),
+                E2E_TIMEOUT_S,
+                0.01,
+                what=f"{variant}: all {n} task bodies ran",
+            )
+        )
         if variant == "ct":
             final = h.ct_completion(ids, E2E_TIMEOUT_S)
         else:
@@ -73,24 +80,36 @@ def _e2e_once(h: Harness, variant: str, n: int, rep: int) -> dict[str, Any]:
         executed = int(h.r.get(key) or 0)
         ready_s = w.ready_s
     total = final["last_final_ts"] - t0
-    per_task = {f"{k.removesuffix('_cpu_s')}_cpu_us_per_task": round(v / n * 1e6, 1)
-                for k, v in cpu.items() if k.endswith("_cpu_s") and k != "other_procs_cpu_s"}
+    per_task = {
+        f"{k.removesuffix('_cpu_s')}_cpu_us_per_task": round(v / n * 1e6, 1)
+        for k, v in cpu.items()
+        if k.endswith("_cpu_s") and k != "other_procs_cpu_s"
+    }
     per_task["worker_cpu_us_per_task"] = round(
-        per_task["worker_main_cpu_us_per_task"] + per_task["worker_pool_cpu_us_per_task"], 1)
+        per_task["worker_main_cpu_us_per_task"] + per_task["worker_pool_cpu_us_per_task"], 1
+    )
     out = {
-        "total_s": round(total, 3), "per_s": round(n / total, 1),
-        "enqueue_s": round(t_enq - t0, 3), "enqueue_per_s": round(n / (t_enq - t0), 1),
+        "total_s": round(total, 3),
+        "per_s": round(n / total, 1),
+        "enqueue_s": round(t_enq - t0, 3),
+        "enqueue_per_s": round(n / (t_enq - t0), 1),
         "tail_s": round(final["last_final_ts"] - t_enq, 3),
         # ct's ``finished`` has ms resolution, so this can read slightly negative for ct
         "last_body_to_last_final_ms": round((final["last_final_ts"] - done_ts) * 1000, 1),
-        "backlog_at_enqueue_end": backlog, "task_bodies_executed": executed,
-        "final_statuses": final["statuses"], "worker_ready_s": round(ready_s, 2),
-        **per_task, "other_procs_cpu_s": cpu["other_procs_cpu_s"],
-        "celery_result_keys": h.backend_keys(), "quiet_before": quiet,
+        "backlog_at_enqueue_end": backlog,
+        "task_bodies_executed": executed,
+        "final_statuses": final["statuses"],
+        "worker_ready_s": round(ready_s, 2),
+        **per_task,
+        "other_procs_cpu_s": cpu["other_procs_cpu_s"],
+        "celery_result_keys": h.backend_keys(),
+        "quiet_before": quiet,
     }
-    log(f"  e2e {variant:13s} rep {rep + 1}: {n} in {total:.2f}s = {n / total:.0f}/s "
+    log(
+        f"  e2e {variant:13s} rep {rep + 1}: {n} in {total:.2f}s = {n / total:.0f}/s "
         f"(enqueue {t_enq - t0:.2f}s, backlog {backlog}, worker cpu "
-        f"{per_task['worker_cpu_us_per_task']:.0f} us/task)")
+        f"{per_task['worker_cpu_us_per_task']:.0f} us/task)"
+    )
     return out
 
 
@@ -105,11 +124,14 @@ def e2e_throughput(h: Harness, n: int, reps: int) -> dict[str, Any]:
             attempts = [_e2e_once(h, v, n, rep)]
             while len(attempts) <= E2E_RETRIES:
                 last = attempts[-1]
-                if last["other_procs_cpu_s"] <= max(1.0, CONTAMINATED_SHARE * cpus
-                                                    * last["total_s"]):
+                if last["other_procs_cpu_s"] <= max(
+                    1.0, CONTAMINATED_SHARE * cpus * last["total_s"]
+                ):
                     break
-                log(f"  (other processes used {last['other_procs_cpu_s']} CPU-s during that "
-                    "run: running it again)")
+                log(
+                    f"  (other processes used {last['other_procs_cpu_s']} CPU-s during that "
+                    "run: running it again)"
+                )
                 attempts.append(_e2e_once(h, v, n, rep))
             # keep the run least disturbed by other processes
             attempts.sort(key=lambda r: float(r["other_procs_cpu_s"]) / float(r["total_s"]))
@@ -120,8 +142,12 @@ def e2e_throughput(h: Harness, n: int, reps: int) -> dict[str, Any]:
         runs = samples[v]
         rates = [s["per_s"] for s in runs]
         middle = sorted(runs, key=lambda s: float(s["per_s"]))[len(runs) // 2]
-        return {"what": what, "per_s": spread(rates), "median_run": middle,
-                "runs": runs if len(runs) > 1 else None}
+        return {
+            "what": what,
+            "per_s": spread(rates),
+            "median_run": middle,
+            "runs": runs if len(runs) > 1 else None,
+        }
 
     def ratio(base: str) -> dict[str, float]:
         pairs = zip(samples["ct"], samples[base], strict=True)
@@ -131,20 +157,27 @@ def e2e_throughput(h: Harness, n: int, reps: int) -> dict[str, Any]:
 
     vs_default, vs_safe = ratio("bare_default"), ratio("bare_safe")
     return {
-        "params": {"n": n, "reps": reps, "pool": "prefork", "concurrency": 2,
-                   "mode": "concurrent: publish while the worker consumes",
-                   "end": "last final state written (bare: max date_done of stored results; "
-                          "ct: max finished of run records)",
-                   "safe_settings": safe_settings()},
-        "bare": {"default": side("bare_default", "Celery defaults (prefetch 4, early ack)"),
-                 "safe": side("bare_safe", "the Celery settings ct's setup() applies")},
+        "params": {
+            "n": n,
+            "reps": reps,
+            "pool": "prefork",
+            "concurrency": 2,
+            "mode": "concurrent: publish while the worker consumes",
+            "end": "last final state written (bare: max date_done of stored results; "
+            "ct: max finished of run records)",
+            "safe_settings": safe_settings(),
+        },
+        "bare": {
+            "default": side("bare_default", "Celery defaults (prefetch 4, early ack)"),
+            "safe": side("bare_safe", "the Celery settings ct's setup() applies"),
+        },
         "ct": side("ct", "celery-trigger, noop-counting task via task.trigger()"),
         "ratio": vs_safe["median"],
         "ratio_spread": vs_safe,
         "ratio_vs_bare_default": vs_default,
         "discarded_contaminated_runs": discarded,
         "ratio_definition": "ct runs/s / bare runs/s; 'ratio' is against bare with the same "
-                            "safe settings, 'ratio_vs_bare_default' against Celery defaults",
+        "safe settings, 'ratio_vs_bare_default' against Celery defaults",
     }
 
 
@@ -208,10 +241,12 @@ def latency(h: Harness, n: int, warmup: int, block: int) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         for w in (h.bare_worker("default"), h.bare_worker("safe"), h.ct_worker()):
             stack.enter_context(w)
-        fns = {"bare_default": _bare_roundtrip(h, BARE_QUEUES["default"]),
-               "bare_safe": _bare_roundtrip(h, BARE_QUEUES["safe"]),
-               "bare_safe_poll": _bare_poll(h, BARE_QUEUES["safe"]),
-               "ct_poll": _ct_poll(h, polls)}
+        fns = {
+            "bare_default": _bare_roundtrip(h, BARE_QUEUES["default"]),
+            "bare_safe": _bare_roundtrip(h, BARE_QUEUES["safe"]),
+            "bare_safe_poll": _bare_poll(h, BARE_QUEUES["safe"]),
+            "ct_poll": _ct_poll(h, polls),
+        }
         for fn in fns.values():
             for _ in range(warmup):
                 fn()
@@ -229,35 +264,53 @@ def latency(h: Harness, n: int, warmup: int, block: int) -> dict[str, Any]:
 
     def ratio(ct: str, bare: str) -> dict[str, float]:
         c, b = stats[ct], stats[bare]
-        return {"p50": round(b["p50_ms"] / c["p50_ms"], 3),
-                "p99": round(b["p99_ms"] / c["p99_ms"], 3),
-                "added_p50_ms": round(c["p50_ms"] - b["p50_ms"], 3),
-                "added_p99_ms": round(c["p99_ms"] - b["p99_ms"], 3)}
+        return {
+            "p50": round(b["p50_ms"] / c["p50_ms"], 3),
+            "p99": round(b["p99_ms"] / c["p99_ms"], 3),
+            "added_p50_ms": round(c["p50_ms"] - b["p50_ms"], 3),
+            "added_p99_ms": round(c["p99_ms"] - b["p99_ms"], 3),
+        }
 
     return {
-        "params": {"n": n, "warmup": warmup, "block": block, "pool": "prefork",
-                   "concurrency": 2, "poll_interval_ms": POLL_S * 1000,
-                   "polls_per_ct_poll_run": round(polls["polls"] / n, 2),
-                   "note": "three workers up at once, each idle on its own queue while "
-                           "another is measured; variants alternate in blocks"},
-        "bare": {"default": {"what": "noop.apply_async().get() (result pub/sub)",
-                             **stats["bare_default"]},
-                 "safe": {"what": "same, worker with ct's safe settings", **stats["bare_safe"]},
-                 "safe_poll": {"what": f"same worker; GET the result key every "
-                                       f"{POLL_S * 1000} ms (ct's wait method)",
-                               **stats["bare_safe_poll"]}},
-        "ct": {"what": f"trigger, then HGET the run's status every {POLL_S * 1000} ms until "
-                       "COMPLETED (ct writes no Celery result, so there is nothing to "
-                       "subscribe to; polling adds ~0.3 ms on average, up to ~0.6 ms)",
-               **stats["ct_poll"]},
+        "params": {
+            "n": n,
+            "warmup": warmup,
+            "block": block,
+            "pool": "prefork",
+            "concurrency": 2,
+            "poll_interval_ms": POLL_S * 1000,
+            "polls_per_ct_poll_run": round(polls["polls"] / n, 2),
+            "note": "three workers up at once, each idle on its own queue while "
+            "another is measured; variants alternate in blocks",
+        },
+        "bare": {
+            "default": {
+                "what": "noop.apply_async().get() (result pub/sub)",
+                **stats["bare_default"],
+            },
+            "safe": {"what": "same, worker with ct's safe settings", **stats["bare_safe"]},
+            "safe_poll": {
+                "what": f"same worker; GET the result key every "
+                f"{POLL_S * 1000} ms (ct's wait method)",
+                **stats["bare_safe_poll"],
+            },
+        },
+        "ct": {
+            "what": f"trigger, then HGET the run's status every {POLL_S * 1000} ms until "
+            "COMPLETED (ct writes no Celery result, so there is nothing to "
+            "subscribe to; polling adds ~0.3 ms on average, up to ~0.6 ms)",
+            **stats["ct_poll"],
+        },
         "redis_py_ping": summarize_ms(pings),
         "ratio": ratio("ct_poll", "bare_safe")["p50"],
-        "ratios": {"vs_bare_safe": ratio("ct_poll", "bare_safe"),
-                   "vs_bare_default": ratio("ct_poll", "bare_default"),
-                   "vs_bare_safe_poll": ratio("ct_poll", "bare_safe_poll")},
+        "ratios": {
+            "vs_bare_safe": ratio("ct_poll", "bare_safe"),
+            "vs_bare_default": ratio("ct_poll", "bare_default"),
+            "vs_bare_safe_poll": ratio("ct_poll", "bare_safe_poll"),
+        },
         "ratio_definition": "bare latency / ct latency (1.0 = parity, 0.5 = ct takes twice "
-                            "as long); 'ratio' is p50 of ct (polled) against bare_safe "
-                            "(get()); vs_bare_safe_poll compares equal wait methods; "
-                            "added_*_ms = ct - bare",
+        "as long); 'ratio' is p50 of ct (polled) against bare_safe "
+        "(get()); vs_bare_safe_poll compares equal wait methods; "
+        "added_*_ms = ct - bare",
         "other_procs_cpu_s": cpu["other_procs_cpu_s"],
     }

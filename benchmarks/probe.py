@@ -59,8 +59,9 @@ class Probe:
                 delattr(obj, attr)
 
     def snapshot(self) -> dict[str, dict[str, float]]:
-        return {k: {"calls": int(v[0]), "wall_s": v[1], "cpu_s": v[2]}
-                for k, v in self.stats.items()}
+        return {
+            k: {"calls": int(v[0]), "wall_s": v[1], "cpu_s": v[2]} for k, v in self.stats.items()
+        }
 
     def zero(self) -> None:
         for box in self.stats.values():
@@ -137,8 +138,12 @@ def install_worker_probe(app: Any, kind: str) -> None:
     @signals.worker_process_shutdown.connect(weak=False)
     def _child_exit(**_: Any) -> None:
         t = os.times()
-        data = {"pid": os.getpid(), "kind": kind, "child_cpu_s": t.user + t.system
-                - state.get("cpu0", 0.0), "stats": probe.snapshot()}
+        data = {
+            "pid": os.getpid(),
+            "kind": kind,
+            "child_cpu_s": t.user + t.system - state.get("cpu0", 0.0),
+            "stats": probe.snapshot(),
+        }
         base = os.path.join(out_dir, f"{kind}-{os.getpid()}")
         profiler = state.get("profiler")
         if profiler is not None:

@@ -27,12 +27,28 @@ from benchmarks._harness import Harness
 from benchmarks._infra import RESULTS_DIR, CpuMeter, log, machine_info, versions
 
 CASES = ("trigger", "batch", "e2e", "latency", "meta", "queues", "durable")
-FULL = {"trigger_n": 3000, "trigger_reps": 3, "batch_items": 1000, "batch_reps": 7,
-        "e2e_n": 10_000, "e2e_reps": 2, "latency_n": 500, "latency_warmup": 50,
-        "latency_block": 25}
-QUICK = {"trigger_n": 500, "trigger_reps": 2, "batch_items": 200, "batch_reps": 3,
-         "e2e_n": 1000, "e2e_reps": 1, "latency_n": 100, "latency_warmup": 20,
-         "latency_block": 20}
+FULL = {
+    "trigger_n": 3000,
+    "trigger_reps": 3,
+    "batch_items": 1000,
+    "batch_reps": 7,
+    "e2e_n": 10_000,
+    "e2e_reps": 2,
+    "latency_n": 500,
+    "latency_warmup": 50,
+    "latency_block": 25,
+}
+QUICK = {
+    "trigger_n": 500,
+    "trigger_reps": 2,
+    "batch_items": 200,
+    "batch_reps": 3,
+    "e2e_n": 1000,
+    "e2e_reps": 1,
+    "latency_n": 100,
+    "latency_warmup": 20,
+    "latency_block": 20,
+}
 #: Sizes of the ``meta`` case (benchmarks/cases_meta.py).
 FULL.update(meta_trigger_n=2000, meta_trigger_reps=3, meta_runs=40, meta_increments=1000)
 QUICK.update(meta_trigger_n=300, meta_trigger_reps=2, meta_runs=10, meta_increments=1000)
@@ -40,34 +56,63 @@ QUICK.update(meta_trigger_n=300, meta_trigger_reps=2, meta_runs=10, meta_increme
 FULL.update(queues_n=5000, queues_reps=2)
 QUICK.update(queues_n=1000, queues_reps=1)
 #: Sizes of the ``durable`` case (benchmarks/cases_durable.py).
-FULL.update(durable_fan_small=100, durable_fan_large=1000, durable_fan_reps=3,
-            durable_resume_n=200, durable_timer_n=1000, durable_timer_rate=50,
-            durable_timer_rate_loaded=100,
-            durable_park_n=10_000)
-QUICK.update(durable_fan_small=20, durable_fan_large=200, durable_fan_reps=1,
-             durable_resume_n=40, durable_timer_n=100, durable_timer_rate=50,
-             durable_timer_rate_loaded=0,
-             durable_park_n=1000)
+FULL.update(
+    durable_fan_small=100,
+    durable_fan_large=1000,
+    durable_fan_reps=3,
+    durable_resume_n=200,
+    durable_timer_n=1000,
+    durable_timer_rate=50,
+    durable_timer_rate_loaded=100,
+    durable_park_n=10_000,
+)
+QUICK.update(
+    durable_fan_small=20,
+    durable_fan_large=200,
+    durable_fan_reps=1,
+    durable_resume_n=40,
+    durable_timer_n=100,
+    durable_timer_rate=50,
+    durable_timer_rate_loaded=0,
+    durable_park_n=1000,
+)
 #: Above this share of the machine's CPU used by other processes, a case's figures are suspect.
 CONTENTION_WARN_SHARE = 0.05
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.run",
-                                description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    p.add_argument("--only", default=",".join(CASES),
-                   help=f"comma list of cases to run, from {', '.join(CASES)}")
+    p.add_argument(
+        "--only",
+        default=",".join(CASES),
+        help=f"comma list of cases to run, from {', '.join(CASES)}",
+    )
     for key in FULL:
-        p.add_argument(f"--{key.replace('_', '-')}", type=int, default=None, dest=key,
-                       help=f"override (full {FULL[key]}, quick {QUICK[key]})")
-    p.add_argument("--quiet-wait", type=float, default=None,
-                   help="before each case (and each e2e run) wait up to this many seconds "
-                        "for other processes to use < 0.3 CPUs (full 90, quick 5; 0 = off)")
-    p.add_argument("--ct-store-db", type=int, default=0,
-                   help="Redis DB of ct's run store (0 = the broker's, where triggers push "
-                        "their message from the create script; e.g. 2 measures the "
-                        "send_task publish path instead)")
+        p.add_argument(
+            f"--{key.replace('_', '-')}",
+            type=int,
+            default=None,
+            dest=key,
+            help=f"override (full {FULL[key]}, quick {QUICK[key]})",
+        )
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=None,
+        help="before each case (and each e2e run) wait up to this many seconds "
+        "for other processes to use < 0.3 CPUs (full 90, quick 5; 0 = off)",
+    )
+    p.add_argument(
+        "--ct-store-db",
+        type=int,
+        default=0,
+        help="Redis DB of ct's run store (0 = the broker's, where triggers push "
+        "their message from the create script; e.g. 2 measures the "
+        "send_task publish path instead)",
+    )
     p.add_argument("--out", default=None, help="JSON path (default results/<timestamp>.json)")
     p.add_argument("--no-save", action="store_true", help="print only, write no file")
     args = p.parse_args(argv)
@@ -98,8 +143,7 @@ def run_case(h: Harness, name: str, size: dict[str, int]) -> dict[str, Any]:
         return cases_durable.durable(h, size)
     if name == "e2e":
         return cases_worker.e2e_throughput(h, size["e2e_n"], size["e2e_reps"])
-    return cases_worker.latency(h, size["latency_n"], size["latency_warmup"],
-                                size["latency_block"])
+    return cases_worker.latency(h, size["latency_n"], size["latency_warmup"], size["latency_block"])
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -111,19 +155,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "benchmark": "celery-trigger vs bare Celery, same private Redis, same run",
         "started_at": started.isoformat(timespec="seconds"),
-        "command": " ".join(["python -m benchmarks.run", *(argv if argv is not None
-                                                             else sys.argv[1:])]),
-        "mode": "quick" if args.quick else "full", "sizes": size,
-        "machine": machine_info(), "versions": versions(), "cases": {},
+        "command": " ".join(
+            ["python -m benchmarks.run", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "mode": "quick" if args.quick else "full",
+        "sizes": size,
+        "machine": machine_info(),
+        "versions": versions(),
+        "cases": {},
     }
     t0 = time.perf_counter()
     quiet_wait = args.quiet_wait if args.quiet_wait is not None else (5 if args.quick else 90)
     with Harness(quiet_wait, args.ct_store_db) as h:
-        doc["redis"] = {"url": h.redis.base, "flags": "--save '' --appendonly no",
-                        "broker_db": 0, "backend_db": 1, "ct_store_db": args.ct_store_db,
-                        "ct_key_prefix": h.keys.prefix,
-                        "ct_direct_enqueue": bool(getattr(h.ct.engine.enqueuer, "enabled",
-                                                          False))}
+        doc["redis"] = {
+            "url": h.redis.base,
+            "flags": "--save '' --appendonly no",
+            "broker_db": 0,
+            "backend_db": 1,
+            "ct_store_db": args.ct_store_db,
+            "ct_key_prefix": h.keys.prefix,
+            "ct_direct_enqueue": bool(getattr(h.ct.engine.enqueuer, "enabled", False)),
+        }
         for name in wanted:
             log(f"case {name} ...")
             quiet = h.settle(name)
@@ -136,18 +188,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             result["quiet_before"] = quiet
             budget = contention["wall_s"] * (os.cpu_count() or 1) * CONTENTION_WARN_SHARE
             if contention["other_procs_cpu_s"] > max(1.0, budget):
-                result["warning"] = (f"other processes used {contention['other_procs_cpu_s']}"
-                                     " CPU-s during this case: figures may be skewed")
+                result["warning"] = (
+                    f"other processes used {contention['other_procs_cpu_s']}"
+                    " CPU-s during this case: figures may be skewed"
+                )
             doc["cases"][name] = result
             log(f"case {name}: ratio {result['ratio']} ({result['case_wall_s']} s)")
     doc["duration_s"] = round(time.perf_counter() - t0, 1)
-    doc["summary"] = {name: {"ratio": c["ratio"], "definition": c["ratio_definition"]}
-                      for name, c in doc["cases"].items()}
+    doc["summary"] = {
+        name: {"ratio": c["ratio"], "definition": c["ratio_definition"]}
+        for name, c in doc["cases"].items()
+    }
     text = json.dumps(doc, indent=2, sort_keys=False)
     print(text)
     if not args.no_save:
-        path = args.out or os.path.join(
-            RESULTS_DIR, started.strftime("%Y%m%dT%H%M%SZ") + ".json")
+        path = args.out or os.path.join(RESULTS_DIR, started.strftime("%Y%m%dT%H%M%SZ") + ".json")
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w") as f:
             f.write(text + "\n")

@@ -57,18 +57,31 @@ class DirectEnqueuer:
         options = {"queue": celery_queue} if celery_queue else {}
         route = self.app.amqp.router.route(options, task_name, (), {}, None)
         queue = route.get("queue")
-        if queue is None or route.get("exchange") or route.get("routing_key") or \
-                route.get("priority") is not None:
+        if (
+            queue is None
+            or route.get("exchange")
+            or route.get("routing_key")
+            or route.get("priority") is not None
+        ):
             return None
         exchange_type = getattr(getattr(queue, "exchange", None), "type", "direct")
         if exchange_type != "direct" or getattr(queue, "max_priority", None):
             return None
         return f"{self._prefix}{queue.name}"
 
-    def plan(self, run_id: str, task_name: str, *, parent: str | None, root: str | None,
-             celery_queue: str | None, payload_repr: str, retries: int = 0,
-             embed: dict[str, Any] | None = None,
-             slot: str | None = None) -> tuple[str, str, dict[str, Any]] | None:
+    def plan(
+        self,
+        run_id: str,
+        task_name: str,
+        *,
+        parent: str | None,
+        root: str | None,
+        celery_queue: str | None,
+        payload_repr: str,
+        retries: int = 0,
+        embed: dict[str, Any] | None = None,
+        slot: str | None = None,
+    ) -> tuple[str, str, dict[str, Any]] | None:
         """``(list key, message JSON, signal kwargs)`` for one run, or None (use send_task)."""
         if not self.enabled:
             return None
@@ -76,18 +89,33 @@ class DirectEnqueuer:
         if list_key is None:
             return None
         message = self.app.amqp.as_task_v2(
-            run_id, task_name, (), {}, retries=retries, root_id=root or parent or None,
-            parent_id=parent or None, ignore_result=True, argsrepr=payload_repr,
-            kwargsrepr="{}")
+            run_id,
+            task_name,
+            (),
+            {},
+            retries=retries,
+            root_id=root or parent or None,
+            parent_id=parent or None,
+            ignore_result=True,
+            argsrepr=payload_repr,
+            kwargsrepr="{}",
+        )
         headers = message.headers
         headers["ct_run"] = 1
         if slot:
             headers["ct_slot"] = slot  # the run's sub-queue, for the claim (DESIGN §6)
         properties = dict(message.properties)
-        routing_key = list_key[len(self._prefix):]
-        signal_kwargs = {"sender": task_name, "body": message.body, "exchange": "",
-                         "routing_key": routing_key, "headers": headers,
-                         "properties": properties, "declare": [], "retry_policy": {}}
+        routing_key = list_key[len(self._prefix) :]
+        signal_kwargs = {
+            "sender": task_name,
+            "body": message.body,
+            "exchange": "",
+            "routing_key": routing_key,
+            "headers": headers,
+            "properties": properties,
+            "declare": [],
+            "retry_policy": {},
+        }
         if signals.before_task_publish.receivers:
             signals.before_task_publish.send(**signal_kwargs)
         envelope = {
@@ -110,9 +138,13 @@ class DirectEnqueuer:
     def published(signal_kwargs: dict[str, Any]) -> None:
         if signals.after_task_publish.receivers:
             signals.after_task_publish.send(
-                sender=signal_kwargs["sender"], body=signal_kwargs["body"],
-                exchange="", routing_key=signal_kwargs["routing_key"],
-                headers=signal_kwargs["headers"], properties=signal_kwargs["properties"])
+                sender=signal_kwargs["sender"],
+                body=signal_kwargs["body"],
+                exchange="",
+                routing_key=signal_kwargs["routing_key"],
+                headers=signal_kwargs["headers"],
+                properties=signal_kwargs["properties"],
+            )
 
 
 def _same_redis(app: Any, store: Any) -> bool:
@@ -140,7 +172,14 @@ def _same_redis(app: Any, store: Any) -> bool:
         db = int(str(db).lstrip("/") or 0)
     except ValueError:
         return False
-    return (str(info.get("hostname")), int(info.get("port") or 6379), db,
-            info.get("password") or None) == \
-        (str(kw.get("host")), int(kw.get("port") or 6379), int(kw.get("db") or 0),
-         kw.get("password") or None)
+    return (
+        str(info.get("hostname")),
+        int(info.get("port") or 6379),
+        db,
+        info.get("password") or None,
+    ) == (
+        str(kw.get("host")),
+        int(kw.get("port") or 6379),
+        int(kw.get("db") or 0),
+        kw.get("password") or None,
+    )

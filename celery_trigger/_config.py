@@ -25,8 +25,9 @@ from .options import (
 ENVIRONMENTS = ("DEVELOPMENT", "STAGING", "PRODUCTION", "PREVIEW")
 LOG_LEVELS = ("none", "error", "warn", "info", "debug")
 #: D-1: the policy a project gets when it configures nothing.
-BUILTIN_DEFAULT_RETRY = RetryOptions(max_attempts=3, factor=2, min_timeout_in_ms=1000,
-                                     max_timeout_in_ms=10000, randomize=True)
+BUILTIN_DEFAULT_RETRY = RetryOptions(
+    max_attempts=3, factor=2, min_timeout_in_ms=1000, max_timeout_in_ms=10000, randomize=True
+)
 #: D-5 limits, in bytes.
 DEFAULT_MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_METADATA_BYTES = 256 * 1024
@@ -54,13 +55,21 @@ class TriggerConfig:
     init: Callable[..., Any] | None = None
 
 
-def define_config(*, project: str, dirs: Sequence[str] = (),
-                  retries: Mapping[str, Any] | None = None, max_duration: Any = None,
-                  machine: str = "small-1x", ttl: Any = None, log_level: str = "info",
-                  environment: str | None = None, on_start: Callable[..., Any] | None = None,
-                  on_success: Callable[..., Any] | None = None,
-                  on_failure: Callable[..., Any] | None = None,
-                  init: Callable[..., Any] | None = None) -> TriggerConfig:
+def define_config(
+    *,
+    project: str,
+    dirs: Sequence[str] = (),
+    retries: Mapping[str, Any] | None = None,
+    max_duration: Any = None,
+    machine: str = "small-1x",
+    ttl: Any = None,
+    log_level: str = "info",
+    environment: str | None = None,
+    on_start: Callable[..., Any] | None = None,
+    on_success: Callable[..., Any] | None = None,
+    on_failure: Callable[..., Any] | None = None,
+    init: Callable[..., Any] | None = None,
+) -> TriggerConfig:
     """Validate and freeze a project configuration.
 
     Example: ``ct.define_config(project="proj", dirs=["proj.trigger"], max_duration=3600,
@@ -75,8 +84,9 @@ def define_config(*, project: str, dirs: Sequence[str] = (),
     enabled_in_dev = True
     if retries is not None:
         if not isinstance(retries, Mapping):
-            problems.append("retries must be a dict like "
-                            "{'default': {...}, 'enabled_in_dev': True}")
+            problems.append(
+                "retries must be a dict like {'default': {...}, 'enabled_in_dev': True}"
+            )
         else:
             unknown = set(retries) - {"default", "enabled_in_dev"}
             if unknown:
@@ -109,17 +119,31 @@ def define_config(*, project: str, dirs: Sequence[str] = (),
         problems.append(f"log_level must be one of {', '.join(LOG_LEVELS)}")
     if environment is not None and environment not in ENVIRONMENTS:
         problems.append(f"environment must be one of {', '.join(ENVIRONMENTS)}")
-    for name, hook in (("on_start", on_start), ("on_success", on_success),
-                       ("on_failure", on_failure), ("init", init)):
+    for name, hook in (
+        ("on_start", on_start),
+        ("on_success", on_success),
+        ("on_failure", on_failure),
+        ("init", init),
+    ):
         if hook is not None and not callable(hook):
             problems.append(f"{name} must be callable")
     if problems:
         raise ConfigurationError(problems)
-    return TriggerConfig(project=project, dirs=tuple(dirs), retries_default=retry_default,
-                         retries_enabled_in_dev=enabled_in_dev, max_duration=duration,
-                         machine=machine, ttl=ttl_s, log_level=log_level,
-                         environment=environment, on_start=on_start, on_success=on_success,
-                         on_failure=on_failure, init=init)
+    return TriggerConfig(
+        project=project,
+        dirs=tuple(dirs),
+        retries_default=retry_default,
+        retries_enabled_in_dev=enabled_in_dev,
+        max_duration=duration,
+        machine=machine,
+        ttl=ttl_s,
+        log_level=log_level,
+        environment=environment,
+        on_start=on_start,
+        on_success=on_success,
+        on_failure=on_failure,
+        init=init,
+    )
 
 
 @dataclass(frozen=True)
@@ -161,8 +185,9 @@ def _default_redis_url(broker: Any) -> str:
     return "redis://localhost:6379/0"
 
 
-def resolve_settings(conf: Any, config: TriggerConfig | None,
-                     overrides: Mapping[str, Any]) -> Settings:
+def resolve_settings(
+    conf: Any, config: TriggerConfig | None, overrides: Mapping[str, Any]
+) -> Settings:
     """Merge overrides > config > ``app.conf.trigger_*`` > defaults into ``Settings``."""
     problems: list[str] = []
     unknown = set(overrides) - _SETTING_NAMES - _CONFIG_NAMES
@@ -170,8 +195,12 @@ def resolve_settings(conf: Any, config: TriggerConfig | None,
         problems.append(f"unknown setup option(s): {', '.join(sorted(unknown))}")
     config_kwargs = {k: v for k, v in overrides.items() if k in _CONFIG_NAMES}
     if config is None:
-        project = config_kwargs.pop("project", None) or conf.get("trigger_project") or \
-            conf.get("main") or "celery"
+        project = (
+            config_kwargs.pop("project", None)
+            or conf.get("trigger_project")
+            or conf.get("main")
+            or "celery"
+        )
         base: dict[str, Any] = {"project": project}
         for name in ("dirs", "retries", "max_duration", "machine", "ttl", "log_level"):
             value = conf.get(f"trigger_{name}")
@@ -185,8 +214,10 @@ def resolve_settings(conf: Any, config: TriggerConfig | None,
             config = TriggerConfig(project=str(project))
     elif config_kwargs:
         problems.append("pass project options either in config= or as keywords, not both")
-    values: dict[str, Any] = {"config": config,
-                              "redis_url": _default_redis_url(conf.get("broker_url"))}
+    values: dict[str, Any] = {
+        "config": config,
+        "redis_url": _default_redis_url(conf.get("broker_url")),
+    }
     for name in _SETTING_NAMES:
         value = conf.get(f"trigger_{name}")
         if value is not None:
@@ -202,13 +233,22 @@ def resolve_settings(conf: Any, config: TriggerConfig | None,
         problems.append("trigger_store must be 'redis' or 'memory'")
     if settings.environment not in ENVIRONMENTS:
         problems.append(f"trigger_environment must be one of {', '.join(ENVIRONMENTS)}")
-    if not isinstance(settings.key_prefix, str) or not settings.key_prefix \
-            or any(c in settings.key_prefix for c in " {}"):
+    if (
+        not isinstance(settings.key_prefix, str)
+        or not settings.key_prefix
+        or any(c in settings.key_prefix for c in " {}")
+    ):
         problems.append("trigger_key_prefix must be a non-empty string without spaces or braces")
     if settings.secret_key and len(settings.secret_key.encode()) < 32:
         problems.append("trigger_secret_key must be at least 32 bytes (it signs HS256 tokens)")
-    for name in ("wait_threshold", "lease_seconds", "timer_poll_interval", "timer_claim_lease",
-                 "warm_retry_threshold", "publish_watchdog"):
+    for name in (
+        "wait_threshold",
+        "lease_seconds",
+        "timer_poll_interval",
+        "timer_claim_lease",
+        "warm_retry_threshold",
+        "publish_watchdog",
+    ):
         value = getattr(settings, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             problems.append(f"trigger_{name} must be a non-negative number of seconds")
@@ -217,8 +257,9 @@ def resolve_settings(conf: Any, config: TriggerConfig | None,
         problems.append("trigger_metadata_flush_interval must be a positive number of seconds")
     limit = settings.concurrency_limit
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        problems.append("trigger_concurrency_limit must be a positive integer (or None for no "
-                        "limit)")
+        problems.append(
+            "trigger_concurrency_limit must be a positive integer (or None for no limit)"
+        )
     for name in ("max_payload_bytes", "max_output_bytes", "max_metadata_bytes"):
         value = getattr(settings, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -274,8 +315,7 @@ def apply_safe_defaults(conf: Any, longest_max_duration: float | None) -> dict[s
     if isinstance(broker, str) and broker.startswith(("redis", "rediss")):
         options = dict(conf.get("broker_transport_options") or {})
         floor = max(3600.0, (longest_max_duration or 0) + 300.0)
-        if options.get("visibility_timeout", 0) < floor and \
-                "visibility_timeout" not in options:
+        if options.get("visibility_timeout", 0) < floor and "visibility_timeout" not in options:
             options["visibility_timeout"] = floor
             conf["broker_transport_options"] = options
             changed["broker_transport_options"] = options

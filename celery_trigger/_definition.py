@@ -32,8 +32,20 @@ if TYPE_CHECKING:
 P = TypeVar("P")
 O = TypeVar("O")  # noqa: E741 - the output type, named as in API.md's Task[P, O]
 
-HOOK_NAMES = ("init", "cleanup", "middleware", "on_start", "on_start_attempt", "on_success",
-              "on_failure", "on_complete", "on_wait", "on_resume", "on_cancel", "catch_error")
+HOOK_NAMES = (
+    "init",
+    "cleanup",
+    "middleware",
+    "on_start",
+    "on_start_attempt",
+    "on_success",
+    "on_failure",
+    "on_complete",
+    "on_wait",
+    "on_resume",
+    "on_cancel",
+    "catch_error",
+)
 
 _lock = threading.RLock()
 _registry: dict[str, TaskDefinition[Any, Any]] = {}
@@ -45,7 +57,8 @@ class GlobalHooks:
     """Hooks registered with ``tasks.on_*``; a name registered again replaces the earlier hook."""
 
     hooks: dict[str, dict[str, Callable[..., Any]]] = field(
-        default_factory=lambda: {name: {} for name in HOOK_NAMES})
+        default_factory=lambda: {name: {} for name in HOOK_NAMES}
+    )
 
     def add(self, kind: str, fn: Callable[..., Any], name: str | None = None) -> None:
         key = name or _hook_id(fn)
@@ -84,10 +97,16 @@ def _accepts_ctx(fn: Callable[..., Any]) -> bool:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
         return False
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-                  and p.name != "init"]
-    return len(positional) >= 2 or any(p.kind is p.VAR_POSITIONAL for p in params) or \
-        any(p.name == "ctx" for p in params)
+    positional = [
+        p
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "init"
+    ]
+    return (
+        len(positional) >= 2
+        or any(p.kind is p.VAR_POSITIONAL for p in params)
+        or any(p.name == "ctx" for p in params)
+    )
 
 
 def _accepts_init(fn: Callable[..., Any]) -> bool:
@@ -111,10 +130,20 @@ class TaskDefinition(Generic[P, O]):
         handle = hello.trigger({"name": "Ada"})
     """
 
-    def __init__(self, *, id: str, run: Callable[..., Any], retry: Any = None,
-                 queue: Any = None, machine: Any = None, max_duration: Any = None,
-                 ttl: Any = None, description: str | None = None,
-                 schema: Any = None, hooks: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        id: str,
+        run: Callable[..., Any],
+        retry: Any = None,
+        queue: Any = None,
+        machine: Any = None,
+        max_duration: Any = None,
+        ttl: Any = None,
+        description: str | None = None,
+        schema: Any = None,
+        hooks: Mapping[str, Any] | None = None,
+    ) -> None:
         if not isinstance(id, str) or not id.strip():
             raise ValueError("task id must be a non-empty string")
         if not callable(run):
@@ -159,7 +188,8 @@ class TaskDefinition(Generic[P, O]):
             return self.schema(payload)
         except Exception as exc:  # the schema's own error type is arbitrary
             raise PayloadValidationError(
-                f"Parsing payload with schema failed: {exc}", cause=exc) from exc
+                f"Parsing payload with schema failed: {exc}", cause=exc
+            ) from exc
 
     # triggering (delegates to _trigger) -----------------------------------------------
     def trigger(self, payload: P, **options: Any) -> RunHandle:
@@ -168,32 +198,38 @@ class TaskDefinition(Generic[P, O]):
 
         return _trigger.trigger(self.id, payload, options, definition=self)
 
-    def batch_trigger(self, items: Sequence[Any], *, idempotency_key: Any = None,
-                      idempotency_key_ttl: Any = None) -> BatchHandle:
+    def batch_trigger(
+        self, items: Sequence[Any], *, idempotency_key: Any = None, idempotency_key_ttl: Any = None
+    ) -> BatchHandle:
         """Start up to 1,000 runs at once. Example: ``my_task.batch_trigger([{"payload": 1}])``.
 
         ``idempotency_key`` makes the batch idempotent and gives each item without a key of
         its own a derived one; ``idempotency_key_ttl`` is the items' default key TTL."""
         from . import _batches
 
-        return _batches.batch_trigger([(self.id, self, item) for item in _items(items)],
-                                      _batch_options(idempotency_key, idempotency_key_ttl))
+        return _batches.batch_trigger(
+            [(self.id, self, item) for item in _items(items)],
+            _batch_options(idempotency_key, idempotency_key_ttl),
+        )
 
     def trigger_and_wait(self, payload: P, **options: Any) -> Result[O]:
         """Start a child run and wait for its result (inside a run only)."""
         from . import _trigger
 
         return _trigger.trigger_and_wait(  # type: ignore[no-any-return]
-            self.id, payload, options, definition=self)
+            self.id, payload, options, definition=self
+        )
 
-    def batch_trigger_and_wait(self, items: Sequence[Any], *, idempotency_key: Any = None,
-                               idempotency_key_ttl: Any = None) -> BatchResult[O]:
+    def batch_trigger_and_wait(
+        self, items: Sequence[Any], *, idempotency_key: Any = None, idempotency_key_ttl: Any = None
+    ) -> BatchResult[O]:
         """Start child runs and wait for all of them (inside a run only)."""
         from . import _batches
 
         return _batches.batch_trigger_and_wait(  # type: ignore[no-any-return]
             [(self.id, self, item) for item in _items(items)],
-            _batch_options(idempotency_key, idempotency_key_ttl))
+            _batch_options(idempotency_key, idempotency_key_ttl),
+        )
 
     # direct call: run inline, like calling a Celery task object ---------------------------
     def __call__(self, payload: P) -> O:
@@ -207,8 +243,9 @@ class TaskDefinition(Generic[P, O]):
 
 def _batch_options(key: Any, ttl: Any) -> dict[str, Any]:
     """Batch-level options as ``_batches.batch_trigger`` takes them (unset ones left out)."""
-    return {k: v for k, v in (("idempotency_key", key), ("idempotency_key_ttl", ttl))
-            if v is not None}
+    return {
+        k: v for k, v in (("idempotency_key", key), ("idempotency_key_ttl", ttl)) if v is not None
+    }
 
 
 def _items(items: Sequence[Any]) -> list[Any]:
@@ -220,10 +257,15 @@ def _items(items: Sequence[Any]) -> list[Any]:
 def register(defn: TaskDefinition[Any, Any]) -> None:
     with _lock:
         existing = _registry.get(defn.id)
-        if existing is not None and existing.fn is not defn.fn and \
-                getattr(existing.fn, "__qualname__", None) != getattr(defn.fn, "__qualname__", 1):
-            raise ValueError(f"a task with id {defn.id!r} is already defined "
-                             f"({existing.fn.__module__}.{existing.fn.__qualname__})")
+        if (
+            existing is not None
+            and existing.fn is not defn.fn
+            and getattr(existing.fn, "__qualname__", None) != getattr(defn.fn, "__qualname__", 1)
+        ):
+            raise ValueError(
+                f"a task with id {defn.id!r} is already defined "
+                f"({existing.fn.__module__}.{existing.fn.__qualname__})"
+            )
         _registry[defn.id] = defn
         listeners = list(_bind_listeners)
     for listener in listeners:
@@ -254,13 +296,31 @@ def remove_listener(listener: Callable[[TaskDefinition[Any, Any]], None]) -> Non
             _bind_listeners.remove(listener)
 
 
-def task(*, id: str, run: Callable[..., Any] | None = None, retry: Any = None,
-         queue: Any = None, machine: Any = None, max_duration: Any = None, ttl: Any = None,
-         description: str | None = None, catch_error: Any = None, handle_error: Any = None,
-         middleware: Any = None, init: Any = None, cleanup: Any = None, on_start: Any = None,
-         on_start_attempt: Any = None, on_success: Any = None, on_failure: Any = None,
-         on_complete: Any = None, on_wait: Any = None, on_resume: Any = None,
-         on_cancel: Any = None, schema: Any = None) -> Any:
+def task(
+    *,
+    id: str,
+    run: Callable[..., Any] | None = None,
+    retry: Any = None,
+    queue: Any = None,
+    machine: Any = None,
+    max_duration: Any = None,
+    ttl: Any = None,
+    description: str | None = None,
+    catch_error: Any = None,
+    handle_error: Any = None,
+    middleware: Any = None,
+    init: Any = None,
+    cleanup: Any = None,
+    on_start: Any = None,
+    on_start_attempt: Any = None,
+    on_success: Any = None,
+    on_failure: Any = None,
+    on_complete: Any = None,
+    on_wait: Any = None,
+    on_resume: Any = None,
+    on_cancel: Any = None,
+    schema: Any = None,
+) -> Any:
     """Define a task; use as a decorator or pass ``run=``.
 
     Example::
@@ -269,17 +329,34 @@ def task(*, id: str, run: Callable[..., Any] | None = None, retry: Any = None,
         def process_data(payload: dict, ctx: ct.Context) -> dict:
             return {"n": len(payload["data"])}
     """
-    hooks = {"catch_error": catch_error or handle_error, "middleware": middleware,
-             "init": init, "cleanup": cleanup, "on_start": on_start,
-             "on_start_attempt": on_start_attempt, "on_success": on_success,
-             "on_failure": on_failure, "on_complete": on_complete, "on_wait": on_wait,
-             "on_resume": on_resume, "on_cancel": on_cancel}
+    hooks = {
+        "catch_error": catch_error or handle_error,
+        "middleware": middleware,
+        "init": init,
+        "cleanup": cleanup,
+        "on_start": on_start,
+        "on_start_attempt": on_start_attempt,
+        "on_success": on_success,
+        "on_failure": on_failure,
+        "on_complete": on_complete,
+        "on_wait": on_wait,
+        "on_resume": on_resume,
+        "on_cancel": on_cancel,
+    }
 
     def build(fn: Callable[..., Any]) -> TaskDefinition[Any, Any]:
         defn: TaskDefinition[Any, Any] = TaskDefinition(
-            id=id, run=fn, retry=retry, queue=queue, machine=machine,
-            max_duration=max_duration, ttl=ttl, description=description, schema=schema,
-            hooks=hooks)
+            id=id,
+            run=fn,
+            retry=retry,
+            queue=queue,
+            machine=machine,
+            max_duration=max_duration,
+            ttl=ttl,
+            description=description,
+            schema=schema,
+            hooks=hooks,
+        )
         register(defn)
         return defn
 
@@ -288,8 +365,9 @@ def task(*, id: str, run: Callable[..., Any] | None = None, retry: Any = None,
     return build
 
 
-def schema_task(*, id: str, schema: Any, run: Callable[..., Any] | None = None,
-                **options: Any) -> Any:
+def schema_task(
+    *, id: str, schema: Any, run: Callable[..., Any] | None = None, **options: Any
+) -> Any:
     """Define a task whose payload is validated by ``schema`` (a pydantic model class or a
     parser callable) at trigger time and again before each attempt.
 

@@ -35,8 +35,10 @@ from .errors import ConcurrentWaitError, NonDeterminismError, TaskRunError
 from .result import BatchResult, Result, Run, RunHandle, ms_to_dt
 
 #: The error of a run that broke the one-wait rule (same text as the lifecycle's).
-CONCURRENT_WAIT_MESSAGE = ("Parallel waits are not supported, e.g. using asyncio.gather or "
-                           "threads to wait on several runs: use batch_trigger_and_wait instead")
+CONCURRENT_WAIT_MESSAGE = (
+    "Parallel waits are not supported, e.g. using asyncio.gather or "
+    "threads to wait on several runs: use batch_trigger_and_wait instead"
+)
 
 
 class Park(BaseException):
@@ -102,8 +104,10 @@ def _next(state: RunState, kind: str, target: str) -> tuple[int, dict[str, Any] 
             journal.pos += 1
     if late:
         _flag(state, concurrent=True)
-        raise ConcurrentWaitError("Parallel waits are not supported: a durable operation "
-                                  "started while the run was parking at another wait")
+        raise ConcurrentWaitError(
+            "Parallel waits are not supported: a durable operation "
+            "started while the run was parking at another wait"
+        )
     if k < len(journal.entries):
         entry = journal.entries[k]
         if entry.get("kind") != kind or entry.get("target") != target:
@@ -112,7 +116,8 @@ def _next(state: RunState, kind: str, target: str) -> tuple[int, dict[str, Any] 
                 f"{entry.get('kind')} {entry.get('target')!r}. Code before a wait re-executes "
                 "on resume and must call the same celery-trigger operations in the same order; "
                 "wrap non-deterministic work (random choices, clock reads, I/O results that "
-                "decide what to trigger) in ct.steps.run(name, fn) so it is recorded once.")
+                "decide what to trigger) in ct.steps.run(name, fn) so it is recorded once."
+            )
         return k, entry
     return k, None
 
@@ -138,7 +143,8 @@ def _begin_wait(state: RunState) -> Journal:
         _flag(state, concurrent=True)
         raise ConcurrentWaitError(
             "Parallel waits are not supported: use batch_trigger_and_wait instead of "
-            "running several *_and_wait calls or waits concurrently")
+            "running several *_and_wait calls or waits concurrently"
+        )
     return journal
 
 
@@ -166,10 +172,14 @@ def _fail_concurrent(state: RunState) -> None:
 
     engine = current()
     error = TaskRunError("TASK_DID_CONCURRENT_WAIT", CONCURRENT_WAIT_MESSAGE)
-    result = engine.store.transition(state.run_id, int(time.time() * 1000), allowed="WAITING",
-                                     status="SYSTEM_FAILURE",
-                                     remove_timers=[f"resume|{state.run_id}"],
-                                     fields={"error": dumps(error.to_dict())})
+    result = engine.store.transition(
+        state.run_id,
+        int(time.time() * 1000),
+        allowed="WAITING",
+        status="SYSTEM_FAILURE",
+        remove_timers=[f"resume|{state.run_id}"],
+        fields={"error": dumps(error.to_dict())},
+    )
     if result.ok:
         notify_waiters(engine, state.run_id)
 
@@ -180,13 +190,24 @@ def _usage_fields(state: RunState) -> dict[str, str]:
     attempt_ms = int(state.extra.get("attempt_ms_before", 0))
     elapsed = int((time.monotonic() - started) * 1000) if started else 0
     rate = state.ctx.machine.cents_per_ms
-    return {"duration_ms": str(int(totals.get("duration_ms", 0)) + elapsed),
-            "cost": repr(float(totals.get("cost", 0.0)) + elapsed * rate),
-            "attempt_ms": str(attempt_ms + elapsed)}
+    return {
+        "duration_ms": str(int(totals.get("duration_ms", 0)) + elapsed),
+        "cost": repr(float(totals.get("cost", 0.0)) + elapsed * rate),
+        "attempt_ms": str(attempt_ms + elapsed),
+    }
 
 
-def _wait(state: RunState, k: int, entry: dict[str, Any], first: bool, *, members: list[str],
-          due_ms: int | None, info: dict[str, Any], reason: str) -> None:
+def _wait(
+    state: RunState,
+    k: int,
+    entry: dict[str, Any],
+    first: bool,
+    *,
+    members: list[str],
+    due_ms: int | None,
+    info: dict[str, Any],
+    reason: str,
+) -> None:
     """Park at wait ``k`` unless it is satisfied; return once it is (hooks around it)."""
     from ._setup import current
 
@@ -202,9 +223,16 @@ def _wait(state: RunState, k: int, entry: dict[str, Any], first: bool, *, member
         # Metadata written before the wait is stored before the run can resume: the resumed
         # attempt reads it back, and its replay skips those writes (_engine/metadata.py).
         flush_metadata(state)
-        result = engine.store.park(state.run_id, state.token, int(time.time() * 1000), k,
-                                   dumps(entry), due_ms=due_ms, members=members,
-                                   fields=_usage_fields(state))
+        result = engine.store.park(
+            state.run_id,
+            state.token,
+            int(time.time() * 1000),
+            k,
+            dumps(entry),
+            due_ms=due_ms,
+            members=members,
+            fields=_usage_fields(state),
+        )
         if result == "lost":
             raise LeaseLost("the run was cancelled or taken over")
         if result == "parked":
@@ -225,12 +253,23 @@ def _call_wait_hooks(state: RunState, kind: str, info: dict[str, Any]) -> None:
     from ._engine import hooks as hk
 
     defn = get(state.task_id)
-    hk.run_all(hk.chain(kind, defn), swallow=True, payload=state.extra.get("payload"),
-               ctx=state.ctx, wait=info, task=defn)
+    hk.run_all(
+        hk.chain(kind, defn),
+        swallow=True,
+        payload=state.extra.get("payload"),
+        ctx=state.ctx,
+        wait=info,
+        task=defn,
+    )
 
 
-def wait_duration(seconds: float, *, idempotency_key: str | None = None,
-                  idempotency_key_ttl: float | None = None, what: str = "wait.for_") -> None:
+def wait_duration(
+    seconds: float,
+    *,
+    idempotency_key: str | None = None,
+    idempotency_key_ttl: float | None = None,
+    what: str = "wait.for_",
+) -> None:
     """Sleep in-process up to the threshold; park longer waits until the wake-up time."""
     from ._setup import current
 
@@ -248,9 +287,11 @@ def wait_duration(seconds: float, *, idempotency_key: str | None = None,
     if entry is None:
         due = int(time.time() * 1000 + seconds * 1000)
         if idempotency_key is not None:
-            due = engine.store.wait_key(idempotency_key, due,
-                                        int(idempotency_key_ttl * 1000)
-                                        if idempotency_key_ttl else None)
+            due = engine.store.wait_key(
+                idempotency_key,
+                due,
+                int(idempotency_key_ttl * 1000) if idempotency_key_ttl else None,
+            )
         entry = {"kind": "duration", "target": "duration", "due": due}
     due = int(entry["due"])
     if due <= time.time() * 1000 and first:
@@ -258,9 +299,16 @@ def wait_duration(seconds: float, *, idempotency_key: str | None = None,
         # took ordinal k, so it is recorded to keep the journal aligned with the ordinals.
         _append(state, k, entry)
         return
-    _wait(state, k, entry, first, members=[], due_ms=due,
-          info={"type": "duration", "date": ms_to_dt(str(due))},
-          reason=f"waiting until {ms_to_dt(str(due))}")
+    _wait(
+        state,
+        k,
+        entry,
+        first,
+        members=[],
+        due_ms=due,
+        info={"type": "duration", "date": ms_to_dt(str(due))},
+        reason=f"waiting until {ms_to_dt(str(due))}",
+    )
 
 
 def wait_token(token_id: str) -> dict[str, str]:
@@ -276,8 +324,16 @@ def wait_token(token_id: str) -> dict[str, str]:
         raise TokenNotFoundError(f"no waitpoint token with id {token_id!r}")
     if entry is None:
         entry = {"kind": "token", "target": token_id}
-    _wait(state, k, entry, first, members=[f"token:{token_id}"], due_ms=None,
-          info={"type": "token", "token": token_id}, reason=f"waiting for token {token_id}")
+    _wait(
+        state,
+        k,
+        entry,
+        first,
+        members=[f"token:{token_id}"],
+        due_ms=None,
+        info={"type": "token", "token": token_id},
+        reason=f"waiting for token {token_id}",
+    )
     record = engine.store.get_token(token_id)
     assert record is not None
     return record
@@ -290,8 +346,9 @@ def _results(run_ids: Sequence[str]) -> list[Result[Any]]:
     return results
 
 
-def _final_results(run_ids: Sequence[str], *,
-                   require_final: bool = True) -> list[Result[Any]] | None:
+def _final_results(
+    run_ids: Sequence[str], *, require_final: bool = True
+) -> list[Result[Any]] | None:
     """The children's results from one read of their records; ``None`` when
     ``require_final`` and one of them is not final yet."""
     from ._setup import current
@@ -301,8 +358,14 @@ def _final_results(run_ids: Sequence[str], *,
     out: list[Result[Any]] = []
     for run_id, record in zip(run_ids, records, strict=True):
         if record is None:
-            out.append(Result(ok=False, id=run_id, task_identifier="",
-                              error=TaskRunError("RUN_NOT_FOUND", f"run {run_id} vanished")))
+            out.append(
+                Result(
+                    ok=False,
+                    id=run_id,
+                    task_identifier="",
+                    error=TaskRunError("RUN_NOT_FOUND", f"run {run_id} vanished"),
+                )
+            )
             continue
         if require_final and RunStatus(record["status"]) not in FINAL_STATUSES:
             return None
@@ -315,8 +378,9 @@ def trigger_in_run(task_id: str, create: Callable[[str], tuple[str, bool]]) -> R
     state = _state("trigger")
     k, entry = _next(state, "trigger", task_id)
     if entry is not None:
-        return RunHandle(id=entry["id"], is_cached=bool(entry.get("cached")),
-                         task_identifier=task_id)
+        return RunHandle(
+            id=entry["id"], is_cached=bool(entry.get("cached")), task_identifier=task_id
+        )
     run_id, cached = create(derive_id("run_", state, k))
     _append(state, k, {"kind": "trigger", "target": task_id, "id": run_id, "cached": cached})
     return RunHandle(id=run_id, is_cached=cached, task_identifier=task_id)
@@ -325,8 +389,7 @@ def trigger_in_run(task_id: str, create: Callable[[str], tuple[str, bool]]) -> R
 BatchCreate = Callable[[list[str]], tuple[str, list[str], bool]]
 
 
-def batch_in_run(target: str, count: int,
-                 create: BatchCreate) -> tuple[str, list[str], bool]:
+def batch_in_run(target: str, count: int, create: BatchCreate) -> tuple[str, list[str], bool]:
     """Fire-and-forget batch inside a run: journaled, with deterministic child ids.
     ``create`` returns ``(batch id, run ids, cached)`` (cached: a batch key hit)."""
     state = _state("batch_trigger")
@@ -336,8 +399,17 @@ def batch_in_run(target: str, count: int,
     if not 0 < count <= 1000:
         return create([])  # raises BatchTriggerError with the count
     batch_id, run_ids, cached = create([derive_id("run_", state, k, i) for i in range(count)])
-    _append(state, k, {"kind": "batch_trigger", "target": target, "batch": batch_id,
-                       "runs": run_ids, "cached": cached})
+    _append(
+        state,
+        k,
+        {
+            "kind": "batch_trigger",
+            "target": target,
+            "batch": batch_id,
+            "runs": run_ids,
+            "cached": cached,
+        },
+    )
     return batch_id, run_ids, cached
 
 
@@ -358,8 +430,16 @@ def trigger_and_wait(task_id: str, create: Callable[[str], tuple[str, bool]]) ->
         if done is not None:
             _mark_done(state, k, info)
             return done[0]
-    _wait(state, k, entry, first, members=[run_id], due_ms=None, info=info,
-          reason=f"waiting for {task_id} {run_id}")
+    _wait(
+        state,
+        k,
+        entry,
+        first,
+        members=[run_id],
+        due_ms=None,
+        info=info,
+        reason=f"waiting for {task_id} {run_id}",
+    )
     return _results([run_id])[0]
 
 
@@ -371,8 +451,7 @@ def batch_trigger_and_wait(target: str, count: int, create: BatchCreate) -> Batc
     if entry is None:
         if _journal(state).wait_active:
             _begin_wait(state)
-        ids = [derive_id("run_", state, k, i) for i in range(count)] if 0 < count <= 1000 \
-            else []
+        ids = [derive_id("run_", state, k, i) for i in range(count)] if 0 < count <= 1000 else []
         batch_id, run_ids, _ = create(ids)
         entry = {"kind": "batch", "target": target, "batch": batch_id, "runs": run_ids}
     runs: list[str] = entry["runs"]
@@ -382,8 +461,16 @@ def batch_trigger_and_wait(target: str, count: int, create: BatchCreate) -> Batc
         if done is not None:  # a resume: one read of the children answers the wait
             _mark_done(state, k, info)
             return BatchResult(id=entry["batch"], runs=done)
-    _wait(state, k, entry, first, members=list(dict.fromkeys(runs)), due_ms=None,
-          info=info, reason=f"waiting for batch {entry['batch']} ({len(runs)} runs)")
+    _wait(
+        state,
+        k,
+        entry,
+        first,
+        members=list(dict.fromkeys(runs)),
+        due_ms=None,
+        info=info,
+        reason=f"waiting for batch {entry['batch']} ({len(runs)} runs)",
+    )
     return BatchResult(id=entry["batch"], runs=_results(runs))
 
 
@@ -396,8 +483,7 @@ def _mark_done(state: RunState, k: int, info: dict[str, Any]) -> None:
 
 
 # steps and tokens -------------------------------------------------------------------------
-def step(name: str, fn: Callable[..., Any], args: Sequence[Any],
-         kwargs: Mapping[str, Any]) -> Any:
+def step(name: str, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
     """Run ``fn`` once per attempt; on replay return its recorded JSON result."""
     state = _state("steps.run")
     k, entry = _next(state, "step", name)
@@ -419,6 +505,5 @@ def token_id_for_run(create: Callable[[str], tuple[str, bool]]) -> tuple[str, bo
     if entry is not None:
         return entry["id"], bool(entry.get("cached"))
     token_id, cached = create(derive_id("waitpoint_", state, k))
-    _append(state, k, {"kind": "create_token", "target": "token", "id": token_id,
-                       "cached": cached})
+    _append(state, k, {"kind": "create_token", "target": "token", "id": token_id, "cached": cached})
     return token_id, cached

@@ -33,11 +33,16 @@ class ParkReason(Exception):
 class Parked(Retry):
     """Ends an attempt that continues later; the timer service or a waker republishes it."""
 
-    def __init__(self, message: str | None = None, exc: Any = None, when: Any = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, message: str | None = None, exc: Any = None, when: Any = None, **kwargs: Any
+    ) -> None:
         # Same signature as Retry: the prefork pool pickles it via Retry.__reduce__.
-        super().__init__(message=message, exc=exc if exc is not None else ParkReason(message),
-                         when=when, **kwargs)
+        super().__init__(
+            message=message,
+            exc=exc if exc is not None else ParkReason(message),
+            when=when,
+            **kwargs,
+        )
 
     def humanize(self) -> str:
         return f"parked: {self.message}"
@@ -58,12 +63,22 @@ class TriggerTask(Task):  # type: ignore[type-arg]
         if engine is None or request.id is None or request.called_directly:
             # Calling the Celery task object directly runs the function inline.
             return self.ct_definition(args[0] if args else kwargs or None)
-        embed = {"callbacks": request.callbacks, "errbacks": request.errbacks,
-                 "chain": request.chain, "chord": request.chord}
+        embed = {
+            "callbacks": request.callbacks,
+            "errbacks": request.errbacks,
+            "chain": request.chain,
+            "chord": request.chord,
+        }
         try:
-            return execute(engine, request.id, self.name, args, kwargs,
-                           embed=embed if any(embed.values()) else None,
-                           slot=getattr(request, "ct_slot", None))
+            return execute(
+                engine,
+                request.id,
+                self.name,
+                args,
+                kwargs,
+                embed=embed if any(embed.values()) else None,
+                slot=getattr(request, "ct_slot", None),
+            )
         except DropDelivery as exc:
             raise Ignore(str(exc)) from None
         except EndAttempt as exc:
@@ -82,8 +97,14 @@ def _celery_task_for(engine: Trigger, defn: Any) -> Any:
     def run(*args: Any, **kwargs: Any) -> Any:  # replaced by TriggerTask.__call__
         raise RuntimeError("celery-trigger tasks run through TriggerTask.__call__")
 
-    celery_task = app.task(name=defn.id, base=TriggerTask, shared=False, bind=False,
-                           ct_definition=defn, ct_engine=engine)(run)
+    celery_task = app.task(
+        name=defn.id,
+        base=TriggerTask,
+        shared=False,
+        bind=False,
+        ct_definition=defn,
+        ct_engine=engine,
+    )(run)
     defn.celery_task = celery_task
     return celery_task
 
@@ -131,13 +152,17 @@ def sync_definitions(engine: Trigger) -> None:
 
     defs: dict[str, str] = {}
     for defn in _definition.all_definitions():
-        defs[defn.id] = dumps({
-            "queue": defn.queue.name if defn.queue else None,
-            "retry": defn.retry.to_dict() if defn.retry else None,
-            "machine": defn.machine, "max_duration": defn.max_duration,
-            "ttl": defn.ttl, "ttl_given": defn.ttl_given,
-            "scheduled": is_scheduled(defn.id),
-        })
+        defs[defn.id] = dumps(
+            {
+                "queue": defn.queue.name if defn.queue else None,
+                "retry": defn.retry.to_dict() if defn.retry else None,
+                "machine": defn.machine,
+                "max_duration": defn.max_duration,
+                "ttl": defn.ttl,
+                "ttl_given": defn.ttl_given,
+                "scheduled": is_scheduled(defn.id),
+            }
+        )
         if defn.queue is not None:
             # a changed limit admits the runs that now fit (DESIGN §6)
             concurrency.define_queue(engine, defn.queue.name, defn.queue.concurrency_limit)
@@ -148,17 +173,25 @@ def sync_definitions(engine: Trigger) -> None:
         for run_id in engine.store.pending_runs(task_id, 1000):
             record = engine.store.get_run(run_id)
             queue = (record or {}).get("queue", "")
-            if queue and queue != f"task/{task_id}" and queue not in known_queues and \
-                    engine.store.get_queue(queue) is None:
+            if (
+                queue
+                and queue != f"task/{task_id}"
+                and queue not in known_queues
+                and engine.store.get_queue(queue) is None
+            ):
                 continue  # still waiting for a worker that defines its queue
             # A run triggered before any worker knew its task got the default queue: it
             # belongs in the queue its task's code names (with that queue's limit, §6).
             code = _definition.get(task_id)
             own = code.queue.name if code is not None and code.queue is not None else queue
             result = engine.store.transition(
-                run_id, now_ms(), allowed="PENDING_VERSION", status="QUEUED",
+                run_id,
+                now_ms(),
+                allowed="PENDING_VERSION",
+                status="QUEUED",
                 remove_from=engine.store.keys.pending_version(task_id),
-                fields={"queue": own} if queue == f"task/{task_id}" and own != queue else None)
+                fields={"queue": own} if queue == f"task/{task_id}" and own != queue else None,
+            )
             if result.ok and result.record is not None:
                 publish_record(engine, result.record)
 
@@ -175,15 +208,17 @@ def install(engine: Trigger) -> None:
 
     _definition.on_register(bind)
     _installed[id(engine)] = bind
-    signals.before_task_publish.connect(_on_plain_publish, weak=False,
-                                        dispatch_uid="celery_trigger.plain_publish")
+    signals.before_task_publish.connect(
+        _on_plain_publish, weak=False, dispatch_uid="celery_trigger.plain_publish"
+    )
     steps = app.steps["worker"]
     if TriggerBootstep not in steps:
         steps.add(TriggerBootstep)
 
 
-def _on_plain_publish(sender: Any = None, headers: dict[str, Any] | None = None,
-                      body: Any = None, **_: Any) -> None:
+def _on_plain_publish(
+    sender: Any = None, headers: dict[str, Any] | None = None, body: Any = None, **_: Any
+) -> None:
     """A trigger task sent with plain Celery (``.delay``, ``send_task``, canvas): write its
     run record now, so ``runs.retrieve(result.id)`` works as soon as the call returns."""
     from ._setup import current_or_none

@@ -62,8 +62,9 @@ class Trigger:
         for package_name in self.config.dirs:
             package = importlib.import_module(package_name)
             imported.append(package_name)
-            for info in pkgutil.walk_packages(getattr(package, "__path__", []),
-                                              prefix=f"{package_name}."):
+            for info in pkgutil.walk_packages(
+                getattr(package, "__path__", []), prefix=f"{package_name}."
+            ):
                 importlib.import_module(info.name)
                 imported.append(info.name)
         return imported

@@ -38,11 +38,24 @@ from .options import (
 from .result import RunHandle
 from .status import FAILED_STATUSES, RunStatus
 
-TRIGGER_OPTIONS = frozenset({
-    "delay", "ttl", "priority", "tags", "metadata", "queue", "concurrency_key",
-    "idempotency_key", "idempotency_key_ttl", "machine", "max_attempts", "max_duration",
-    "version", "region",
-})
+TRIGGER_OPTIONS = frozenset(
+    {
+        "delay",
+        "ttl",
+        "priority",
+        "tags",
+        "metadata",
+        "queue",
+        "concurrency_key",
+        "idempotency_key",
+        "idempotency_key_ttl",
+        "machine",
+        "max_attempts",
+        "max_duration",
+        "version",
+        "region",
+    }
+)
 MAX_BATCH_ITEMS = 1000
 DEV_DEFAULT_TTL_S = 600.0
 
@@ -69,8 +82,9 @@ class Prepared:
 
     __slots__ = ("celery_queue", "delayed", "new", "payload_repr", "status")
 
-    def __init__(self, new: NewRun, status: str, celery_queue: str | None,
-                 payload_repr: str) -> None:
+    def __init__(
+        self, new: NewRun, status: str, celery_queue: str | None, payload_repr: str
+    ) -> None:
         self.new = new
         self.status = status
         self.celery_queue = celery_queue
@@ -99,10 +113,19 @@ def _retry_policy(trigger: Trigger, defn: Any, stored: dict[str, Any] | None) ->
     return default.to_dict() if default is not None else None
 
 
-def prepare(trigger: Trigger, task_id: str, payload: Any, options: Mapping[str, Any], *,
-            defn: Any = None, now: int | None = None, run_id: str | None = None,
-            batch_id: str | None = None, known_queues: set[str] | None = None,
-            parse: bool = True) -> Prepared:
+def prepare(
+    trigger: Trigger,
+    task_id: str,
+    payload: Any,
+    options: Mapping[str, Any],
+    *,
+    defn: Any = None,
+    now: int | None = None,
+    run_id: str | None = None,
+    batch_id: str | None = None,
+    known_queues: set[str] | None = None,
+    parse: bool = True,
+) -> Prepared:
     """Validate one trigger and build its record. Raises before anything is written."""
     if not isinstance(task_id, str) or not task_id:
         raise ValueError("task id must be a non-empty string")
@@ -125,7 +148,8 @@ def prepare(trigger: Trigger, task_id: str, payload: Any, options: Mapping[str, 
         raise ValueError(
             f"payload is {len(payload_json.encode())} bytes, over the "
             f"{settings.max_payload_bytes}-byte limit: store large data elsewhere "
-            "(object storage, a database) and pass a URL or id instead")
+            "(object storage, a database) and pass a URL or id instead"
+        )
     tags = normalize_tags(options.get("tags"))
     metadata = options.get("metadata")
     meta_json = ""
@@ -135,29 +159,37 @@ def prepare(trigger: Trigger, task_id: str, payload: Any, options: Mapping[str, 
         meta_json = dumps(metadata, what="metadata")
         check_document(loads(meta_json))  # reserved keys, lone surrogates (§8)
         if len(meta_json.encode()) > settings.max_metadata_bytes:
-            raise ValueError(f"Metadata exceeds maximum size of {settings.max_metadata_bytes} "
-                             "bytes")
-    delay_until = resolve_delay(options.get("delay"),
-                                datetime.fromtimestamp(stamp / 1000, tz=timezone.utc))
+            raise ValueError(
+                f"Metadata exceeds maximum size of {settings.max_metadata_bytes} bytes"
+            )
+    delay_until = resolve_delay(
+        options.get("delay"), datetime.fromtimestamp(stamp / 1000, tz=timezone.utc)
+    )
     ttl = _resolve_run_ttl(trigger, defn, stored, options)
     prio = priority_ms(options.get("priority"))
-    queue, pending = _resolve_queue(trigger, task_id, defn, stored, options.get("queue"),
-                                    known_queues)
+    queue, pending = _resolve_queue(
+        trigger, task_id, defn, stored, options.get("queue"), known_queues
+    )
     ckey = options.get("concurrency_key")
     if ckey is not None:
         if isinstance(ckey, bool) or not isinstance(ckey, (str, int)):
             raise TypeError("concurrency_key must be a string or an integer")
         ckey = str(ckey)
-    machine = resolve_machine(options.get("machine")) or \
-        (defn.machine if defn is not None else (stored or {}).get("machine")) or \
-        trigger.config.machine
+    machine = (
+        resolve_machine(options.get("machine"))
+        or (defn.machine if defn is not None else (stored or {}).get("machine"))
+        or trigger.config.machine
+    )
     max_attempts = options.get("max_attempts")
-    if max_attempts is not None and (isinstance(max_attempts, bool)
-                                     or not isinstance(max_attempts, int)):
+    if max_attempts is not None and (
+        isinstance(max_attempts, bool) or not isinstance(max_attempts, int)
+    ):
         raise TypeError("max_attempts must be an integer")
-    max_duration = clamp_max_duration(options.get("max_duration")) or \
-        (defn.max_duration if defn is not None else (stored or {}).get("max_duration")) or \
-        trigger.config.max_duration
+    max_duration = (
+        clamp_max_duration(options.get("max_duration"))
+        or (defn.max_duration if defn is not None else (stored or {}).get("max_duration"))
+        or trigger.config.max_duration
+    )
     retry = _retry_policy(trigger, defn, stored)
     if retry is None:
         attempts = 1
@@ -167,23 +199,43 @@ def prepare(trigger: Trigger, task_id: str, payload: Any, options: Mapping[str, 
     key_value = options.get("idempotency_key")
     key = None
     if key_value is not None:
-        key = idempotency.for_trigger(key_value, run_id=state.run_id if state else None,
-                                      attempt=state.attempt if state else None)
-    key_ttl = resolve_idempotency_ttl(options.get("idempotency_key_ttl")) or \
-        idempotency.DEFAULT_TTL_S
+        key = idempotency.for_trigger(
+            key_value,
+            run_id=state.run_id if state else None,
+            attempt=state.attempt if state else None,
+        )
+    key_ttl = (
+        resolve_idempotency_ttl(options.get("idempotency_key_ttl")) or idempotency.DEFAULT_TTL_S
+    )
     rid = run_id or new_run_id()
     # A run of an unknown task, or for an unknown queue, waits in its task's pending set; a
     # worker that defines the task releases it once the run's queue is known too (D-18).
     pending = pending or (defn is None and stored is None)
-    status = (RunStatus.PENDING_VERSION if pending else
-              RunStatus.DELAYED if delay_until is not None else RunStatus.QUEUED).value
+    status = (
+        RunStatus.PENDING_VERSION
+        if pending
+        else RunStatus.DELAYED
+        if delay_until is not None
+        else RunStatus.QUEUED
+    ).value
     fields = {
-        "id": rid, "task": task_id, "status": status, "payload": payload_json,
-        "queue": queue, "machine": machine, "priority": str(prio),
-        "max_attempts": str(attempts), "retry": dumps(retry) if retry else "",
-        "tags": dumps(tags), "created": str(stamp), "updated": str(stamp),
-        "queued_at": str(stamp), "attempt": "0", "depth": "0",
-        "is_test": "0", "is_replay": "0",
+        "id": rid,
+        "task": task_id,
+        "status": status,
+        "payload": payload_json,
+        "queue": queue,
+        "machine": machine,
+        "priority": str(prio),
+        "max_attempts": str(attempts),
+        "retry": dumps(retry) if retry else "",
+        "tags": dumps(tags),
+        "created": str(stamp),
+        "updated": str(stamp),
+        "queued_at": str(stamp),
+        "attempt": "0",
+        "depth": "0",
+        "is_test": "0",
+        "is_replay": "0",
     }
     if ttl is not None:
         fields["ttl"] = repr(ttl) if not ttl.is_integer() else str(int(ttl))
@@ -217,17 +269,24 @@ def prepare(trigger: Trigger, task_id: str, payload: Any, options: Mapping[str, 
         timers.append((timer("pub", rid), stamp + int(settings.publish_watchdog * 1000)))
         if ttl is not None:
             timers.append((timer("ttl", rid), stamp + int(ttl * 1000)))
-    new = NewRun(run_id=rid, task_id=task_id, fields=fields, tags=tags, timers=timers,
-                 idempotency_key=str(key) if key is not None else None,
-                 idempotency_ttl_ms=int(key_ttl * 1000),
-                 parent_id=state.run_id if state is not None else None,
-                 pending_version=pending)
+    new = NewRun(
+        run_id=rid,
+        task_id=task_id,
+        fields=fields,
+        tags=tags,
+        timers=timers,
+        idempotency_key=str(key) if key is not None else None,
+        idempotency_ttl_ms=int(key_ttl * 1000),
+        parent_id=state.run_id if state is not None else None,
+        pending_version=pending,
+    )
     text = payload_json if len(payload_json) <= 200 else payload_json[:197] + "..."
     return Prepared(new, status, celery_queue, text)
 
 
-def _resolve_run_ttl(trigger: Trigger, defn: Any, stored: dict[str, Any] | None,
-                     options: Mapping[str, Any]) -> float | None:
+def _resolve_run_ttl(
+    trigger: Trigger, defn: Any, stored: dict[str, Any] | None, options: Mapping[str, Any]
+) -> float | None:
     if "ttl" in options and options["ttl"] is not None:
         return resolve_ttl(options["ttl"])
     if defn is not None and defn.ttl_given:
@@ -241,11 +300,20 @@ def _resolve_run_ttl(trigger: Trigger, defn: Any, stored: dict[str, Any] | None,
     return None
 
 
-def _resolve_queue(trigger: Trigger, task_id: str, defn: Any, stored: dict[str, Any] | None,
-                   value: Any, known: set[str] | None) -> tuple[str, bool]:
+def _resolve_queue(
+    trigger: Trigger,
+    task_id: str,
+    defn: Any,
+    stored: dict[str, Any] | None,
+    value: Any,
+    known: set[str] | None,
+) -> tuple[str, bool]:
     """The run's queue name, and whether the run must wait in PENDING_VERSION (TRIG-17)."""
-    default = defn.queue.name if defn is not None and defn.queue is not None else \
-        (stored or {}).get("queue") or f"task/{task_id}"
+    default = (
+        defn.queue.name
+        if defn is not None and defn.queue is not None
+        else (stored or {}).get("queue") or f"task/{task_id}"
+    )
     if value is None:
         return default, False
     queue = coerce_queue(value)
@@ -275,15 +343,17 @@ def _dynamic_queue(options: Mapping[str, Any]) -> Queue | None:
     return None
 
 
-def _replace_failed_owner(trigger: Trigger, prepared: Prepared,
-                          owner: str) -> tuple[str, bool] | None:
+def _replace_failed_owner(
+    trigger: Trigger, prepared: Prepared, owner: str
+) -> tuple[str, bool] | None:
     """An idempotency key owned by a failed or expired run goes to the new run (§5.2).
 
     Returns ``(run id, cached)``: the new run, or the run a concurrent trigger replaced the
     owner with first (cached); None when the owner is not failed."""
     record = trigger.store.get_run(owner)
-    if record is not None and RunStatus(record["status"]) not in FAILED_STATUSES - \
-            {RunStatus.CANCELED}:
+    if record is not None and RunStatus(record["status"]) not in FAILED_STATUSES - {
+        RunStatus.CANCELED
+    }:
         return None
     prepared.new.replace_owner = owner
     created = trigger.store.create_runs([prepared.new], now_ms())[0]
@@ -304,8 +374,7 @@ def create_and_publish(trigger: Trigger, prepared: list[Prepared]) -> list[tuple
         if item.status == RunStatus.QUEUED.value:  # in line at once on a limited queue (§6)
             item.new.join = concurrency.join_scope(trigger, item.new.fields)
             if item.new.join is not None:
-                item.new.fields["seq"] = concurrency.line_seq(item.new.fields, index,
-                                                              len(prepared))
+                item.new.fields["seq"] = concurrency.line_seq(item.new.fields, index, len(prepared))
     signals = _plan_direct(trigger, prepared)
     created = trigger.store.create_runs([p.new for p in prepared], stamp)
     out: list[tuple[str, bool]] = []
@@ -334,10 +403,15 @@ def _plan_direct(trigger: Trigger, prepared: list[Prepared]) -> list[dict[str, A
         plan = None
         if enqueuer.enabled and item.status == RunStatus.QUEUED.value:
             fields = item.new.fields
-            plan = enqueuer.plan(fields["id"], fields["task"], parent=fields.get("parent"),
-                                 root=fields.get("root"), celery_queue=item.celery_queue,
-                                 payload_repr=item.payload_repr,
-                                 slot=concurrency.slot_header(fields))
+            plan = enqueuer.plan(
+                fields["id"],
+                fields["task"],
+                parent=fields.get("parent"),
+                root=fields.get("root"),
+                celery_queue=item.celery_queue,
+                payload_repr=item.payload_repr,
+                slot=concurrency.slot_header(fields),
+            )
         if plan is None:
             out.append(None)
             continue
@@ -360,16 +434,33 @@ def _dynamic_queue_of(item: Prepared) -> Queue | None:
 def publish_prepared(trigger: Trigger, items: list[Prepared]) -> None:
     for item in items:
         fields = item.new.fields
-        publish(trigger, fields["id"], fields["task"], parent=fields.get("parent"),
-                root=fields.get("root"), celery_queue=item.celery_queue,
-                payload_repr=item.payload_repr, retries=0,
-                slot=concurrency.slot_header(fields))
+        publish(
+            trigger,
+            fields["id"],
+            fields["task"],
+            parent=fields.get("parent"),
+            root=fields.get("root"),
+            celery_queue=item.celery_queue,
+            payload_repr=item.payload_repr,
+            retries=0,
+            slot=concurrency.slot_header(fields),
+        )
 
 
-def publish(trigger: Trigger, run_id: str, task_id: str, *, parent: str | None,
-            root: str | None, celery_queue: str | None, payload_repr: str,
-            retries: int, embed: Mapping[str, Any] | None = None,
-            ignore_result: bool = True, slot: str | None = None) -> None:
+def publish(
+    trigger: Trigger,
+    run_id: str,
+    task_id: str,
+    *,
+    parent: str | None,
+    root: str | None,
+    celery_queue: str | None,
+    payload_repr: str,
+    retries: int,
+    embed: Mapping[str, Any] | None = None,
+    ignore_result: bool = True,
+    slot: str | None = None,
+) -> None:
     """Send the one Celery message for a run attempt (``task_id`` = run id); ``slot`` names
     the run's sub-queue when it is not its task's default (header ``ct_slot``)."""
     options: dict[str, Any] = {
@@ -408,10 +499,13 @@ def publish_record(trigger: Trigger, record: Mapping[str, str], *, front: bool =
     embed = loads(record["embed"]) if record.get("embed") else None
     plain = record.get("plain") == "1"
     common: dict[str, Any] = {
-        "parent": record.get("parent") or None, "root": record.get("root") or None,
-              "celery_queue": record.get("celery_queue") or None, "payload_repr": text,
-              "retries": int(record.get("attempt") or 0),
-              "slot": concurrency.slot_header(record)}
+        "parent": record.get("parent") or None,
+        "root": record.get("root") or None,
+        "celery_queue": record.get("celery_queue") or None,
+        "payload_repr": text,
+        "retries": int(record.get("attempt") or 0),
+        "slot": concurrency.slot_header(record),
+    }
     enqueuer = trigger.enqueuer
     if enqueuer.enabled and not plain:
         plan = enqueuer.plan(record["id"], record["task"], embed=embed, **common)
@@ -419,13 +513,18 @@ def publish_record(trigger: Trigger, record: Mapping[str, str], *, front: bool =
             trigger.store.enqueue(plan[0], plan[1], front=front)  # type: ignore[attr-defined]
             enqueuer.published(plan[2])
             return
-    publish(trigger, record["id"], record["task"], embed=embed, ignore_result=not plain,
-            **common)
+    publish(trigger, record["id"], record["task"], embed=embed, ignore_result=not plain, **common)
 
 
 # public entry points ------------------------------------------------------------------
-def _create_one(engine: Trigger, task_id: str, payload: Any, options: Mapping[str, Any],
-                definition: Any, run_id: str | None = None) -> tuple[str, bool]:
+def _create_one(
+    engine: Trigger,
+    task_id: str,
+    payload: Any,
+    options: Mapping[str, Any],
+    definition: Any,
+    run_id: str | None = None,
+) -> tuple[str, bool]:
     prepared = prepare(engine, task_id, payload, options, defn=definition, run_id=run_id)
     queue = _dynamic_queue(options)
     if queue is not None:
@@ -433,8 +532,9 @@ def _create_one(engine: Trigger, task_id: str, payload: Any, options: Mapping[st
     return create_and_publish(engine, [prepared])[0]
 
 
-def trigger(task_id: str, payload: Any, options: Mapping[str, Any], *,
-            definition: Any = None) -> RunHandle:
+def trigger(
+    task_id: str, payload: Any, options: Mapping[str, Any], *, definition: Any = None
+) -> RunHandle:
     """Create one run and publish it. Validation errors raise before anything is written.
 
     Inside a run the trigger is journaled and the child id is derived from the parent's
@@ -446,17 +546,22 @@ def trigger(task_id: str, payload: Any, options: Mapping[str, Any], *,
     engine = current()
     if current_state() is not None:
         handle = _durable.trigger_in_run(
-            task_id, lambda rid: _create_one(engine, task_id, payload, options, definition,
-                                             rid))
+            task_id, lambda rid: _create_one(engine, task_id, payload, options, definition, rid)
+        )
         run_id, cached = handle.id, handle.is_cached
     else:
         run_id, cached = _create_one(engine, task_id, payload, options, definition)
-    return RunHandle(id=run_id, is_cached=cached, task_identifier=task_id,
-                     token_factory=lambda: run_handle_token(engine, run_id))
+    return RunHandle(
+        id=run_id,
+        is_cached=cached,
+        task_identifier=task_id,
+        token_factory=lambda: run_handle_token(engine, run_id),
+    )
 
 
-def trigger_and_wait(task_id: str, payload: Any, options: Mapping[str, Any], *,
-                     definition: Any = None) -> Any:
+def trigger_and_wait(
+    task_id: str, payload: Any, options: Mapping[str, Any], *, definition: Any = None
+) -> Any:
     """Trigger a child run and park until it is final; returns its ``Result``."""
     from . import _durable
 
@@ -464,11 +569,19 @@ def trigger_and_wait(task_id: str, payload: Any, options: Mapping[str, Any], *,
         raise RuntimeError("trigger_and_wait can only be used from inside a task run")
     engine = current()
     return _durable.trigger_and_wait(
-        task_id, lambda rid: _create_one(engine, task_id, payload, options, definition, rid))
+        task_id, lambda rid: _create_one(engine, task_id, payload, options, definition, rid)
+    )
 
 
-def create_from_message(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],
-                        kwargs: Mapping[str, Any], *, publishing: bool = False) -> None:
+def create_from_message(
+    trigger: Trigger,
+    run_id: str,
+    task_id: str,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    *,
+    publishing: bool = False,
+) -> None:
     """A plain Celery send (``.delay``, ``send_task``, canvas) of a trigger task: write the
     run record it stands for, with the message's task id as the run id.
 

@@ -39,8 +39,11 @@ def batch_handle_token(engine: Any, batch_id: str) -> str | None:
     return _sign(secret, [f"read:batch:{batch_id}"], RUN_HANDLE_TTL_S)
 
 
-def create_public_token(*, scopes: Mapping[str, Any] | Sequence[str],
-                        expiration_time: str | int | float = DEFAULT_TOKEN_TTL) -> str:
+def create_public_token(
+    *,
+    scopes: Mapping[str, Any] | Sequence[str],
+    expiration_time: str | int | float = DEFAULT_TOKEN_TTL,
+) -> str:
     """Sign a token for a browser or another service.
 
     Example: ``ct.auth.create_public_token(scopes=["read:runs:run_abc"], expiration_time="1h")``.
@@ -57,8 +60,9 @@ def create_public_token(*, scopes: Mapping[str, Any] | Sequence[str],
                 if ids is True:
                     flat.append(f"{action}:{resource}")
                 else:
-                    flat.extend(f"{action}:{resource}:{i}" for i in (
-                        [ids] if isinstance(ids, str) else ids))
+                    flat.extend(
+                        f"{action}:{resource}:{i}" for i in ([ids] if isinstance(ids, str) else ids)
+                    )
         scopes = flat
     return _sign(secret, list(scopes), to_seconds(expiration_time, name="expiration_time"))
 

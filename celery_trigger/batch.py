@@ -40,32 +40,54 @@ def _by_task(items: Sequence[Mapping[str, Any]]) -> list[tuple[str, Any, Any]]:
     return out
 
 
-def trigger(items: Sequence[Mapping[str, Any]], *, idempotency_key: Any = None,
-            idempotency_key_ttl: Any = None) -> BatchHandle:
+def trigger(
+    items: Sequence[Mapping[str, Any]],
+    *,
+    idempotency_key: Any = None,
+    idempotency_key_ttl: Any = None,
+) -> BatchHandle:
     """Start runs of several tasks by id in one batch (1 to 1,000 items)."""
-    return _batches.batch_trigger(_by_id(items),
-                                  _batch_options(idempotency_key, idempotency_key_ttl))
+    return _batches.batch_trigger(
+        _by_id(items), _batch_options(idempotency_key, idempotency_key_ttl)
+    )
 
 
-def trigger_by_task(items: Sequence[Mapping[str, Any]], *, idempotency_key: Any = None,
-                    idempotency_key_ttl: Any = None) -> BatchHandle:
+def trigger_by_task(
+    items: Sequence[Mapping[str, Any]],
+    *,
+    idempotency_key: Any = None,
+    idempotency_key_ttl: Any = None,
+) -> BatchHandle:
     """Start runs of several task objects in one batch (payloads validated by schema tasks)."""
-    return _batches.batch_trigger(_by_task(items),
-                                  _batch_options(idempotency_key, idempotency_key_ttl))
+    return _batches.batch_trigger(
+        _by_task(items), _batch_options(idempotency_key, idempotency_key_ttl)
+    )
 
 
-def trigger_and_wait(items: Sequence[Mapping[str, Any]], *, idempotency_key: Any = None,
-                     idempotency_key_ttl: Any = None) -> BatchResult[Any]:
+def trigger_and_wait(
+    items: Sequence[Mapping[str, Any]],
+    *,
+    idempotency_key: Any = None,
+    idempotency_key_ttl: Any = None,
+) -> BatchResult[Any]:
     """Like ``trigger`` and wait for every run (inside a run only)."""
-    return _batches.batch_trigger_and_wait(_by_id(items),  # type: ignore[no-any-return]
-                                           _batch_options(idempotency_key, idempotency_key_ttl))
+    return _batches.batch_trigger_and_wait(  # type: ignore[no-any-return]
+        _by_id(items),
+        _batch_options(idempotency_key, idempotency_key_ttl),
+    )
 
 
-def trigger_by_task_and_wait(items: Sequence[Mapping[str, Any]], *, idempotency_key: Any = None,
-                             idempotency_key_ttl: Any = None) -> BatchResult[Any]:
+def trigger_by_task_and_wait(
+    items: Sequence[Mapping[str, Any]],
+    *,
+    idempotency_key: Any = None,
+    idempotency_key_ttl: Any = None,
+) -> BatchResult[Any]:
     """Like ``trigger_by_task`` and wait for every run (inside a run only)."""
-    return _batches.batch_trigger_and_wait(_by_task(items),  # type: ignore[no-any-return]
-                                           _batch_options(idempotency_key, idempotency_key_ttl))
+    return _batches.batch_trigger_and_wait(  # type: ignore[no-any-return]
+        _by_task(items),
+        _batch_options(idempotency_key, idempotency_key_ttl),
+    )
 
 
 def retrieve(batch_id: str) -> dict[str, Any]:
@@ -76,7 +98,11 @@ def retrieve(batch_id: str) -> dict[str, Any]:
     record = current().store.get_batch(batch_id)
     if record is None:
         raise TriggerError(f"no batch with id {batch_id!r}")
-    return {"id": record["id"], "status": record.get("status", "COMPLETED"),
-            "run_count": int(record.get("run_count") or 0), "runs": loads(record.get("runs")),
-            "created_at": ms_to_dt(record.get("created")),
-            "idempotency_key": record.get("idem") or None}
+    return {
+        "id": record["id"],
+        "status": record.get("status", "COMPLETED"),
+        "run_count": int(record.get("run_count") or 0),
+        "runs": loads(record.get("runs")),
+        "created_at": ms_to_dt(record.get("created")),
+        "idempotency_key": record.get("idem") or None,
+    }

@@ -38,8 +38,11 @@ def schedules() -> None:
 
 
 @schedules.command("sync")
-@click.option("--prune", is_flag=True,
-              help="Also delete declarative schedules of tasks this app does not define.")
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Also delete declarative schedules of tasks this app does not define.",
+)
 @click.pass_context
 def sync(ctx: click.Context, prune: bool) -> None:
     """Write the app's declarative schedules for trigger_environment (as a worker start does).
@@ -68,11 +71,19 @@ def list_(ctx: click.Context, page: int, per_page: int) -> None:
 
     _engine(ctx)
     result = api.list(page=page, per_page=per_page)
-    rows: list[tuple[Any, ...]] = [("ID", "TYPE", "TASK", "CRON", "TIMEZONE", "ACTIVE",
-                                    "NEXT RUN")]
+    rows: list[tuple[Any, ...]] = [("ID", "TYPE", "TASK", "CRON", "TIMEZONE", "ACTIVE", "NEXT RUN")]
     for s in result:
-        rows.append((s.id, s.type, s.task, s.cron, s.timezone, "yes" if s.active else "no",
-                     s.next_run.isoformat() if s.next_run else "-"))
+        rows.append(
+            (
+                s.id,
+                s.type,
+                s.task,
+                s.cron,
+                s.timezone,
+                "yes" if s.active else "no",
+                s.next_run.isoformat() if s.next_run else "-",
+            )
+        )
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())

@@ -63,8 +63,9 @@ class TaskRunError(TriggerError):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskRunError:
-        return cls(str(data.get("name", "Error")), str(data.get("message", "")),
-                   data.get("stack_trace"))
+        return cls(
+            str(data.get("name", "Error")), str(data.get("message", "")), data.get("stack_trace")
+        )
 
     def __repr__(self) -> str:
         return f"TaskRunError(name={self.name!r}, message={self.message!r})"
@@ -94,8 +95,15 @@ class WaitpointTimeoutError(TriggerError):
 class BatchTriggerError(TriggerError):
     """A batch could not be created; no run of it exists."""
 
-    def __init__(self, message: str, *, phase: str = "create", item_count: int = 0,
-                 batch_id: str | None = None, cause: BaseException | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        phase: str = "create",
+        item_count: int = 0,
+        batch_id: str | None = None,
+        cause: BaseException | None = None,
+    ) -> None:
         super().__init__(message)
         self.phase = phase
         self.item_count = item_count
@@ -105,8 +113,14 @@ class BatchTriggerError(TriggerError):
         self.cause = cause
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), (str(self),), {
-            "phase": self.phase, "item_count": self.item_count, "batch_id": self.batch_id}))
+        return (
+            _rebuild,
+            (
+                type(self),
+                (str(self),),
+                {"phase": self.phase, "item_count": self.item_count, "batch_id": self.batch_id},
+            ),
+        )
 
 
 class TaskNotFoundError(TriggerError):
@@ -168,8 +182,9 @@ class InvalidRunStateError(TriggerError):
     """The run's current status does not allow the operation (e.g. reschedule of a QUEUED run)."""
 
 
-def _rebuild(cls: type[BaseException], args: tuple[Any, ...],
-             kwargs: dict[str, Any]) -> BaseException:
+def _rebuild(
+    cls: type[BaseException], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> BaseException:
     return cls(*args, **kwargs)
 
 

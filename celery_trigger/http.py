@@ -56,16 +56,24 @@ from .errors import ConfigurationError, StoreUnavailableError, TokenNotFoundErro
 logger = logging.getLogger("celery_trigger.http")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]],
-                    Callable[[dict[str, Any]], Awaitable[None]]], Awaitable[None]]
+ASGIApp = Callable[
+    [
+        dict[str, Any],
+        Callable[[], Awaitable[dict[str, Any]]],
+        Callable[[dict[str, Any]], Awaitable[None]],
+    ],
+    Awaitable[None],
+]
 
-_ROUTES = re.compile(
-    r"/api/v1/waitpoints/tokens/([^/]{1,200})/(?:callback/([^/]{1,200})|complete)")
+_ROUTES = re.compile(r"/api/v1/waitpoints/tokens/([^/]{1,200})/(?:callback/([^/]{1,200})|complete)")
 #: Unread request bodies up to this size are read and dropped before an early error response.
 _DRAIN_BYTES = 64 * 1024
 _CORS = (("access-control-allow-origin", "*"),)
-_PREFLIGHT = (*_CORS, ("access-control-allow-methods", "POST, OPTIONS"),
-              ("access-control-allow-headers", "authorization, content-type"))
+_PREFLIGHT = (
+    *_CORS,
+    ("access-control-allow-methods", "POST, OPTIONS"),
+    ("access-control-allow-headers", "authorization, content-type"),
+)
 
 
 @dataclass(frozen=True)
@@ -76,8 +84,11 @@ class _Response:
 
     def encoded(self) -> tuple[bytes, list[tuple[str, str]]]:
         data = json.dumps(self.body, separators=(",", ":")).encode()
-        return data, [("content-type", "application/json"), ("content-length", str(len(data))),
-                      *self.headers]
+        return data, [
+            ("content-type", "application/json"),
+            ("content-length", str(len(data))),
+            *self.headers,
+        ]
 
 
 def _error(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> _Response:
@@ -96,10 +107,11 @@ class _Plan:
     extra: tuple[tuple[str, str], ...]
 
 
-def _prepare(engine: Any, prefix: str, method: str, path: str,
-             headers: Mapping[str, str]) -> _Plan | _Response:
+def _prepare(
+    engine: Any, prefix: str, method: str, path: str, headers: Mapping[str, str]
+) -> _Plan | _Response:
     """Route, authenticate and size-check a request (headers only)."""
-    if not path.startswith(prefix) or (match := _ROUTES.fullmatch(path[len(prefix):])) is None:
+    if not path.startswith(prefix) or (match := _ROUTES.fullmatch(path[len(prefix) :])) is None:
         return _error(404, "Not found")
     token_id, digest = match.group(1), match.group(2)
     callback = digest is not None
@@ -120,7 +132,7 @@ def _prepare(engine: Any, prefix: str, method: str, path: str,
         expected = _tokens.callback_hash(secret, token_id).encode()
         if not hmac.compare_digest(expected, digest.encode("utf-8", "replace")):
             return _error(401, "Invalid hash")
-    elif (problem := _check_bearer(headers.get("authorization", ""), secret, token_id)):
+    elif problem := _check_bearer(headers.get("authorization", ""), secret, token_id):
         return _error(401, problem, extra)
     raw_length = headers.get("content-length", "").strip()
     if not raw_length:
@@ -195,8 +207,9 @@ def _normalize_prefix(prefix: str) -> str:
     return prefix if not prefix or prefix.startswith("/") else f"/{prefix}"
 
 
-def _safe_prepare(engine: Any, prefix: str, method: str, path: str,
-                  headers: Mapping[str, str]) -> _Plan | _Response:
+def _safe_prepare(
+    engine: Any, prefix: str, method: str, path: str, headers: Mapping[str, str]
+) -> _Plan | _Response:
     try:
         return _prepare(engine, prefix, method.upper(), path, headers)
     except Exception:
@@ -212,19 +225,30 @@ def wsgi_app(*, engine: Any = None, prefix: str = "") -> WSGIApp:
     prefix = _normalize_prefix(prefix)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        headers = {k[5:].replace("_", "-").lower(): str(v) for k, v in environ.items()
-                   if k.startswith("HTTP_")}
+        headers = {
+            k[5:].replace("_", "-").lower(): str(v)
+            for k, v in environ.items()
+            if k.startswith("HTTP_")
+        }
         headers["content-length"] = str(environ.get("CONTENT_LENGTH") or "")
-        plan = _safe_prepare(engine, prefix, str(environ.get("REQUEST_METHOD", "GET")),
-                             str(environ.get("PATH_INFO") or "/"), headers)
+        plan = _safe_prepare(
+            engine,
+            prefix,
+            str(environ.get("REQUEST_METHOD", "GET")),
+            str(environ.get("PATH_INFO") or "/"),
+            headers,
+        )
         if isinstance(plan, _Response):
             response, length = plan, headers["content-length"]
             if length.isdigit() and int(length) <= _DRAIN_BYTES:  # else wsgiref resets
                 _read_wsgi(environ, int(length))
         else:
             body = _read_wsgi(environ, plan.length)
-            response = _finish(plan, body) if body is not None else \
-                _error(400, "Could not read the request body", plan.extra)
+            response = (
+                _finish(plan, body)
+                if body is not None
+                else _error(400, "Could not read the request body", plan.extra)
+            )
         data, out_headers = response.encoded()
         status = HTTPStatus(response.status)
         start_response(f"{status.value} {status.phrase}", out_headers)
@@ -245,8 +269,7 @@ def _read_wsgi(environ: dict[str, Any], length: int) -> bytes | None:
     return b"".join(chunks)
 
 
-async def _read_asgi(receive: Callable[[], Awaitable[dict[str, Any]]],
-                     limit: int) -> bytes | None:
+async def _read_asgi(receive: Callable[[], Awaitable[dict[str, Any]]], limit: int) -> bytes | None:
     """The body, or None once above ``limit``; ConnectionAbortedError if the client left."""
     body, more = bytearray(), True
     while more:
@@ -267,8 +290,11 @@ def asgi_app(*, engine: Any = None, prefix: str = "") -> ASGIApp:
     """
     prefix = _normalize_prefix(prefix)
 
-    async def app(scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
-                  send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    async def app(
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[dict[str, Any]]],
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> None:
         if scope["type"] == "lifespan":
             while True:
                 event = str((await receive())["type"]).rpartition(".")[2]
@@ -279,9 +305,11 @@ def asgi_app(*, engine: Any = None, prefix: str = "") -> ASGIApp:
             return await send({"type": "websocket.close", "code": 1000})
         path, root = str(scope.get("path") or "/"), str(scope.get("root_path") or "")
         if root and path.startswith(root):
-            path = path[len(root):] or "/"
-        headers = {bytes(k).decode("latin-1").lower(): bytes(v).decode("latin-1")
-                   for k, v in scope.get("headers", [])}
+            path = path[len(root) :] or "/"
+        headers = {
+            bytes(k).decode("latin-1").lower(): bytes(v).decode("latin-1")
+            for k, v in scope.get("headers", [])
+        }
         plan = _safe_prepare(engine, prefix, str(scope.get("method", "GET")), path, headers)
         if isinstance(plan, _Response):
             response = plan
@@ -290,8 +318,11 @@ def asgi_app(*, engine: Any = None, prefix: str = "") -> ASGIApp:
                 body = await _read_asgi(receive, plan.limit)
             except ConnectionAbortedError:
                 return
-            response = await asyncio.to_thread(_finish, plan, body) if body is not None else \
-                _error(413, f"Request body is larger than {plan.limit} bytes", plan.extra)
+            response = (
+                await asyncio.to_thread(_finish, plan, body)
+                if body is not None
+                else _error(413, f"Request body is larger than {plan.limit} bytes", plan.extra)
+            )
         data, out_headers = response.encoded()
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers]
         await send({"type": "http.response.start", "status": response.status, "headers": raw})

@@ -36,15 +36,24 @@ def create(key_or_parts: str | Sequence[str], *, scope: str = "run") -> Idempote
     if isinstance(key_or_parts, str) and not key_or_parts:
         raise ValueError("an idempotency key must not be empty")
     state = current_state()
-    return _idem.create(key_or_parts, scope=scope, run_id=state.run_id if state else None,
-                        attempt=state.attempt if state else None)
+    return _idem.create(
+        key_or_parts,
+        scope=scope,
+        run_id=state.run_id if state else None,
+        attempt=state.attempt if state else None,
+    )
 
 
-def _digest(key: str | Sequence[str], scope: str | None, parent_run_id: str | None,
-            attempt_number: int | None) -> str:
+def _digest(
+    key: str | Sequence[str],
+    scope: str | None,
+    parent_run_id: str | None,
+    attempt_number: int | None,
+) -> str:
     """The stored key a reset addresses (SEMANTICS §5.4)."""
-    if isinstance(key, IdempotencyKey) or (isinstance(key, str) and len(key) == 64
-                                           and scope is None):
+    if isinstance(key, IdempotencyKey) or (
+        isinstance(key, str) and len(key) == 64 and scope is None
+    ):
         return str(key)
     scope = scope or "run"
     if scope not in _idem.SCOPES:
@@ -53,23 +62,36 @@ def _digest(key: str | Sequence[str], scope: str | None, parent_run_id: str | No
         return str(_idem.create(key, scope="global"))
     state = current_state()
     run_id = parent_run_id or (state.run_id if state else None)
-    attempt = attempt_number if attempt_number is not None else \
-        (state.attempt if state and not parent_run_id else None)
+    attempt = (
+        attempt_number
+        if attempt_number is not None
+        else (state.attempt if state and not parent_run_id else None)
+    )
     if run_id is None:
-        raise ValueError(f"idempotency_keys.reset: parent_run_id is required to rebuild a "
-                         f"{scope}-scoped key outside a run")
+        raise ValueError(
+            f"idempotency_keys.reset: parent_run_id is required to rebuild a "
+            f"{scope}-scoped key outside a run"
+        )
     if scope == "attempt" and attempt is None:
-        raise ValueError("idempotency_keys.reset: attempt_number is required to rebuild an "
-                         "attempt-scoped key outside a run")
-    if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int)
-                                or attempt < 1):
+        raise ValueError(
+            "idempotency_keys.reset: attempt_number is required to rebuild an "
+            "attempt-scoped key outside a run"
+        )
+    if attempt is not None and (
+        isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1
+    ):
         raise ValueError(f"attempt_number must be a positive integer, got {attempt!r}")
     return str(_idem.create(key, scope=scope, run_id=run_id, attempt=attempt))
 
 
-def reset(task_identifier: str, key: str | Sequence[str], *, scope: str | None = None,
-          parent_run_id: str | None = None,
-          attempt_number: int | None = None) -> dict[str, str]:
+def reset(
+    task_identifier: str,
+    key: str | Sequence[str],
+    *,
+    scope: str | None = None,
+    parent_run_id: str | None = None,
+    attempt_number: int | None = None,
+) -> dict[str, str]:
     """Release a key so the next trigger of ``task_identifier`` with it creates a new run.
 
     Returns ``{"id": <key hash>}``; raises ``RunNotFoundError`` when no run holds the key.
@@ -85,8 +107,9 @@ def reset(task_identifier: str, key: str | Sequence[str], *, scope: str | None =
     while True:
         owner = store.idempotency_owner(task_identifier, digest)
         if owner is None:
-            raise RunNotFoundError(f"no run of {task_identifier!r} holds idempotency key "
-                                   f"{digest!r}")
+            raise RunNotFoundError(
+                f"no run of {task_identifier!r} holds idempotency key {digest!r}"
+            )
         if store.release_idempotency_key(task_identifier, digest, owner, clear_record=True):
             return {"id": digest}
         # another trigger took the key over between the two calls: release the new owner

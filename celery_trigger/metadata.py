@@ -69,20 +69,24 @@ class MetadataUpdater:
 
     def append(self, key: str, value: Any) -> MetadataUpdater:
         """Append to the list at ``key`` (missing → ``[value]``, scalar → ``[old, value]``)."""
-        _send(self._target, {"type": "append", "key": _ops.check_key(key),
-                             "value": _value(value)})
+        _send(self._target, {"type": "append", "key": _ops.check_key(key), "value": _value(value)})
         return self
 
     def remove(self, key: str, value: Any) -> MetadataUpdater:
         """Remove every element equal to ``value`` from the list at ``key``."""
-        _send(self._target, {"type": "remove", "key": _ops.check_key(key),
-                             "value": _value(value)})
+        _send(self._target, {"type": "remove", "key": _ops.check_key(key), "value": _value(value)})
         return self
 
     def increment(self, key: str, value: int | float = 1) -> MetadataUpdater:
         """Add ``value`` to the number at ``key`` (missing or not a number counts as 0)."""
-        _send(self._target, {"type": "increment", "key": _ops.check_key(key),
-                             "value": _ops.check_number(value, "increment value")})
+        _send(
+            self._target,
+            {
+                "type": "increment",
+                "key": _ops.check_key(key),
+                "value": _ops.check_number(value, "increment value"),
+            },
+        )
         return self
 
     def decrement(self, key: str, value: int | float = 1) -> MetadataUpdater:
@@ -180,5 +184,19 @@ def refresh() -> None:
         _meta.for_state(state).refresh()
 
 
-__all__ = ["MetadataUpdater", "append", "current", "decrement", "del_", "flush", "get",
-           "increment", "parent", "refresh", "remove", "replace", "root", "set"]
+__all__ = [
+    "MetadataUpdater",
+    "append",
+    "current",
+    "decrement",
+    "del_",
+    "flush",
+    "get",
+    "increment",
+    "parent",
+    "refresh",
+    "remove",
+    "replace",
+    "root",
+    "set",
+]

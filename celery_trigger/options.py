@@ -171,8 +171,9 @@ def normalize_tags(value: str | list[str] | tuple[str, ...] | None) -> list[str]
         if not tag.strip():
             continue
         if len(tag) > MAX_TAG_LENGTH:
-            raise ValueError(f"tag {tag[:20]!r}... is {len(tag)} characters; the limit is "
-                             f"{MAX_TAG_LENGTH}")
+            raise ValueError(
+                f"tag {tag[:20]!r}... is {len(tag)} characters; the limit is {MAX_TAG_LENGTH}"
+            )
         if tag not in out:
             out.append(tag)
     if len(out) > MAX_TAGS:
@@ -195,11 +196,17 @@ class RetryOptions:
 
     def __post_init__(self) -> None:
         problems = []
-        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int) \
-                or self.max_attempts < 1:
+        if (
+            isinstance(self.max_attempts, bool)
+            or not isinstance(self.max_attempts, int)
+            or self.max_attempts < 1
+        ):
             problems.append(f"max_attempts must be an integer >= 1, got {self.max_attempts!r}")
-        if isinstance(self.factor, bool) or not isinstance(self.factor, (int, float)) \
-                or not self.factor > 0:
+        if (
+            isinstance(self.factor, bool)
+            or not isinstance(self.factor, (int, float))
+            or not self.factor > 0
+        ):
             problems.append(f"factor must be a positive number, got {self.factor!r}")
         for name in ("min_timeout_in_ms", "max_timeout_in_ms"):
             val = getattr(self, name)
@@ -223,8 +230,9 @@ class RetryOptions:
 _RETRY_FIELDS = frozenset(RetryOptions.__dataclass_fields__)
 
 
-def coerce_retry(value: RetryOptions | Mapping[str, Any] | None,
-                 base: RetryOptions | None = None) -> RetryOptions | None:
+def coerce_retry(
+    value: RetryOptions | Mapping[str, Any] | None, base: RetryOptions | None = None
+) -> RetryOptions | None:
     """Accept a RetryOptions or an equivalent dict; dict fields overlay ``base`` (or defaults)."""
     if value is None or isinstance(value, RetryOptions):
         return value
@@ -264,8 +272,9 @@ class Queue:
             )
         object.__setattr__(self, "name", clean)
         limit = self.concurrency_limit
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                                  or limit < 0):
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+        ):
             raise ValueError(f"concurrency_limit must be a non-negative integer, got {limit!r}")
 
 
@@ -274,8 +283,9 @@ def queue(*, name: str, concurrency_limit: int | None = None) -> Queue:
     return Queue(name=name, concurrency_limit=concurrency_limit)
 
 
-def coerce_queue(value: Queue | str | Mapping[str, Any] | None,
-                 default_name: str | None = None) -> Queue | None:
+def coerce_queue(
+    value: Queue | str | Mapping[str, Any] | None, default_name: str | None = None
+) -> Queue | None:
     """A ``Queue`` from a queue, a name or a dict; a dict without a name (a task's
     ``queue={"concurrency_limit": n}``) names ``default_name``, the task's own queue."""
     if value is None or isinstance(value, Queue):

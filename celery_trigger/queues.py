@@ -60,8 +60,10 @@ def _name(queue: str | Queue | Mapping[str, Any]) -> str:
 
 
 def _local_names() -> set[str]:
-    return {d.queue.name if d.queue is not None else f"task/{d.id}"
-            for d in _definition.all_definitions()}
+    return {
+        d.queue.name if d.queue is not None else f"task/{d.id}"
+        for d in _definition.all_definitions()
+    }
 
 
 def _info(engine: Trigger, name: str, record: Mapping[str, str] | None) -> QueueInfo:
@@ -71,9 +73,15 @@ def _info(engine: Trigger, name: str, record: Mapping[str, str] | None) -> Queue
     env = engine.settings.concurrency_limit
     if env is not None and (limit is None or limit > env):
         limit = env  # a queue never exceeds the environment's limit (QUEUE-8)
-    return QueueInfo(id=name, name=name, type="task" if name.startswith("task/") else "custom",
-                     running=running, queued=queued,
-                     paused=(record or {}).get("paused") == "1", concurrency_limit=limit)
+    return QueueInfo(
+        id=name,
+        name=name,
+        type="task" if name.startswith("task/") else "custom",
+        running=running,
+        queued=queued,
+        paused=(record or {}).get("paused") == "1",
+        concurrency_limit=limit,
+    )
 
 
 def _known(engine: Trigger, queue: str | Queue | Mapping[str, Any]) -> tuple[str, Any]:
@@ -107,7 +115,7 @@ def list(*, page: int = 1, per_page: int = 20) -> builtins.list[QueueInfo]:
         raise ValueError(f"per_page must be at most {MAX_PER_PAGE}, got {per_page}")
     engine = current()
     names = sorted(set(engine.store.queue_names()) | _local_names())
-    chosen = names[(page - 1) * per_page:page * per_page]
+    chosen = names[(page - 1) * per_page : page * per_page]
     return [_info(engine, name, engine.store.get_queue(name)) for name in chosen]
 
 

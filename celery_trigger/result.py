@@ -27,9 +27,14 @@ class RunHandle:
 
     __slots__ = ("_token", "_token_factory", "id", "is_cached", "task_identifier")
 
-    def __init__(self, id: str, public_access_token: str | None = None, is_cached: bool = False,
-                 task_identifier: str = "",
-                 token_factory: Callable[[], str | None] | None = None) -> None:
+    def __init__(
+        self,
+        id: str,
+        public_access_token: str | None = None,
+        is_cached: bool = False,
+        task_identifier: str = "",
+        token_factory: Callable[[], str | None] | None = None,
+    ) -> None:
         self.id = id
         self.is_cached = is_cached
         self.task_identifier = task_identifier
@@ -44,15 +49,19 @@ class RunHandle:
         return self._token
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, RunHandle) and (self.id, self.is_cached) == \
-            (other.id, other.is_cached)
+        return isinstance(other, RunHandle) and (self.id, self.is_cached) == (
+            other.id,
+            other.is_cached,
+        )
 
     def __hash__(self) -> int:
         return hash(self.id)
 
     def __repr__(self) -> str:
-        return (f"RunHandle(id={self.id!r}, is_cached={self.is_cached!r}, "
-                f"task_identifier={self.task_identifier!r})")
+        return (
+            f"RunHandle(id={self.id!r}, is_cached={self.is_cached!r}, "
+            f"task_identifier={self.task_identifier!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -221,9 +230,13 @@ class Run:
 
     def to_result(self) -> Result[Any]:
         """The ``Result`` a waiting parent receives for this (final) run."""
-        return Result(ok=self.status is RunStatus.COMPLETED, id=self.id,
-                      task_identifier=self.task_identifier, output=self.output,
-                      error=None if self.status is RunStatus.COMPLETED else self.error)
+        return Result(
+            ok=self.status is RunStatus.COMPLETED,
+            id=self.id,
+            task_identifier=self.task_identifier,
+            output=self.output,
+            error=None if self.status is RunStatus.COMPLETED else self.error,
+        )
 
 
 __all__ = ["BatchHandle", "BatchResult", "Result", "Run", "RunHandle"]

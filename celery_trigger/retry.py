@@ -39,10 +39,23 @@ _RETRY_KEYS = frozenset({"by_status", "timeout", "connection_error"})
 _OPTION_KEYS = frozenset(RetryOptions.__dataclass_fields__)
 _BACKOFF_KEYS = _OPTION_KEYS | {"strategy", "body_filter"}
 # limit_header and remaining_header are accepted for parity with upstream but not consulted.
-_HEADERS_KEYS = frozenset({"strategy", "body_filter", "limit_header", "remaining_header",
-                           "reset_header", "reset_format"})
-_REQUEST_KWARGS = frozenset({"content", "data", "files", "json", "params", "headers", "cookies",
-                             "auth", "follow_redirects", "extensions"})
+_HEADERS_KEYS = frozenset(
+    {"strategy", "body_filter", "limit_header", "remaining_header", "reset_header", "reset_format"}
+)
+_REQUEST_KWARGS = frozenset(
+    {
+        "content",
+        "data",
+        "files",
+        "json",
+        "params",
+        "headers",
+        "cookies",
+        "auth",
+        "follow_redirects",
+        "extensions",
+    }
+)
 _CONNECTION_ERRORS = (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError)
 _STATUS_ITEM = re.compile(r"\d{3}(?:-\d{3})?|\d\dx|\dxx")
 _METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -57,16 +70,34 @@ class ThrowContext:
 
 
 @overload
-def on_throw(fn: Callable[[ThrowContext], Coroutine[Any, Any, T]], *, max_attempts: int = ...,
-             factor: float = ..., min_timeout_in_ms: int = ..., max_timeout_in_ms: int = ...,
-             randomize: bool = ...) -> Coroutine[Any, Any, T]: ...
+def on_throw(
+    fn: Callable[[ThrowContext], Coroutine[Any, Any, T]],
+    *,
+    max_attempts: int = ...,
+    factor: float = ...,
+    min_timeout_in_ms: int = ...,
+    max_timeout_in_ms: int = ...,
+    randomize: bool = ...,
+) -> Coroutine[Any, Any, T]: ...
 @overload
-def on_throw(fn: Callable[[ThrowContext], T], *, max_attempts: int = ..., factor: float = ...,
-             min_timeout_in_ms: int = ..., max_timeout_in_ms: int = ...,
-             randomize: bool = ...) -> T: ...
-def on_throw(fn: Callable[[ThrowContext], Any], *, max_attempts: int = 3, factor: float = 2,
-             min_timeout_in_ms: int = 1000, max_timeout_in_ms: int = 60000,
-             randomize: bool = True) -> Any:
+def on_throw(
+    fn: Callable[[ThrowContext], T],
+    *,
+    max_attempts: int = ...,
+    factor: float = ...,
+    min_timeout_in_ms: int = ...,
+    max_timeout_in_ms: int = ...,
+    randomize: bool = ...,
+) -> T: ...
+def on_throw(
+    fn: Callable[[ThrowContext], Any],
+    *,
+    max_attempts: int = 3,
+    factor: float = 2,
+    min_timeout_in_ms: int = 1000,
+    max_timeout_in_ms: int = 60000,
+    randomize: bool = True,
+) -> Any:
     """Call ``fn(ThrowContext)`` until it returns, backing off between failed tries.
 
     For an ``async def`` fn this returns a coroutine to await. Example:
@@ -74,8 +105,13 @@ def on_throw(fn: Callable[[ThrowContext], Any], *, max_attempts: int = 3, factor
     """
     if not callable(fn):
         raise TypeError(f"on_throw needs a callable, not {type(fn).__name__}")
-    opts = RetryOptions(max_attempts=max_attempts, factor=factor, randomize=randomize,
-                        min_timeout_in_ms=min_timeout_in_ms, max_timeout_in_ms=max_timeout_in_ms)
+    opts = RetryOptions(
+        max_attempts=max_attempts,
+        factor=factor,
+        randomize=randomize,
+        min_timeout_in_ms=min_timeout_in_ms,
+        max_timeout_in_ms=max_timeout_in_ms,
+    )
     if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__):
         return _on_throw_async(fn, opts)
     attempt = 1
@@ -135,8 +171,9 @@ class _Strategy:
         if not any(low <= response.status_code <= high for low, high in self.statuses):
             return False
         try:  # like upstream, a strategy with a body filter needs a JSON body to match
-            return self.body_filter is None or _filter_matches(json.loads(response.content),
-                                                               self.body_filter)
+            return self.body_filter is None or _filter_matches(
+                json.loads(response.content), self.body_filter
+            )
         except ValueError:
             return False
 
@@ -148,8 +185,10 @@ class _Strategy:
 
 def _reject_unknown(value: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
     if unknown := set(value) - allowed:
-        raise ValueError(f"unknown key(s) in {where}: {', '.join(sorted(map(str, unknown)))}; "
-                         f"allowed: {', '.join(sorted(allowed))}")
+        raise ValueError(
+            f"unknown key(s) in {where}: {', '.join(sorted(map(str, unknown)))}; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
 
 
 def _check_filter(flt: Any, where: str) -> None:
@@ -159,7 +198,8 @@ def _check_filter(flt: Any, where: str) -> None:
         if isinstance(allowed, Mapping):
             _check_filter(allowed, f"{where}[{key!r}]")
         elif not isinstance(allowed, (list, tuple)) or any(
-                not isinstance(v, (str, int, float, bool, type(None))) for v in allowed):
+            not isinstance(v, (str, int, float, bool, type(None))) for v in allowed
+        ):
             raise ValueError(f"{where}[{key!r}] must be a list of allowed values or a dict")
 
 
@@ -168,8 +208,10 @@ def _status_ranges(pattern: Any) -> tuple[tuple[int, int], ...]:
         return ((0, 999),)
     items = [i.strip() for i in pattern.split(",")] if isinstance(pattern, str) else [""]
     if not all(_STATUS_ITEM.fullmatch(item) for item in items):
-        raise ValueError(f"bad status pattern {pattern!r} in retry['by_status']: use '429', "
-                         "'500-599', '5xx', '40x', '429,503' or 'all'")
+        raise ValueError(
+            f"bad status pattern {pattern!r} in retry['by_status']: use '429', "
+            "'500-599', '5xx', '40x', '429,503' or 'all'"
+        )
     return tuple((int(i[:3].replace("x", "0")), int(i[-3:].replace("x", "9"))) for i in items)
 
 
@@ -198,8 +240,9 @@ def _strategy(pattern: Any, spec: Any) -> _Strategy:
 class _FetchPlan:
     """The checked arguments of one ``fetch`` call and its retry decision after each try."""
 
-    def __init__(self, url: Any, method: Any, retry: Any, timeout_in_ms: Any,
-                 httpx_kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self, url: Any, method: Any, retry: Any, timeout_in_ms: Any, httpx_kwargs: dict[str, Any]
+    ) -> None:
         if not isinstance(url, (str, httpx.URL)):
             raise TypeError(f"url must be a string or httpx.URL, not {type(url).__name__}")
         if not isinstance(method, str) or not _METHOD.fullmatch(method):
@@ -217,8 +260,11 @@ class _FetchPlan:
         self.on_connection_error = coerce_retry(retry.get("connection_error")) or RetryOptions()
         self.client_kwargs = {k: v for k, v in httpx_kwargs.items() if k not in _REQUEST_KWARGS}
         if timeout_in_ms is not None:
-            if isinstance(timeout_in_ms, bool) or not isinstance(timeout_in_ms, (int, float)) \
-                    or not timeout_in_ms > 0:
+            if (
+                isinstance(timeout_in_ms, bool)
+                or not isinstance(timeout_in_ms, (int, float))
+                or not timeout_in_ms > 0
+            ):
                 raise ValueError(f"timeout_in_ms must be a positive number, got {timeout_in_ms!r}")
             if "timeout" in self.client_kwargs:
                 raise TypeError("pass either timeout_in_ms or an httpx timeout, not both")
@@ -255,8 +301,14 @@ class _FetchPlan:
         return delay / 1000
 
 
-def fetch(url: str | httpx.URL, *, method: str = "GET", retry: Mapping[str, Any] | None = None,
-          timeout_in_ms: float | None = None, **httpx_kwargs: Any) -> httpx.Response:
+def fetch(
+    url: str | httpx.URL,
+    *,
+    method: str = "GET",
+    retry: Mapping[str, Any] | None = None,
+    timeout_in_ms: float | None = None,
+    **httpx_kwargs: Any,
+) -> httpx.Response:
     """Send an HTTP request with httpx, retrying by status, timeout and connection error.
 
     Example: ``retry.fetch(url, retry={"by_status": {"5xx": {"strategy": "backoff"}}})``.
@@ -273,9 +325,14 @@ def fetch(url: str | httpx.URL, *, method: str = "GET", retry: Mapping[str, Any]
             _sleep(verdict)
 
 
-async def fetch_async(url: str | httpx.URL, *, method: str = "GET",
-                      retry: Mapping[str, Any] | None = None, timeout_in_ms: float | None = None,
-                      **httpx_kwargs: Any) -> httpx.Response:
+async def fetch_async(
+    url: str | httpx.URL,
+    *,
+    method: str = "GET",
+    retry: Mapping[str, Any] | None = None,
+    timeout_in_ms: float | None = None,
+    **httpx_kwargs: Any,
+) -> httpx.Response:
     """``fetch`` for ``async def`` code, on ``httpx.AsyncClient``.
 
     Example: ``resp = await retry.fetch_async("https://example.com", timeout_in_ms=2000)``.
@@ -283,8 +340,9 @@ async def fetch_async(url: str | httpx.URL, *, method: str = "GET",
     plan = _FetchPlan(url, method, retry, timeout_in_ms, httpx_kwargs)
     async with httpx.AsyncClient(**plan.client_kwargs) as client:
         while not isinstance(
-                verdict := plan.judge(await _outcome_async(client.request(**plan.request_args()))),
-                httpx.Response):
+            verdict := plan.judge(await _outcome_async(client.request(**plan.request_args()))),
+            httpx.Response,
+        ):
             await _async_sleep(verdict)
         return verdict
 

@@ -49,8 +49,13 @@ def retrieve(run: str | RunHandle | Run) -> Run:
 class RunPage:
     """A page of ``runs.list``; iterating it walks every matching run across pages."""
 
-    def __init__(self, engine: Trigger, filters: dict[str, Any], limit: int,
-                 cursor: tuple[int, str] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Trigger,
+        filters: dict[str, Any],
+        limit: int,
+        cursor: tuple[int, str] | None = None,
+    ) -> None:
         self._engine = engine
         self._filters = filters
         self._limit = limit
@@ -89,8 +94,9 @@ def _matches(run: Run, f: dict[str, Any]) -> bool:
     return not (f["to"] is not None and (created is None or created > f["to"]))
 
 
-def _fetch(engine: Trigger, f: dict[str, Any], limit: int,
-           cursor: tuple[int, str] | None) -> tuple[builtins.list[Run], tuple[int, str] | None]:
+def _fetch(
+    engine: Trigger, f: dict[str, Any], limit: int, cursor: tuple[int, str] | None
+) -> tuple[builtins.list[Run], tuple[int, str] | None]:
     # ``builtins.list``: this module's public ``list`` function shadows the builtin.
     index = f["tags"][0] if len(f["tags"]) == 1 else None
     found: builtins.list[Run] = []
@@ -113,22 +119,27 @@ def _fetch(engine: Trigger, f: dict[str, Any], limit: int,
                 last = cursor
 
 
-def list(*, status: RunStatus | str | Sequence[RunStatus | str] | None = None,
-         task_identifier: str | Sequence[str] | None = None,
-         tag: str | Sequence[str] | None = None, batch: str | None = None,
-         from_: datetime | None = None, to: datetime | None = None,
-         limit: int = DEFAULT_PAGE) -> RunPage:
+def list(
+    *,
+    status: RunStatus | str | Sequence[RunStatus | str] | None = None,
+    task_identifier: str | Sequence[str] | None = None,
+    tag: str | Sequence[str] | None = None,
+    batch: str | None = None,
+    from_: datetime | None = None,
+    to: datetime | None = None,
+    limit: int = DEFAULT_PAGE,
+) -> RunPage:
     """List runs newest first; the page iterates across all pages.
 
     Example: ``[r.id for r in ct.runs.list(status="FAILED", limit=50)]``.
     """
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise ValueError(f"limit must be between 1 and {MAX_PAGE}, got {limit!r}")
-    statuses = [status] if isinstance(status, (str, RunStatus)) else \
-        builtins.list(status or [])
+    statuses = [status] if isinstance(status, (str, RunStatus)) else builtins.list(status or [])
     filters = {
         "status": {RunStatus(s) for s in statuses},
-        "task_identifier": {task_identifier} if isinstance(task_identifier, str)
+        "task_identifier": {task_identifier}
+        if isinstance(task_identifier, str)
         else set(task_identifier or []),
         "tags": [tag] if isinstance(tag, str) else [*(tag or [])],
         "batch": batch,
@@ -149,10 +160,14 @@ def _cancel_one(engine: Trigger, run_id: str) -> bool:
     if record is None or RunStatus(record["status"]) in FINAL_STATUSES:
         return False
     result = engine.store.transition(
-        run_id, now_ms(), allowed="*", status=RunStatus.CANCELED.value,
+        run_id,
+        now_ms(),
+        allowed="*",
+        status=RunStatus.CANCELED.value,
         remove_timers=[timer(k, run_id) for k in ("enqueue", "ttl", "retry", "pub", "resume")],
         fields={"error": dumps(CANCEL_ERROR.to_dict())},
-        remove_from=engine.store.keys.pending_version(record["task"]))
+        remove_from=engine.store.keys.pending_version(record["task"]),
+    )
     if result.ok:
         from ._engine import concurrency
         from ._engine.waiters import notify_waiters
@@ -195,24 +210,29 @@ def replay(run: str | RunHandle | Run) -> RunHandle:
     record = engine.store.get_run(run_id)
     if record is None:
         raise RunNotFoundError(f"no run with id {run_id!r}")
-    options: dict[str, Any] = {"tags": loads(record.get("tags")) or None,
-                               "machine": record.get("machine") or None}
+    options: dict[str, Any] = {
+        "tags": loads(record.get("tags")) or None,
+        "machine": record.get("machine") or None,
+    }
     if record.get("seed_meta"):
         options["metadata"] = loads(record["seed_meta"])
     if record.get("ckey"):
         options["concurrency_key"] = record["ckey"]
     if record.get("queue") and not record["queue"].startswith("task/"):
         options["queue"] = record["queue"]
-    prepared = prepare(engine, record["task"], loads(record.get("payload")), options,
-                       parse=False)
+    prepared = prepare(engine, record["task"], loads(record.get("payload")), options, parse=False)
     prepared.new.fields["is_replay"] = "1"
     prepared.new.fields["is_test"] = record.get("is_test", "0")
     prepared.new.fields["replayed_from"] = run_id
     new_id, cached = create_and_publish(engine, [prepared])[0]
     from .auth import run_handle_token
 
-    return RunHandle(id=new_id, public_access_token=run_handle_token(engine, new_id),
-                     is_cached=cached, task_identifier=record["task"])
+    return RunHandle(
+        id=new_id,
+        public_access_token=run_handle_token(engine, new_id),
+        is_cached=cached,
+        task_identifier=record["task"],
+    )
 
 
 def reschedule(run: str | RunHandle | Run, *, delay: Duration | datetime) -> Run:
@@ -225,14 +245,19 @@ def reschedule(run: str | RunHandle | Run, *, delay: Duration | datetime) -> Run
     if due is None:
         raise ValueError(f"Invalid delay: {delay!r} must resolve to a future time")
     due_ms = int(due.timestamp() * 1000)
-    result = engine.store.transition(run_id, now_ms(), allowed="DELAYED",
-                                     add_timers=[(timer("enqueue", run_id), due_ms)],
-                                     fields={"delay_until": str(due_ms)})
+    result = engine.store.transition(
+        run_id,
+        now_ms(),
+        allowed="DELAYED",
+        add_timers=[(timer("enqueue", run_id), due_ms)],
+        fields={"delay_until": str(due_ms)},
+    )
     if not result.ok:
         if not result.status:
             raise RunNotFoundError(f"no run with id {run_id!r}")
-        raise InvalidRunStateError("Cannot reschedule a run that is not delayed "
-                                   f"(status {result.status})")
+        raise InvalidRunStateError(
+            f"Cannot reschedule a run that is not delayed (status {result.status})"
+        )
     return retrieve(run_id)
 
 
@@ -247,8 +272,12 @@ def poll(run: str | RunHandle | Run, *, poll_interval_ms: int = 1000) -> Run:
     raise TimeoutError(f"Run {run_id} did not complete after {MAX_POLLS} attempts")
 
 
-def update_metadata(run: str | RunHandle | Run, metadata: dict[str, Any] | None = None, *,
-                    operations: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+def update_metadata(
+    run: str | RunHandle | Run,
+    metadata: dict[str, Any] | None = None,
+    *,
+    operations: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
     """Change a run's stored metadata from outside it (REST ``PUT /runs/{id}/metadata``).
 
     ``metadata`` replaces the document; ``operations`` (``{"type": "set"|"delete"|"append"|

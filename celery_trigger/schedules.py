@@ -79,13 +79,15 @@ class ScheduledPayload:
         if not isinstance(value, Mapping):
             raise TypeError("a scheduled task's payload is a ScheduledPayload")
         last = value.get("last_timestamp")
-        return cls(timestamp=_dt(value["timestamp"]),
-                   last_timestamp=None if last is None else _dt(last),
-                   timezone=str(value.get("timezone") or "UTC"),
-                   schedule_id=str(value.get("schedule_id") or ""),
-                   external_id=value.get("external_id"),
-                   upcoming=[_dt(u) for u in value.get("upcoming") or []],
-                   type=str(value.get("type") or IMPERATIVE))
+        return cls(
+            timestamp=_dt(value["timestamp"]),
+            last_timestamp=None if last is None else _dt(last),
+            timezone=str(value.get("timezone") or "UTC"),
+            schedule_id=str(value.get("schedule_id") or ""),
+            external_id=value.get("external_id"),
+            upcoming=[_dt(u) for u in value.get("upcoming") or []],
+            type=str(value.get("type") or IMPERATIVE),
+        )
 
 
 @dataclass(frozen=True)
@@ -107,14 +109,19 @@ class Schedule:
     @classmethod
     def from_record(cls, record: Record) -> Schedule:
         next_run = record.get("next_run")
-        return cls(id=record["id"], type=record.get("type", IMPERATIVE),
-                   task=record.get("task", ""), active=record.get("active") == "1",
-                   cron=record.get("cron", ""), description=record.get("description", ""),
-                   timezone=record.get("timezone", "UTC"),
-                   external_id=record.get("external_id") or None,
-                   deduplication_key=record.get("dedup") or None,
-                   next_run=engine_schedules.to_dt(int(next_run)) if next_run else None,
-                   environments=builtins.list(loads(record.get("environments")) or []))
+        return cls(
+            id=record["id"],
+            type=record.get("type", IMPERATIVE),
+            task=record.get("task", ""),
+            active=record.get("active") == "1",
+            cron=record.get("cron", ""),
+            description=record.get("description", ""),
+            timezone=record.get("timezone", "UTC"),
+            external_id=record.get("external_id") or None,
+            deduplication_key=record.get("dedup") or None,
+            next_run=engine_schedules.to_dt(int(next_run)) if next_run else None,
+            environments=builtins.list(loads(record.get("environments")) or []),
+        )
 
 
 @dataclass(frozen=True)
@@ -147,8 +154,9 @@ def _parse_payload(value: Any) -> ScheduledPayload:
         raise PayloadValidationError(f"not a scheduled task payload: {exc}", cause=exc) from exc
 
 
-def task(*, id: str, cron: Any = None, run: Callable[..., Any] | None = None,
-         **options: Any) -> Any:
+def task(
+    *, id: str, cron: Any = None, run: Callable[..., Any] | None = None, **options: Any
+) -> Any:
     """Define a scheduled task; ``cron`` is a pattern (UTC, every environment) or
     ``{"pattern", "timezone", "environments"}``. Without ``cron`` the task can still be
     scheduled with ``create``. Takes the options of ``ct.task``.
@@ -189,8 +197,14 @@ def _optional(value: Any, name: str) -> str | None:
     return value or None
 
 
-def create(*, task: Any, cron: str, deduplication_key: str, external_id: str | None = None,
-           timezone: str = "UTC") -> Schedule:
+def create(
+    *,
+    task: Any,
+    cron: str,
+    deduplication_key: str,
+    external_id: str | None = None,
+    timezone: str = "UTC",
+) -> Schedule:
     """Create an imperative schedule, or update the one ``deduplication_key`` names.
 
     Example: ``ct.schedules.create(task="reminder", cron="0 8 * * *",
@@ -202,10 +216,17 @@ def create(*, task: Any, cron: str, deduplication_key: str, external_id: str | N
     engine_schedules.check_cron(cron, timezone)
     engine_schedules.check_task(engine, task_id)
     outcome, record = engine_schedules.put(
-        engine, engine_schedules.imperative_id(key), mode="upsert", type_=IMPERATIVE,
-        task=task_id, pattern=cron, tz_name=timezone,
-        external_id=_optional(external_id, "external_id"), deduplication_key=key,
-        environments=(engine.settings.environment,))
+        engine,
+        engine_schedules.imperative_id(key),
+        mode="upsert",
+        type_=IMPERATIVE,
+        task=task_id,
+        pattern=cron,
+        tz_name=timezone,
+        external_id=_optional(external_id, "external_id"),
+        deduplication_key=key,
+        environments=(engine.settings.environment,),
+    )
     assert record is not None and outcome in ("created", "updated")
     return Schedule.from_record(record)
 
@@ -222,8 +243,10 @@ def _record(schedule_id: str) -> Record:
 def _imperative(schedule_id: str, action: str) -> Record:
     record = _record(schedule_id)
     if record.get("type") == DECLARATIVE:
-        raise ValueError(f"Cannot {action} a declarative schedule: change its cron in code "
-                         "and let the workers sync it")
+        raise ValueError(
+            f"Cannot {action} a declarative schedule: change its cron in code "
+            "and let the workers sync it"
+        )
     return record
 
 
@@ -250,14 +273,17 @@ def list(*, page: int = 1, per_page: int = DEFAULT_PER_PAGE) -> SchedulePage:
     if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
         raise ValueError(f"page must be >= 1 and per_page between 1 and {MAX_PER_PAGE}")
     records, total = current().store.list_schedules((page - 1) * per_page, per_page)
-    return SchedulePage(data=[Schedule.from_record(r) for r in records],
-                        pagination=Pagination(current_page=page,
-                                              total_pages=math.ceil(total / per_page),
-                                              count=total))
+    return SchedulePage(
+        data=[Schedule.from_record(r) for r in records],
+        pagination=Pagination(
+            current_page=page, total_pages=math.ceil(total / per_page), count=total
+        ),
+    )
 
 
-def update(id: str, *, task: Any, cron: str, timezone: str = "UTC",
-           external_id: str | None = None) -> Schedule:
+def update(
+    id: str, *, task: Any, cron: str, timezone: str = "UTC", external_id: str | None = None
+) -> Schedule:
     """Replace an imperative schedule's cron, timezone and external id (omitted ones reset
     to "UTC" and None). ``task`` is validated; a schedule's task never changes.
 
@@ -269,9 +295,17 @@ def update(id: str, *, task: Any, cron: str, timezone: str = "UTC",
     record = _imperative(id, "update")
     engine_schedules.check_task(engine, task_id)
     outcome, stored = engine_schedules.put(
-        engine, id, mode="update", type_=IMPERATIVE, task=record.get("task", task_id),
-        pattern=cron, tz_name=timezone, external_id=_optional(external_id, "external_id"),
-        deduplication_key=None, environments=(engine.settings.environment,))
+        engine,
+        id,
+        mode="update",
+        type_=IMPERATIVE,
+        task=record.get("task", task_id),
+        pattern=cron,
+        tz_name=timezone,
+        external_id=_optional(external_id, "external_id"),
+        deduplication_key=None,
+        environments=(engine.settings.environment,),
+    )
     _outcome(id, outcome, "update")
     assert stored is not None
     return Schedule.from_record(stored)
@@ -281,9 +315,14 @@ def _set_active(schedule_id: str, active: bool) -> Schedule:
     action = "activate" if active else "deactivate"
     _imperative(schedule_id, action)
     outcome, record = current().store.put_schedule(
-        schedule_id, int(time.time() * 1000), mode="update",
-        require_type=IMPERATIVE, create_fields={}, fields={"active": "1" if active else "0"},
-        next_run=None)
+        schedule_id,
+        int(time.time() * 1000),
+        mode="update",
+        require_type=IMPERATIVE,
+        create_fields={},
+        fields={"active": "1" if active else "0"},
+        next_run=None,
+    )
     _outcome(schedule_id, outcome, action)
     assert record is not None
     return Schedule.from_record(record)

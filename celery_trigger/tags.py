@@ -36,16 +36,24 @@ def add(tag_or_tags: str | list[str] | tuple[str, ...]) -> None:
     tags = normalize_tags(tag_or_tags)  # types, lengths and the per-call limit raise here
     state = current_state()
     if state is None:
-        raise RuntimeError("Can't set tags outside of a run: tags.add can only be used from "
-                           "inside a task run (pass tags= when triggering instead)")
+        raise RuntimeError(
+            "Can't set tags outside of a run: tags.add can only be used from "
+            "inside a task run (pass tags= when triggering instead)"
+        )
     if not tags or replaying(state):
         return  # nothing to add, or added before the run parked (tags.add is idempotent)
     status, stored = current().store.add_tags(state.run_id, tags, MAX_TAGS)
     if status == "limit":
         new = [t for t in tags if t not in stored]
-        logger.error("celery-trigger: run %s cannot have more than %d tags: it has %d and "
-                     "tags.add(%r) would add %d; no tag was added", state.run_id, MAX_TAGS,
-                     len(stored), tags, len(new))
+        logger.error(
+            "celery-trigger: run %s cannot have more than %d tags: it has %d and "
+            "tags.add(%r) would add %d; no tag was added",
+            state.run_id,
+            MAX_TAGS,
+            len(stored),
+            tags,
+            len(new),
+        )
 
 
 __all__ = ["add"]

@@ -26,11 +26,18 @@ def trigger(task_id: str, payload: Any = None, **options: Any) -> RunHandle:
     return _trigger.trigger(task_id, payload, options)
 
 
-def batch_trigger(task_id: str, items: Sequence[Any], *, idempotency_key: Any = None,
-                  idempotency_key_ttl: Any = None) -> BatchHandle:
+def batch_trigger(
+    task_id: str,
+    items: Sequence[Any],
+    *,
+    idempotency_key: Any = None,
+    idempotency_key_ttl: Any = None,
+) -> BatchHandle:
     """Start up to 1,000 runs of ``task_id`` (``idempotency_key``: see ``Task.batch_trigger``)."""
-    return _batches.batch_trigger([(task_id, None, item) for item in items],
-                                  _batch_options(idempotency_key, idempotency_key_ttl))
+    return _batches.batch_trigger(
+        [(task_id, None, item) for item in items],
+        _batch_options(idempotency_key, idempotency_key_ttl),
+    )
 
 
 def trigger_and_wait(task_id: str, payload: Any = None, **options: Any) -> Result[Any]:
@@ -38,12 +45,18 @@ def trigger_and_wait(task_id: str, payload: Any = None, **options: Any) -> Resul
     return _trigger.trigger_and_wait(task_id, payload, options)  # type: ignore[no-any-return]
 
 
-def batch_trigger_and_wait(task_id: str, items: Sequence[Any], *, idempotency_key: Any = None,
-                           idempotency_key_ttl: Any = None) -> BatchResult[Any]:
+def batch_trigger_and_wait(
+    task_id: str,
+    items: Sequence[Any],
+    *,
+    idempotency_key: Any = None,
+    idempotency_key_ttl: Any = None,
+) -> BatchResult[Any]:
     """Start child runs of ``task_id`` and wait for all (inside a run only)."""
     return _batches.batch_trigger_and_wait(  # type: ignore[no-any-return]
         [(task_id, None, item) for item in items],
-        _batch_options(idempotency_key, idempotency_key_ttl))
+        _batch_options(idempotency_key, idempotency_key_ttl),
+    )
 
 
 def _hook(kind: str) -> Callable[..., Any]:
@@ -65,8 +78,10 @@ def _hook(kind: str) -> Callable[..., Any]:
         return fn
 
     register.__name__ = kind
-    register.__doc__ = f"Register a global ``{kind}`` hook for every task: ``(fn)`` or " \
+    register.__doc__ = (
+        f"Register a global ``{kind}`` hook for every task: ``(fn)`` or "
         "``(name, fn)``; a name registered again replaces the earlier hook."
+    )
     return register
 
 

@@ -29,20 +29,43 @@ from ._setup import current
 from .errors import TokenNotFoundError
 from .options import MAX_TAGS, resolve_delay, resolve_idempotency_ttl, to_seconds, utcnow
 
-_UNITS = (("seconds", 1), ("minutes", 60), ("hours", 3600), ("days", 86400),
-          ("weeks", 604800), ("months", 30 * 86400), ("years", 365 * 86400))
+_UNITS = (
+    ("seconds", 1),
+    ("minutes", 60),
+    ("hours", 3600),
+    ("days", 86400),
+    ("weeks", 604800),
+    ("months", 30 * 86400),
+    ("years", 365 * 86400),
+)
 
 
-def for_(duration: timedelta | None = None, *, seconds: float | None = None,
-         minutes: float | None = None, hours: float | None = None, days: float | None = None,
-         weeks: float | None = None, months: float | None = None, years: float | None = None,
-         idempotency_key: str | None = None, idempotency_key_ttl: Any = None) -> None:
+def for_(
+    duration: timedelta | None = None,
+    *,
+    seconds: float | None = None,
+    minutes: float | None = None,
+    hours: float | None = None,
+    days: float | None = None,
+    weeks: float | None = None,
+    months: float | None = None,
+    years: float | None = None,
+    idempotency_key: str | None = None,
+    idempotency_key_ttl: Any = None,
+) -> None:
     """Wait for a duration. Exactly one unit counts: the first of seconds → years given.
 
     Example: ``ct.wait.for_(minutes=10)`` or ``ct.wait.for_(timedelta(hours=1))``.
     """
-    values = {"seconds": seconds, "minutes": minutes, "hours": hours, "days": days,
-              "weeks": weeks, "months": months, "years": years}
+    values = {
+        "seconds": seconds,
+        "minutes": minutes,
+        "hours": hours,
+        "days": days,
+        "weeks": weeks,
+        "months": months,
+        "years": years,
+    }
     total: float | None = None
     if duration is not None:
         total = to_seconds(duration, name="wait.for_ duration")
@@ -55,24 +78,33 @@ def for_(duration: timedelta | None = None, *, seconds: float | None = None,
                 total = float(value) * size
                 break
     if total is None:
-        raise TypeError("wait.for_ needs a timedelta or one of seconds=, minutes=, hours=, "
-                        "days=, weeks=, months=, years=")
+        raise TypeError(
+            "wait.for_ needs a timedelta or one of seconds=, minutes=, hours=, "
+            "days=, weeks=, months=, years="
+        )
     ttl = resolve_idempotency_ttl(idempotency_key_ttl)
-    _durable.wait_duration(total, idempotency_key=_key(idempotency_key),
-                           idempotency_key_ttl=ttl)
+    _durable.wait_duration(total, idempotency_key=_key(idempotency_key), idempotency_key_ttl=ttl)
 
 
-def until(date: datetime, *, throw_if_in_the_past: bool = False,
-          idempotency_key: str | None = None, idempotency_key_ttl: Any = None) -> None:
+def until(
+    date: datetime,
+    *,
+    throw_if_in_the_past: bool = False,
+    idempotency_key: str | None = None,
+    idempotency_key_ttl: Any = None,
+) -> None:
     """Wait until an aware datetime. A past date returns at once (or raises if asked to)."""
     if not isinstance(date, datetime) or date.tzinfo is None:
         raise ValueError("wait.until needs a timezone-aware datetime")
     remaining = (date - utcnow()).total_seconds()
     if remaining < 0 and throw_if_in_the_past:
         raise ValueError("Date is in the past")
-    _durable.wait_duration(max(0.0, remaining), idempotency_key=_key(idempotency_key),
-                           idempotency_key_ttl=resolve_idempotency_ttl(idempotency_key_ttl),
-                           what="wait.until")
+    _durable.wait_duration(
+        max(0.0, remaining),
+        idempotency_key=_key(idempotency_key),
+        idempotency_key_ttl=resolve_idempotency_ttl(idempotency_key_ttl),
+        what="wait.until",
+    )
 
 
 def _key(key: str | None) -> str | None:
@@ -83,9 +115,13 @@ def _key(key: str | None) -> str | None:
     return key
 
 
-def create_token(*, timeout: Any = None, idempotency_key: str | None = None,
-                 idempotency_key_ttl: Any = None,
-                 tags: str | Sequence[str] | None = None) -> WaitToken:
+def create_token(
+    *,
+    timeout: Any = None,
+    idempotency_key: str | None = None,
+    idempotency_key_ttl: Any = None,
+    tags: str | Sequence[str] | None = None,
+) -> WaitToken:
     """Create a waitpoint token that something outside the run completes (anywhere).
 
     Example: ``token = ct.wait.create_token(timeout="10m"); send(token.url)``.
@@ -97,15 +133,24 @@ def create_token(*, timeout: Any = None, idempotency_key: str | None = None,
     key = _key(idempotency_key)
     ttl = resolve_idempotency_ttl(idempotency_key_ttl)
     token_id, cached = _durable.token_id_for_run(
-        lambda tid: _tokens.create(engine, tid, timeout_ms=timeout_ms, key=key, key_ttl_s=ttl,
-                                   tags=tag_list))
+        lambda tid: _tokens.create(
+            engine, tid, timeout_ms=timeout_ms, key=key, key_ttl_s=ttl, tags=tag_list
+        )
+    )
     from .auth import _sign
 
     secret = engine.settings.secret_key
-    pat = _sign(secret, [f"write:waitpoints:{token_id}"], _tokens.TOKEN_TOKEN_TTL_S) \
-        if secret else None
-    return WaitToken(id=token_id, url=_tokens.callback_url(engine, token_id), is_cached=cached,
-                     public_access_token=pat)
+    pat = (
+        _sign(secret, [f"write:waitpoints:{token_id}"], _tokens.TOKEN_TOKEN_TTL_S)
+        if secret
+        else None
+    )
+    return WaitToken(
+        id=token_id,
+        url=_tokens.callback_url(engine, token_id),
+        is_cached=cached,
+        public_access_token=pat,
+    )
 
 
 #: Token tags may be longer than run tags (SEMANTICS §7.2: ≤ 128 characters, ≤ 10 tags).
@@ -122,13 +167,15 @@ def _token_tags(tags: str | Sequence[str] | None) -> builtins.list[str]:
         if not isinstance(tag, str):
             raise TypeError(f"tags must be strings, got {tag!r}")
         if len(tag) > MAX_TOKEN_TAG_LENGTH:
-            raise ValueError(f"tag {tag[:20]!r}... is {len(tag)} characters; the limit is "
-                             f"{MAX_TOKEN_TAG_LENGTH}")
+            raise ValueError(
+                f"tag {tag[:20]!r}... is {len(tag)} characters; the limit is {MAX_TOKEN_TAG_LENGTH}"
+            )
         if tag.strip() and tag not in out:
             out.append(tag)
     if len(out) > MAX_TAGS:
-        raise ValueError(f"Waitpoints can only have {MAX_TAGS} tags, you're trying to set "
-                         f"{len(out)}.")
+        raise ValueError(
+            f"Waitpoints can only have {MAX_TAGS} tags, you're trying to set {len(out)}."
+        )
     return out
 
 
@@ -142,8 +189,9 @@ def _token_id(token: WaitToken | TokenRecord | str | dict[str, Any]) -> str:
     raise TypeError("token must be a WaitToken, a token id or a name")
 
 
-def for_token(token: WaitToken | str | dict[str, Any], *,
-              timeout_in_seconds: float | None = None) -> WaitResult:
+def for_token(
+    token: WaitToken | str | dict[str, Any], *, timeout_in_seconds: float | None = None
+) -> WaitResult:
     """Park until the token is completed or times out (inside a run only).
 
     ``token`` is a ``WaitToken``, a token id, or a name: a name acts as
@@ -174,9 +222,13 @@ def retrieve_token(token: WaitToken | str | dict[str, Any]) -> TokenRecord:
     return _tokens.to_record(engine, record)
 
 
-def list_tokens(*, status: str | Sequence[str] | None = None,
-                tags: str | Sequence[str] | None = None, idempotency_key: str | None = None,
-                limit: int = 25) -> builtins.list[TokenRecord]:
+def list_tokens(
+    *,
+    status: str | Sequence[str] | None = None,
+    tags: str | Sequence[str] | None = None,
+    idempotency_key: str | None = None,
+    limit: int = 25,
+) -> builtins.list[TokenRecord]:
     """Tokens newest first (without output), filtered by status, tags and key."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
         raise ValueError("limit must be between 1 and 100")
@@ -189,8 +241,9 @@ def list_tokens(*, status: str | Sequence[str] | None = None,
     out: builtins.list[TokenRecord] = []
     cursor: tuple[int, str] | None = None
     while len(out) < limit:
-        ids = engine.store.list_token_ids(tag=tag_list[0] if tag_list else None, before=cursor,
-                                          count=limit * 2)
+        ids = engine.store.list_token_ids(
+            tag=tag_list[0] if tag_list else None, before=cursor, count=limit * 2
+        )
         if not ids:
             break
         for token_id, score in ids:
@@ -211,6 +264,15 @@ def list_tokens(*, status: str | Sequence[str] | None = None,
     return out
 
 
-__all__ = ["TokenRecord", "WaitResult", "WaitToken", "complete_token", "create_token",
-           "for_", "for_token", "list_tokens", "retrieve_token", "until"]
-
+__all__ = [
+    "TokenRecord",
+    "WaitResult",
+    "WaitToken",
+    "complete_token",
+    "create_token",
+    "for_",
+    "for_token",
+    "list_tokens",
+    "retrieve_token",
+    "until",
+]

@@ -9,8 +9,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(predicate: Callable[[], T], timeout: float = 15.0, interval: float = 0.01,
-             message: str = "") -> T:
+def wait_for(
+    predicate: Callable[[], T], timeout: float = 15.0, interval: float = 0.01, message: str = ""
+) -> T:
     """Poll ``predicate`` until it returns a truthy value; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:

@@ -19,8 +19,12 @@ from typing import Callable
 from celery_trigger.options import MAX_ATTEMPTS_CAP, RetryOptions
 
 #: ``reset_format`` values of the "headers" strategy; the first is the default.
-RESET_FORMATS = ("unix_timestamp_in_ms", "unix_timestamp", "iso_8601",
-                 "iso_8601_duration_openai_variant")
+RESET_FORMATS = (
+    "unix_timestamp_in_ms",
+    "unix_timestamp",
+    "iso_8601",
+    "iso_8601_duration_openai_variant",
+)
 _INTEGER = re.compile(r"[+-]?\d+")
 _OPENAI_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?(?:(\d+)ms)?")
 

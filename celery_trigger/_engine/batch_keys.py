@@ -50,8 +50,9 @@ def resolve(options: Mapping[str, Any] | None) -> BatchKey | None:
     if value is None:
         return BatchKey(None, None, (), ttl)
     state = current_state()
-    key = idempotency.for_trigger(value, run_id=state.run_id if state else None,
-                                  attempt=state.attempt if state else None)
+    key = idempotency.for_trigger(
+        value, run_id=state.run_id if state else None, attempt=state.attempt if state else None
+    )
     parts = (value,) if isinstance(value, str) else tuple(value)
     return BatchKey(str(key), key.user_key, parts, ttl)
 
@@ -63,8 +64,11 @@ def item_options(batch: BatchKey | None, options: dict[str, Any], index: int) ->
     if batch.digest is not None and options.get("idempotency_key") is None:
         state = current_state()
         options["idempotency_key"] = idempotency.create(
-            [*batch.parts, str(index)], scope="run",
-            run_id=state.run_id if state else None, attempt=state.attempt if state else None)
+            [*batch.parts, str(index)],
+            scope="run",
+            run_id=state.run_id if state else None,
+            attempt=state.attempt if state else None,
+        )
     if batch.item_ttl is not None and options.get("idempotency_key_ttl") is None:
         options["idempotency_key_ttl"] = batch.item_ttl
     return options

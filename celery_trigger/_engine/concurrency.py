@@ -115,19 +115,28 @@ def release(trigger: Any, record: Mapping[str, str] | None) -> None:
         return
     try:
         promoted = trigger.store.release_slot(
-            record["id"], scope(trigger, record.get("queue", ""), record.get("ckey")),
-            now_ms(), _handoff_ms(trigger), PROMOTE_SAFETY_MS)
+            record["id"],
+            scope(trigger, record.get("queue", ""), record.get("ckey")),
+            now_ms(),
+            _handoff_ms(trigger),
+            PROMOTE_SAFETY_MS,
+        )
         publish_promoted(trigger, promoted)
     except Exception:
-        logger.warning("celery-trigger: could not release the slot of %s; its lease will "
-                       "lapse and the reaper frees it", record.get("id"), exc_info=True)
+        logger.warning(
+            "celery-trigger: could not release the slot of %s; its lease will "
+            "lapse and the reaper frees it",
+            record.get("id"),
+            exc_info=True,
+        )
 
 
 def pump(trigger: Any, sub: str) -> list[str]:
     """Admit the waiting runs of sub-queue ``sub`` that now fit; publish them."""
     queue, ckey = trigger.store.keys.split_subqueue(sub)
     promoted: list[str] = trigger.store.release_slot(
-        None, scope(trigger, queue, ckey), now_ms(), _handoff_ms(trigger), PROMOTE_SAFETY_MS)
+        None, scope(trigger, queue, ckey), now_ms(), _handoff_ms(trigger), PROMOTE_SAFETY_MS
+    )
     publish_promoted(trigger, promoted)
     return promoted
 
@@ -168,14 +177,23 @@ def publish_promoted(trigger: Any, run_ids: Iterable[str]) -> None:
             if record is None:
                 continue
             status = record.get("status")
-            if status in _PUBLISHABLE or (status == "WAITING" and record.get("woken") == "1") \
-                    or (status == "EXECUTING" and float(record.get("lease_exp") or 0) < now_ms()):
+            if (
+                status in _PUBLISHABLE
+                or (status == "WAITING" and record.get("woken") == "1")
+                or (status == "EXECUTING" and float(record.get("lease_exp") or 0) < now_ms())
+            ):
                 # (an EXECUTING run with a lapsed lease waited for a slot to be taken over)
                 publish_record(trigger, record, front=True)
             elif status != "EXECUTING":
-                pending.extend(trigger.store.release_slot(
-                    record["id"], scope(trigger, record.get("queue", ""), record.get("ckey")),
-                    now_ms(), _handoff_ms(trigger), PROMOTE_SAFETY_MS))
+                pending.extend(
+                    trigger.store.release_slot(
+                        record["id"],
+                        scope(trigger, record.get("queue", ""), record.get("ckey")),
+                        now_ms(),
+                        _handoff_ms(trigger),
+                        PROMOTE_SAFETY_MS,
+                    )
+                )
         trigger.store.remove_timers(done)
 
 
@@ -194,5 +212,8 @@ def on_reap(trigger: Any, _: str) -> None:
     """``reap|slots``: drop slots whose lease lapsed (dead workers, unused hand-overs)."""
     reaped = trigger.store.reap_slots(now_ms())
     if reaped:
-        logger.warning("celery-trigger: %d concurrency slot(s) lapsed (a worker died?); "
-                       "handing them to waiting runs", reaped)
+        logger.warning(
+            "celery-trigger: %d concurrency slot(s) lapsed (a worker died?); "
+            "handing them to waiting runs",
+            reaped,
+        )

@@ -37,8 +37,9 @@ def now_ms() -> int:
 def build_context(trigger: Trigger, defn: Any, rec: Mapping[str, str]) -> Context:
     machine = MACHINE_PRESETS[rec.get("machine") or trigger.config.machine]
     rates = trigger.settings.cost_rates
-    cents_per_ms = (machine.cpu * rates.get("vcpu_second", 0.0)
-                    + machine.memory * rates.get("gb_second", 0.0)) / 1000
+    cents_per_ms = (
+        machine.cpu * rates.get("vcpu_second", 0.0) + machine.memory * rates.get("gb_second", 0.0)
+    ) / 1000
     base_cost = float(rates.get("run", 0.0))
     if trigger.settings.environment == "DEVELOPMENT":
         cents_per_ms = base_cost = 0.0  # development runs are free (D-9)
@@ -47,20 +48,28 @@ def build_context(trigger: Trigger, defn: Any, rec: Mapping[str, str]) -> Contex
     return Context(
         task=TaskInfo(id=rec["task"], file_path=getattr(defn, "__module__", "") or ""),
         run=RunInfo(
-            id=rec["id"], tags=tags, is_test=rec.get("is_test") == "1",
-            is_replay=rec.get("is_replay") == "1", created_at=ms_to_dt(rec.get("created")),
-            started_at=ms_to_dt(rec.get("started")), idempotency_key=rec.get("idem") or None,
+            id=rec["id"],
+            tags=tags,
+            is_test=rec.get("is_test") == "1",
+            is_replay=rec.get("is_replay") == "1",
+            created_at=ms_to_dt(rec.get("created")),
+            started_at=ms_to_dt(rec.get("started")),
+            idempotency_key=rec.get("idem") or None,
             max_attempts=int(rec.get("max_attempts") or 1),
             max_duration=int(rec["max_duration"]) if rec.get("max_duration") else None,
             priority=(int(rec.get("priority") or 0) / 1000) or None,
             parent_task_run_id=rec.get("parent") or None,
             root_task_run_id=rec.get("root") or None,
-            base_cost_in_cents=base_cost),
-        attempt=AttemptInfo(number=int(rec.get("attempt") or 1),
-                            started_at=datetime.fromtimestamp(started / 1000, tz=timezone.utc)),
+            base_cost_in_cents=base_cost,
+        ),
+        attempt=AttemptInfo(
+            number=int(rec.get("attempt") or 1),
+            started_at=datetime.fromtimestamp(started / 1000, tz=timezone.utc),
+        ),
         queue=QueueInfo(name=rec.get("queue", "")),
-        machine=MachineInfo(name=machine.name, cpu=machine.cpu, memory=machine.memory,
-                            cents_per_ms=cents_per_ms),
+        machine=MachineInfo(
+            name=machine.name, cpu=machine.cpu, memory=machine.memory, cents_per_ms=cents_per_ms
+        ),
         environment=EnvironmentInfo(type=trigger.settings.environment),
         batch=BatchInfo(rec["batch"]) if rec.get("batch") else None,
         project=trigger.config.project,
@@ -74,10 +83,13 @@ def run_inline(defn: Any, payload: Any) -> Any:
     machine = MACHINE_PRESETS[defn.machine or "small-1x"]
     ctx = Context(
         task=TaskInfo(id=defn.id, file_path=defn.__module__),
-        run=RunInfo(id=f"run_local_{uuid.uuid4().hex[:14]}",
-                    created_at=datetime.fromtimestamp(stamp / 1000, tz=timezone.utc)),
-        attempt=AttemptInfo(number=1,
-                            started_at=datetime.fromtimestamp(stamp / 1000, tz=timezone.utc)),
+        run=RunInfo(
+            id=f"run_local_{uuid.uuid4().hex[:14]}",
+            created_at=datetime.fromtimestamp(stamp / 1000, tz=timezone.utc),
+        ),
+        attempt=AttemptInfo(
+            number=1, started_at=datetime.fromtimestamp(stamp / 1000, tz=timezone.utc)
+        ),
         queue=QueueInfo(name=defn.queue.name if defn.queue else f"task/{defn.id}"),
         machine=MachineInfo(name=machine.name, cpu=machine.cpu, memory=machine.memory),
         environment=EnvironmentInfo(type="DEVELOPMENT"),
@@ -85,6 +97,7 @@ def run_inline(defn: Any, payload: Any) -> Any:
     args: tuple[Any, ...] = (parsed, ctx) if defn.takes_ctx else (parsed,)
     kwargs: dict[str, Any] = {"init": {}} if defn.takes_init else {}
     if defn.is_async:
+
         async def _with_ctx() -> Any:
             token = _current.set(ctx)
             try:

@@ -35,14 +35,23 @@ MAX_SCAN_DAYS = 366 * 28
 _MARGIN = timedelta(hours=3)
 SECONDS_MESSAGE = "CRON expressions with seconds are not allowed"
 ALIASES = {
-    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 WEEKDAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
-_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day-of-month", 1, 31), ("month", 1, 12),
-           ("day-of-week", 0, 7))
+_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day-of-month", 1, 31),
+    ("month", 1, 12),
+    ("day-of-week", 0, 7),
+)
 _NOT_ZONES = frozenset({"Factory", "localtime", "posixrules"})
 
 
@@ -95,21 +104,26 @@ def parse(expression: str) -> CronExpression:
     if len(parts) > 5:
         raise ValueError(SECONDS_MESSAGE)
     if len(parts) < 5:
-        raise ValueError(f"invalid cron expression {text!r}: expected 5 fields "
-                         "(minute hour day-of-month month day-of-week)")
+        raise ValueError(
+            f"invalid cron expression {text!r}: expected 5 fields "
+            "(minute hour day-of-month month day-of-week)"
+        )
     fields = tuple(_parse_field(part, index) for index, part in enumerate(parts))
     sets = [_expand(tokens, index) for index, tokens in enumerate(fields)]
     dow = {d % 7 for d in sets[4]}
     return CronExpression(
-        expression=text, fields=fields, minutes=tuple(sorted(sets[0])),
-        hours=tuple(sorted(sets[1])), days=frozenset(sets[2]), months=frozenset(sets[3]),
+        expression=text,
+        fields=fields,
+        minutes=tuple(sorted(sets[0])),
+        hours=tuple(sorted(sets[1])),
+        days=frozenset(sets[2]),
+        months=frozenset(sets[3]),
         weekdays=frozenset(dow),
         last_day=any(t.kind == "last" for t in fields[2]),
         nth=frozenset((t.start % 7, t.step) for t in fields[4] if t.kind == "nth"),
         last_weekdays=frozenset(t.start % 7 for t in fields[4] if t.kind == "lastwd"),
         dom_restricted=not (len(sets[2]) == 31 and all(t.kind != "last" for t in fields[2])),
-        dow_restricted=not (len(dow) == 7 and all(t.kind in ("all", "range")
-                                                  for t in fields[4])),
+        dow_restricted=not (len(dow) == 7 and all(t.kind in ("all", "range") for t in fields[4])),
     )
 
 
@@ -182,8 +196,10 @@ def _expand(tokens: tuple[Token, ...], index: int) -> set[int]:
 def zone(name: str) -> zoneinfo.ZoneInfo:
     """The IANA zone ``name``; raises ``ValueError`` for a name outside ``timezone_names()``."""
     if not isinstance(name, str) or name not in timezone_names():
-        raise ValueError(f"Invalid timezone {name!r}: use an IANA name such as "
-                         "'America/New_York' (see schedules.timezones())")
+        raise ValueError(
+            f"Invalid timezone {name!r}: use an IANA name such as "
+            "'America/New_York' (see schedules.timezones())"
+        )
     return zoneinfo.ZoneInfo(name)
 
 
@@ -200,8 +216,11 @@ def day_matches(cron: CronExpression, day: date) -> bool:
     length = calendar.monthrange(day.year, day.month)[1]
     dom = day.day in cron.days or (cron.last_day and day.day == length)
     weekday = (day.weekday() + 1) % 7  # Sunday = 0
-    dow = (weekday in cron.weekdays or (weekday, (day.day - 1) // 7 + 1) in cron.nth
-           or (weekday in cron.last_weekdays and day.day + 7 > length))
+    dow = (
+        weekday in cron.weekdays
+        or (weekday, (day.day - 1) // 7 + 1) in cron.nth
+        or (weekday in cron.last_weekdays and day.day + 7 > length)
+    )
     if cron.dom_restricted and cron.dow_restricted:
         return dom or dow
     if cron.dom_restricted:
@@ -225,8 +244,11 @@ def _instants(cron: CronExpression, wall: datetime, tz: zoneinfo.ZoneInfo) -> li
 
 def _steady(tz: zoneinfo.ZoneInfo, moment: datetime) -> bool:
     """True when the zone's UTC offset is the same from 3 hours before to 3 hours after."""
-    return (moment - _MARGIN).astimezone(tz).utcoffset() == \
-        (moment + _MARGIN).astimezone(tz).utcoffset() == moment.astimezone(tz).utcoffset()
+    return (
+        (moment - _MARGIN).astimezone(tz).utcoffset()
+        == (moment + _MARGIN).astimezone(tz).utcoffset()
+        == moment.astimezone(tz).utcoffset()
+    )
 
 
 def _walls(cron: CronExpression, start: datetime) -> Iterator[datetime]:
@@ -275,8 +297,9 @@ def next_after(cron: CronExpression, after: datetime, tz: zoneinfo.ZoneInfo) -> 
     return best
 
 
-def occurrences(cron: CronExpression, after: datetime, tz: zoneinfo.ZoneInfo,
-                count: int) -> list[datetime]:
+def occurrences(
+    cron: CronExpression, after: datetime, tz: zoneinfo.ZoneInfo, count: int
+) -> list[datetime]:
     """The next ``count`` occurrences strictly after ``after``, increasing."""
     out: list[datetime] = []
     current = after
@@ -289,16 +312,29 @@ def occurrences(cron: CronExpression, after: datetime, tz: zoneinfo.ZoneInfo,
 # description ------------------------------------------------------------------------------
 _ORDINALS = ("first", "second", "third", "fourth", "fifth")
 _DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
-_MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August",
-                "September", "October", "November", "December")
+_MONTH_NAMES = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def _describe_items(tokens: tuple[Token, ...], name: Callable[[int], str],
-                    unit: str = "value") -> str:
+def _describe_items(
+    tokens: tuple[Token, ...], name: Callable[[int], str], unit: str = "value"
+) -> str:
     """``Monday through Friday``, ``every 3rd month``, ``1, 15 and 20``..."""
     out: list[str] = []
     for t in tokens:
@@ -324,8 +360,13 @@ def _single(tokens: tuple[Token, ...]) -> int | None:
 
 def _step_of(tokens: tuple[Token, ...], low: int, high: int) -> int | None:
     """n for a field that is exactly ``*/n``."""
-    if len(tokens) == 1 and tokens[0].kind == "range" and tokens[0].start == low \
-            and tokens[0].end == high and tokens[0].step > 1:
+    if (
+        len(tokens) == 1
+        and tokens[0].kind == "range"
+        and tokens[0].start == low
+        and tokens[0].end == high
+        and tokens[0].step > 1
+    ):
         return tokens[0].step
     return None
 
@@ -368,8 +409,11 @@ def _describe_time(cron: CronExpression) -> str:
 def _describe_days(cron: CronExpression) -> str:
     parts: list[str] = []
     if cron.dom_restricted:
-        dom = [f"day {_describe_items(cron.fields[2], str)} of the month"] \
-            if any(t.kind == "range" for t in cron.fields[2]) else []
+        dom = (
+            [f"day {_describe_items(cron.fields[2], str)} of the month"]
+            if any(t.kind == "range" for t in cron.fields[2])
+            else []
+        )
         if cron.last_day:
             dom.append("the last day of the month")
         parts.append("on " + _join(dom))
@@ -378,15 +422,24 @@ def _describe_days(cron: CronExpression) -> str:
         plain = _describe_items(cron.fields[4], lambda d: _DAY_NAMES[d % 7])
         if plain:
             dow.append(plain)
-        dow += [f"the {_ORDINALS[t.step - 1]} {_DAY_NAMES[t.start % 7]} of the month"
-                for t in cron.fields[4] if t.kind == "nth"]
-        dow += [f"the last {_DAY_NAMES[t.start % 7]} of the month"
-                for t in cron.fields[4] if t.kind == "lastwd"]
+        dow += [
+            f"the {_ORDINALS[t.step - 1]} {_DAY_NAMES[t.start % 7]} of the month"
+            for t in cron.fields[4]
+            if t.kind == "nth"
+        ]
+        dow += [
+            f"the last {_DAY_NAMES[t.start % 7]} of the month"
+            for t in cron.fields[4]
+            if t.kind == "lastwd"
+        ]
         parts.append("on " + _join(dow))
     text = " or ".join(parts)
     if len(cron.months) < 12:
-        text += (", " if text else "") + "only in " + \
-            _describe_items(cron.fields[3], lambda m: _MONTH_NAMES[m - 1], "month")
+        text += (
+            (", " if text else "")
+            + "only in "
+            + _describe_items(cron.fields[3], lambda m: _MONTH_NAMES[m - 1], "month")
+        )
     return text
 
 

@@ -37,8 +37,11 @@ def call(fn: Callable[..., Any], **available: Any) -> Any:
     return fn(**kwargs)
 
 
-def chain(kind: str, defn: TaskDefinition[Any, Any] | None,
-          extra_globals: list[Callable[..., Any]] | None = None) -> list[Callable[..., Any]]:
+def chain(
+    kind: str,
+    defn: TaskDefinition[Any, Any] | None,
+    extra_globals: list[Callable[..., Any]] | None = None,
+) -> list[Callable[..., Any]]:
     """Hooks of one kind in call order: config hooks, global hooks, then the task's own."""
     fns = list(extra_globals or []) + global_hooks.get(kind)
     own = defn.hooks.get(kind) if defn is not None else None
@@ -54,8 +57,10 @@ def run_all(fns: list[Callable[..., Any]], *, swallow: bool, **available: Any) -
             try:
                 call(fn, **available)
             except Exception:
-                logger.exception("celery-trigger: hook %r raised; the run outcome is unchanged",
-                                 getattr(fn, "__qualname__", fn))
+                logger.exception(
+                    "celery-trigger: hook %r raised; the run outcome is unchanged",
+                    getattr(fn, "__qualname__", fn),
+                )
         else:
             call(fn, **available)
 
@@ -69,8 +74,9 @@ class CatchDecision:
     error: BaseException | None = None
 
 
-def resolve_catch_error(fns: list[Callable[..., Any]], now: datetime,
-                        default_delay_ms: int | None, **available: Any) -> CatchDecision:
+def resolve_catch_error(
+    fns: list[Callable[..., Any]], now: datetime, default_delay_ms: int | None, **available: Any
+) -> CatchDecision:
     """Ask each catch_error hook in turn (task first) until one returns a value (§1.3)."""
     from ..options import coerce_retry
     from .backoff import next_retry_delay_ms

@@ -36,8 +36,13 @@ def _parts(value: str | Sequence[str]) -> list[str]:
     raise TypeError("an idempotency key must be a string or a non-empty list of strings")
 
 
-def create(value: str | Sequence[str], *, scope: str = "run", run_id: str | None = None,
-           attempt: int | None = None) -> IdempotencyKey:
+def create(
+    value: str | Sequence[str],
+    *,
+    scope: str = "run",
+    run_id: str | None = None,
+    attempt: int | None = None,
+) -> IdempotencyKey:
     """Derive a key. Example: ``create("k", scope="global") == sha256("k")``."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")

@@ -102,9 +102,16 @@ def _drop_timers(run_id: str) -> list[str]:
     return [f"pub|{run_id}", f"ttl|{run_id}", f"resume|{run_id}"]
 
 
-def execute(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],
-            kwargs: Mapping[str, Any], *, embed: dict[str, Any] | None = None,
-            slot: str | None = None) -> Any:
+def execute(
+    trigger: Trigger,
+    run_id: str,
+    task_id: str,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    *,
+    embed: dict[str, Any] | None = None,
+    slot: str | None = None,
+) -> Any:
     """Run one delivery of ``run_id``. Returns the output or raises (see module doc).
 
     However the delivery ends, a concurrency slot its claim took is given back and handed
@@ -113,15 +120,24 @@ def execute(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],
     """
     claimed: dict[str, Any] = {}
     try:
-        return _execute(trigger, run_id, task_id, args, kwargs, embed=embed, claimed=claimed,
-                        slot=slot)
+        return _execute(
+            trigger, run_id, task_id, args, kwargs, embed=embed, claimed=claimed, slot=slot
+        )
     finally:
         concurrency.release(trigger, claimed.get("record"))
 
 
-def _execute(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],
-             kwargs: Mapping[str, Any], *, embed: dict[str, Any] | None,
-             claimed: dict[str, Any], slot: str | None) -> Any:
+def _execute(
+    trigger: Trigger,
+    run_id: str,
+    task_id: str,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    *,
+    embed: dict[str, Any] | None,
+    claimed: dict[str, Any],
+    slot: str | None,
+) -> Any:
     """Claim the run and run its attempts (``claimed["record"]``: the claimed record;
     ``slot``: the message's ``ct_slot`` header, the run's sub-queue when not the default).
 
@@ -135,8 +151,9 @@ def _execute(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],
     lease_ms = int(trigger.settings.lease_seconds * 1000)
     token = uuid.uuid4().hex
     scope = concurrency.hint(trigger, task_id, slot)
-    claim = store.claim_attempt(run_id, token, now_ms(), lease_ms, "new", _drop_timers(run_id),
-                                scope=scope)
+    claim = store.claim_attempt(
+        run_id, token, now_ms(), lease_ms, "new", _drop_timers(run_id), scope=scope
+    )
     if claim.action == "missing":
         create_from_message(trigger, run_id, task_id, args, kwargs)
         claim = store.claim_attempt(run_id, token, now_ms(), lease_ms, "new", (), scope=scope)
@@ -153,8 +170,10 @@ def _execute(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],
         store.transition(run_id, now_ms(), allowed="EXECUTING", fields={"embed": text})
         record["embed"] = text
     watchdog = trigger.watchdog
-    totals = {"duration_ms": int(record.get("duration_ms") or 0),
-              "cost": float(record.get("cost") or 0)}
+    totals = {
+        "duration_ms": int(record.get("duration_ms") or 0),
+        "cost": float(record.get("cost") or 0),
+    }
     while True:
         ctx = build_context(trigger, defn, record)
         resumed = record.get("resumed") == "1"
@@ -163,16 +182,28 @@ def _execute(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],
         max_duration = int(record["max_duration"]) if record.get("max_duration") else None
         budget = max(0.001, max_duration - used_ms / 1000) if max_duration else None
         watch = watchdog.start(run_id, token, budget)
-        state = RunState(run_id=run_id, task_id=task_id,
-                         root_id=record.get("root") or run_id, depth=int(record.get("depth") or 0),
-                         attempt=ctx.attempt.number, token=token,
-                         is_test=record.get("is_test") == "1", ctx=ctx, record=record,
-                         watch=watch)
+        state = RunState(
+            run_id=run_id,
+            task_id=task_id,
+            root_id=record.get("root") or run_id,
+            depth=int(record.get("depth") or 0),
+            attempt=ctx.attempt.number,
+            token=token,
+            is_test=record.get("is_test") == "1",
+            ctx=ctx,
+            record=record,
+            watch=watch,
+        )
         started = time.monotonic()
-        state.extra.update(journal=journal, totals=totals, started_mono=started,
-                           attempt_ms_before=used_ms, resumed=resumed,
-                           retries_off=trigger.settings.environment == "DEVELOPMENT"
-                           and not trigger.config.retries_enabled_in_dev)
+        state.extra.update(
+            journal=journal,
+            totals=totals,
+            started_mono=started,
+            attempt_ms_before=used_ms,
+            resumed=resumed,
+            retries_off=trigger.settings.environment == "DEVELOPMENT"
+            and not trigger.config.retries_enabled_in_dev,
+        )
         object.__setattr__(ctx, "_journal", journal)
         try:
             outcome = run_attempt(trigger, defn, state)
@@ -183,10 +214,16 @@ def _execute(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],
             # Every attempt's last metadata writes are stored before its outcome (META-10).
             end_metadata(state)
         if journal.concurrent:
-            outcome = Outcome("fail", error_record=TaskRunError(
-                "TASK_DID_CONCURRENT_WAIT", "Parallel waits are not supported, e.g. using "
-                "asyncio.gather or threads to wait on several runs: use "
-                "batch_trigger_and_wait instead"), status=RunStatus.SYSTEM_FAILURE)
+            outcome = Outcome(
+                "fail",
+                error_record=TaskRunError(
+                    "TASK_DID_CONCURRENT_WAIT",
+                    "Parallel waits are not supported, e.g. using "
+                    "asyncio.gather or threads to wait on several runs: use "
+                    "batch_trigger_and_wait instead",
+                ),
+                status=RunStatus.SYSTEM_FAILURE,
+            )
             if journal.parked:
                 _fail_parked(trigger, state, outcome)
         elif outcome.kind == "park":
@@ -199,22 +236,36 @@ def _execute(trigger: Trigger, run_id: str, task_id: str, args: Sequence[Any],
             return outcome.output
 
 
-def _conclude(trigger: Trigger, state: RunState, outcome: Outcome, totals: dict[str, Any],
-              lease_ms: int) -> dict[str, str]:
+def _conclude(
+    trigger: Trigger, state: RunState, outcome: Outcome, totals: dict[str, Any], lease_ms: int
+) -> dict[str, str]:
     """Write the attempt's outcome; return the record of the next warm attempt."""
     store = trigger.store
     run_id, token = state.run_id, state.token
-    usage = {"duration_ms": str(totals["duration_ms"]), "cost": repr(float(totals["cost"])),
-             "base_cost": repr(state.ctx.run.base_cost_in_cents)}
+    usage = {
+        "duration_ms": str(totals["duration_ms"]),
+        "cost": repr(float(totals["cost"])),
+        "base_cost": repr(state.ctx.run.base_cost_in_cents),
+    }
     if outcome.kind == "success":
         output_json = dumps(outcome.output, what="output")
         if len(output_json.encode()) > trigger.settings.max_output_bytes:
-            outcome = Outcome("fail", error_record=TaskRunError(
-                "TASK_OUTPUT_ERROR", f"output is {len(output_json.encode())} bytes, over the "
-                f"{trigger.settings.max_output_bytes}-byte limit"))
+            outcome = Outcome(
+                "fail",
+                error_record=TaskRunError(
+                    "TASK_OUTPUT_ERROR",
+                    f"output is {len(output_json.encode())} bytes, over the "
+                    f"{trigger.settings.max_output_bytes}-byte limit",
+                ),
+            )
         else:
-            written = store.finish_attempt(run_id, token, RunStatus.COMPLETED.value, now_ms(),
-                                           fields={"output": output_json, **usage})
+            written = store.finish_attempt(
+                run_id,
+                token,
+                RunStatus.COMPLETED.value,
+                now_ms(),
+                fields={"output": output_json, **usage},
+            )
             if not written:
                 raise DropDelivery("lease lost")
             if written == HAS_WAITERS:
@@ -231,19 +282,28 @@ def _conclude(trigger: Trigger, state: RunState, outcome: Outcome, totals: dict[
                 raise DropDelivery(claim.reason)
             return claim.record
         due = now_ms() + int(outcome.delay_ms)
-        if not store.finish_attempt(run_id, token, RunStatus.QUEUED.value, now_ms(),
-                                    fields={**usage, "error": dumps(_err(outcome).to_dict())},
-                                    timers=[(f"retry|{run_id}", due)]):
+        if not store.finish_attempt(
+            run_id,
+            token,
+            RunStatus.QUEUED.value,
+            now_ms(),
+            fields={**usage, "error": dumps(_err(outcome).to_dict())},
+            timers=[(f"retry|{run_id}", due)],
+        ):
             raise DropDelivery("lease lost")
         raise EndAttempt(f"retry in {format_duration(outcome.delay_ms / 1000)}")
     error = _err(outcome)
     status = outcome.status
     key = state.record.get("idem_key")
-    written = store.finish_attempt(run_id, token, status.value, now_ms(),
-                                   fields={**usage, "error": dumps(error.to_dict())},
-                                   idempotency_key=trigger.store.keys.idempotency(
-                                       state.task_id, key) if key else None,
-                                   release_key=status in FAILED_STATUSES)
+    written = store.finish_attempt(
+        run_id,
+        token,
+        status.value,
+        now_ms(),
+        fields={**usage, "error": dumps(error.to_dict())},
+        idempotency_key=trigger.store.keys.idempotency(state.task_id, key) if key else None,
+        release_key=status in FAILED_STATUSES,
+    )
     if not written:
         raise DropDelivery("lease lost")
     if written == HAS_WAITERS:
@@ -251,28 +311,38 @@ def _conclude(trigger: Trigger, state: RunState, outcome: Outcome, totals: dict[
     raise AttemptFailed(error)
 
 
-def _check_crash_budget(trigger: Trigger, run_id: str, token: str,
-                        record: dict[str, str]) -> None:
+def _check_crash_budget(trigger: Trigger, run_id: str, token: str, record: dict[str, str]) -> None:
     """The previous attempt's worker died (its lease lapsed). Retry it as a new attempt while
     attempts remain; otherwise the run ends CRASHED (a poison run cannot loop forever)."""
     attempt = int(record.get("attempt") or 1)
     if attempt <= int(record.get("max_attempts") or 1):
         return
-    error = TaskRunError("TASK_RUN_CRASHED", f"the worker running attempt {attempt - 1} died "
-                         "(its lease lapsed) and no attempts are left")
-    trigger.store.finish_attempt(run_id, token, RunStatus.CRASHED.value, now_ms(),
-                                 fields={"error": dumps(error.to_dict()),
-                                         "attempt": str(attempt - 1)})
+    error = TaskRunError(
+        "TASK_RUN_CRASHED",
+        f"the worker running attempt {attempt - 1} died "
+        "(its lease lapsed) and no attempts are left",
+    )
+    trigger.store.finish_attempt(
+        run_id,
+        token,
+        RunStatus.CRASHED.value,
+        now_ms(),
+        fields={"error": dumps(error.to_dict()), "attempt": str(attempt - 1)},
+    )
     notify_waiters(trigger, run_id)
     raise DropDelivery("crashed")
 
 
 def _fail_parked(trigger: Trigger, state: RunState, outcome: Outcome) -> None:
     """A run that parked and broke the one-wait rule: WAITING → SYSTEM_FAILURE, no lease."""
-    trigger.store.transition(state.run_id, now_ms(), allowed="WAITING",
-                             status=outcome.status.value,
-                             remove_timers=[f"resume|{state.run_id}"],
-                             fields={"error": dumps(_err(outcome).to_dict())})
+    trigger.store.transition(
+        state.run_id,
+        now_ms(),
+        allowed="WAITING",
+        status=outcome.status.value,
+        remove_timers=[f"resume|{state.run_id}"],
+        fields={"error": dumps(_err(outcome).to_dict())},
+    )
     notify_waiters(trigger, state.run_id)
     raise AttemptFailed(_err(outcome))
 
@@ -301,14 +371,20 @@ def run_attempt(trigger: Trigger, defn: Any, state: RunState) -> Outcome:
     """One attempt with its hooks; never raises for user errors (returns an Outcome)."""
     record, ctx = state.record, state.ctx
     if defn is None:
-        return Outcome("fail", error_record=TaskRunError(
-            "COULD_NOT_FIND_TASK", f"no task with id {state.task_id!r} is defined in this "
-            "worker"), status=RunStatus.SYSTEM_FAILURE)
+        return Outcome(
+            "fail",
+            error_record=TaskRunError(
+                "COULD_NOT_FIND_TASK",
+                f"no task with id {state.task_id!r} is defined in this worker",
+            ),
+            status=RunStatus.SYSTEM_FAILURE,
+        )
     try:
         payload = defn.parse_payload(loads(record.get("payload")))
     except PayloadValidationError as exc:
-        return Outcome("fail", error_record=TaskRunError(
-            "TASK_INPUT_ERROR", f"TaskPayloadParsedError: {exc}"))
+        return Outcome(
+            "fail", error_record=TaskRunError("TASK_INPUT_ERROR", f"TaskPayloadParsedError: {exc}")
+        )
     ctx_token = _current.set(ctx)
     state_token = set_state(state)
     state.extra["payload"] = payload
@@ -335,9 +411,15 @@ def run_attempt(trigger: Trigger, defn: Any, state: RunState) -> Outcome:
     except LeaseLost:
         raise DropDelivery("lease lost") from None
     except MaxDurationExceeded:
-        return Outcome("fail", error_record=TaskRunError(
-            "MAX_DURATION_EXCEEDED", f"Run exceeded maximum compute time (maxDuration) of "
-            f"{record.get('max_duration')} seconds"), status=RunStatus.TIMED_OUT)
+        return Outcome(
+            "fail",
+            error_record=TaskRunError(
+                "MAX_DURATION_EXCEEDED",
+                f"Run exceeded maximum compute time (maxDuration) of "
+                f"{record.get('max_duration')} seconds",
+            ),
+            status=RunStatus.TIMED_OUT,
+        )
     finally:
         reset_state(state_token)
         _current.reset(ctx_token)
@@ -365,8 +447,9 @@ def _middleware_failure(state: RunState, exc: BaseException) -> Outcome:
     return Outcome("retry", error_record=record, delay_ms=delay)
 
 
-def _run_with_hooks(trigger: Trigger, defn: Any, state: RunState, payload: Any,
-                    common: dict[str, Any]) -> Outcome:
+def _run_with_hooks(
+    trigger: Trigger, defn: Any, state: RunState, payload: Any, common: dict[str, Any]
+) -> Outcome:
     config = trigger.config
     ctx = state.ctx
     try:
@@ -379,19 +462,26 @@ def _run_with_hooks(trigger: Trigger, defn: Any, state: RunState, payload: Any,
         common["init"] = init
         if not state.extra.get("resumed"):
             if ctx.attempt.number == 1:
-                hk.run_all(hk.chain("on_start", defn,
-                                    [config.on_start] if config.on_start else None),
-                           swallow=False, **common)
+                hk.run_all(
+                    hk.chain("on_start", defn, [config.on_start] if config.on_start else None),
+                    swallow=False,
+                    **common,
+                )
             hk.run_all(hk.chain("on_start_attempt", defn), swallow=False, **common)
         output = call_run(defn, payload, ctx, init)
     except _PASS_THROUGH:
         raise
     except Exception as exc:
         return _on_error(trigger, defn, state, exc, common)
-    hk.run_all(hk.chain("on_success", defn, [config.on_success] if config.on_success else None),
-               swallow=True, output=output, **common)
-    hk.run_all(hk.chain("on_complete", defn), swallow=True,
-               result={"ok": True, "data": output}, **common)
+    hk.run_all(
+        hk.chain("on_success", defn, [config.on_success] if config.on_success else None),
+        swallow=True,
+        output=output,
+        **common,
+    )
+    hk.run_all(
+        hk.chain("on_complete", defn), swallow=True, result={"ok": True, "data": output}, **common
+    )
     try:
         hk.run_all(hk.chain("cleanup", defn), swallow=False, **common)
     except Exception as exc:
@@ -413,14 +503,21 @@ def call_run(defn: Any, payload: Any, ctx: Context, init: dict[str, Any]) -> Any
     return defn.fn(*args, **kwargs)
 
 
-def _on_error(trigger: Trigger, defn: Any, state: RunState, exc: Exception,
-              common: dict[str, Any], cleanup_done: bool = False) -> Outcome:
+def _on_error(
+    trigger: Trigger,
+    defn: Any,
+    state: RunState,
+    exc: Exception,
+    common: dict[str, Any],
+    cleanup_done: bool = False,
+) -> Outcome:
     """Decide retry or failure (§1.3) and run the failure hooks in order (§1.5)."""
     config = trigger.config
     ctx = state.ctx
     policy = _policy(state.record)
-    retries_off = trigger.settings.environment == "DEVELOPMENT" and \
-        not config.retries_enabled_in_dev
+    retries_off = (
+        trigger.settings.environment == "DEVELOPMENT" and not config.retries_enabled_in_dev
+    )
     error: BaseException = exc
     delay: float | None = None
     journal = state.extra.get("journal")
@@ -430,22 +527,35 @@ def _on_error(trigger: Trigger, defn: Any, state: RunState, exc: Exception,
         return Outcome("fail", error=exc, status=RunStatus.SYSTEM_FAILURE)
     if not isinstance(exc, (AbortTaskRunError, NonDeterminismError)) and not retries_off:
         default_delay = next_retry_delay_ms(policy, ctx.attempt.number) if policy else None
-        retry_at = None if default_delay is None else \
-            datetime.now(timezone.utc).timestamp() + default_delay / 1000
+        retry_at = (
+            None
+            if default_delay is None
+            else datetime.now(timezone.utc).timestamp() + default_delay / 1000
+        )
         try:
             own = defn.hooks.get("catch_error")
             # The task's own catch_error is asked first, then the globals (§1.3).
             fns = ([own] if own else []) + _definition.global_hooks.get("catch_error")
             decision = hk.resolve_catch_error(
-                fns, datetime.now(timezone.utc), default_delay,
-                error=exc, retry=policy, retry_delay_in_ms=default_delay,
-                retry_at=None if retry_at is None else
-                datetime.fromtimestamp(retry_at, tz=timezone.utc), **common)
+                fns,
+                datetime.now(timezone.utc),
+                default_delay,
+                error=exc,
+                retry=policy,
+                retry_delay_in_ms=default_delay,
+                retry_at=None
+                if retry_at is None
+                else datetime.fromtimestamp(retry_at, tz=timezone.utc),
+                **common,
+            )
         except Exception as hook_exc:
             if not cleanup_done:
                 _cleanup_quietly(defn, common)
-            return Outcome("fail", error_record=error_record(hook_exc, "HANDLE_ERROR_ERROR"),
-                           status=RunStatus.CRASHED)
+            return Outcome(
+                "fail",
+                error_record=error_record(hook_exc, "HANDLE_ERROR_ERROR"),
+                status=RunStatus.CRASHED,
+            )
         delay = decision.retry_delay_ms
         if decision.error is not None:
             error = decision.error
@@ -455,10 +565,15 @@ def _on_error(trigger: Trigger, defn: Any, state: RunState, exc: Exception,
         if not cleanup_done:
             hk.run_all(hk.chain("cleanup", defn), swallow=True, **common)
         return Outcome("retry", error=error, delay_ms=delay)
-    hk.run_all(hk.chain("on_failure", defn, [config.on_failure] if config.on_failure else None),
-               swallow=True, error=error, **common)
-    hk.run_all(hk.chain("on_complete", defn), swallow=True,
-               result={"ok": False, "error": error}, **common)
+    hk.run_all(
+        hk.chain("on_failure", defn, [config.on_failure] if config.on_failure else None),
+        swallow=True,
+        error=error,
+        **common,
+    )
+    hk.run_all(
+        hk.chain("on_complete", defn), swallow=True, result={"ok": False, "error": error}, **common
+    )
     if not cleanup_done:
         hk.run_all(hk.chain("cleanup", defn), swallow=True, **common)
     return Outcome("fail", error=error)
@@ -474,18 +589,24 @@ def expire_run(trigger: Trigger, run_id: str) -> bool:
     if record is None or record.get("started"):
         return False  # only runs that never started can expire (a long retry is QUEUED too)
     ttl = float(record.get("ttl") or 0)
-    error = TaskRunError("TTL_EXPIRED",
-                         f"Run expired because the TTL ({format_duration(ttl)}) was reached")
+    error = TaskRunError(
+        "TTL_EXPIRED", f"Run expired because the TTL ({format_duration(ttl)}) was reached"
+    )
     stamp = now_ms()
     result = trigger.store.transition(
-        run_id, stamp, allowed="QUEUED", status=RunStatus.EXPIRED.value,
+        run_id,
+        stamp,
+        allowed="QUEUED",
+        status=RunStatus.EXPIRED.value,
         remove_timers=[f"pub|{run_id}", f"ttl|{run_id}", f"retry|{run_id}"],
-        fields={"expired": str(stamp), "error": dumps(error.to_dict())})
+        fields={"expired": str(stamp), "error": dumps(error.to_dict())},
+    )
     if result.ok:
         notify_waiters(trigger, run_id)
         concurrency.release(trigger, result.record)  # it may have waited for a slot
         if record.get("idem_key"):
             # Only while this run still owns it: a reset may have handed it to a new run.
-            trigger.store.release_idempotency_key(record["task"], record["idem_key"], run_id,
-                                                  clear_record=False)
+            trigger.store.release_idempotency_key(
+                record["task"], record["idem_key"], run_id, clear_record=False
+            )
     return result.ok

@@ -54,9 +54,11 @@ class RunMetadata:
     def __init__(self, engine: Any, state: RunState) -> None:
         self.engine = engine
         self.run_id = state.run_id
-        self.targets = {"self": state.run_id,
-                        "parent": state.record.get("parent") or state.run_id,
-                        "root": state.root_id or state.run_id}
+        self.targets = {
+            "self": state.run_id,
+            "parent": state.record.get("parent") or state.run_id,
+            "root": state.root_id or state.run_id,
+        }
         text = state.record.get("meta")
         self.doc: dict[str, Any] | None = loads(text) if text else None
         self.queues: dict[str, list[dict[str, Any]]] = {t: [] for t in TARGETS}
@@ -74,8 +76,7 @@ class RunMetadata:
             doc = self.doc if self.doc is not None else {}
             # A copy: later in-place changes of the local copy must not reach the queued op.
             value = op.get("value")
-            local = {**op, "value": copy.deepcopy(value)} if isinstance(value, (dict, list)) \
-                else op
+            local = {**op, "value": copy.deepcopy(value)} if isinstance(value, (dict, list)) else op
             doc, applied, changed = ops_.apply_one(doc, local)
             if applied and changed:
                 self.doc = doc
@@ -104,15 +105,18 @@ class RunMetadata:
                 self.queues[target] = []
                 if ops:
                     per_run.setdefault(self.targets[target], []).extend(ops)
-            updates = [MetaUpdate(run_id, dumps(ops, what="metadata"),
-                                  reply=run_id == self.run_id)
-                       for run_id, ops in per_run.items()]
+            updates = [
+                MetaUpdate(run_id, dumps(ops, what="metadata"), reply=run_id == self.run_id)
+                for run_id, ops in per_run.items()
+            ]
             try:
                 results = self.engine.store.apply_metadata(
-                    updates, now_ms(), max_bytes=self.engine.settings.max_metadata_bytes)
+                    updates, now_ms(), max_bytes=self.engine.settings.max_metadata_bytes
+                )
             except Exception:
-                logger.exception("celery-trigger: flushing the metadata of run %s failed",
-                                 self.run_id)
+                logger.exception(
+                    "celery-trigger: flushing the metadata of run %s failed", self.run_id
+                )
                 return
             for update, result in zip(updates, results, strict=True):
                 if result.status != "ok":
@@ -132,14 +136,19 @@ class RunMetadata:
 
 
 def _log_rejected(engine: Any, run_id: str, target: str, status: str) -> None:
-    reason = {"too_large": f"Metadata exceeds maximum size of "
-                           f"{engine.settings.max_metadata_bytes} bytes",
-              "closed": "Cannot update metadata for a completed run",
-              "missing": f"run {target} does not exist",
-              "invalid": "the document or an operation is not valid JSON metadata"}
+    reason = {
+        "too_large": f"Metadata exceeds maximum size of {engine.settings.max_metadata_bytes} bytes",
+        "closed": "Cannot update metadata for a completed run",
+        "missing": f"run {target} does not exist",
+        "invalid": "the document or an operation is not valid JSON metadata",
+    }
     whose = "its own" if target == run_id else f"run {target}'s"
-    logger.error("celery-trigger: run %s could not update %s metadata: %s", run_id, whose,
-                 reason.get(status, status))
+    logger.error(
+        "celery-trigger: run %s could not update %s metadata: %s",
+        run_id,
+        whose,
+        reason.get(status, status),
+    )
 
 
 class _Flusher:
@@ -157,8 +166,9 @@ class _Flusher:
             self._items.add(item)
             if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
                 self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._loop, daemon=True,
-                                                name="celery-trigger-metadata")
+                self._thread = threading.Thread(
+                    target=self._loop, daemon=True, name="celery-trigger-metadata"
+                )
                 self._thread.start()
         self._wake.set()
 
@@ -219,29 +229,34 @@ def end_attempt(state: RunState) -> None:
         logger.exception("celery-trigger: final metadata flush of run %s failed", item.run_id)
 
 
-def update_run(run_id: str, metadata: Mapping[str, Any] | None,
-               operations: list[dict[str, Any]]) -> dict[str, Any]:
+def update_run(
+    run_id: str, metadata: Mapping[str, Any] | None, operations: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Apply operations (after replacing the document by ``metadata`` when given) to a run's
     stored metadata from outside the run; return the stored document."""
     from .._setup import current
 
     engine = current()
-    ops = ([{"type": "update", "value": dict(metadata)}] if metadata is not None else []) + \
-        operations
+    ops = (
+        [{"type": "update", "value": dict(metadata)}] if metadata is not None else []
+    ) + operations
     if not ops:
         record = engine.store.get_run(run_id)
         if record is None:
             raise RunNotFoundError(f"no run with id {run_id!r}")
         return loads(record.get("meta")) or {}
-    update = MetaUpdate(run_id, dumps(ops, what="metadata"), window_ms=UPDATABLE_WINDOW_MS,
-                        reply=True)
+    update = MetaUpdate(
+        run_id, dumps(ops, what="metadata"), window_ms=UPDATABLE_WINDOW_MS, reply=True
+    )
     max_bytes = engine.settings.max_metadata_bytes
     result = engine.store.apply_metadata([update], now_ms(), max_bytes=max_bytes)[0]
     if result.status == "missing":
         raise RunNotFoundError(f"no run with id {run_id!r}")
     if result.status == "closed":
-        raise InvalidRunStateError("Cannot update metadata for a completed run (the window "
-                                   "closes one hour after the run finished)")
+        raise InvalidRunStateError(
+            "Cannot update metadata for a completed run (the window "
+            "closes one hour after the run finished)"
+        )
     if result.status == "too_large":
         raise ValueError(f"Metadata exceeds maximum size of {max_bytes} bytes")
     if result.status != "ok":

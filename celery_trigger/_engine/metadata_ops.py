@@ -50,8 +50,10 @@ def check_key(key: object, *, allow_path: bool = True) -> str:
             raise ValueError(f"metadata path {key!r} has an empty segment")
     for part in segments or [key]:
         if part in UNSAFE_KEYS:
-            raise ValueError(f"metadata key {key!r} is not allowed: __proto__, constructor and "
-                             "prototype are reserved")
+            raise ValueError(
+                f"metadata key {key!r} is not allowed: __proto__, constructor and "
+                "prototype are reserved"
+            )
     return key
 
 
@@ -64,8 +66,10 @@ def check_document(doc: object, what: str = "metadata") -> dict[str, Any]:
         if not isinstance(key, str):
             raise TypeError(f"{what} keys must be strings, got {key!r}")
         if key in UNSAFE_KEYS:
-            raise ValueError(f"{what} key {key!r} is not allowed: __proto__, constructor and "
-                             "prototype are reserved")
+            raise ValueError(
+                f"{what} key {key!r} is not allowed: __proto__, constructor and "
+                "prototype are reserved"
+            )
     check_unicode(doc, what)
     return dict(doc)
 
@@ -75,8 +79,9 @@ def check_unicode(value: Any, what: str) -> None:
     try:
         json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError(f"{what} contains a string that is not valid Unicode "
-                         "(a lone surrogate)") from None
+        raise ValueError(
+            f"{what} contains a string that is not valid Unicode (a lone surrogate)"
+        ) from None
 
 
 def check_number(value: object, what: str) -> float | int:
@@ -193,8 +198,7 @@ def apply_one(doc: dict[str, Any], op: Mapping[str, Any]) -> tuple[dict[str, Any
         kept = [item for item in current if not json_equal(item, value)]
         return doc, _put(doc, key, kept), len(kept) != len(current)
     if kind == "increment":
-        base = current if isinstance(current, (int, float)) and not isinstance(current, bool) \
-            else 0
+        base = current if isinstance(current, (int, float)) and not isinstance(current, bool) else 0
         ok = _put(doc, key, base + value)
         return doc, ok, ok and (base is not current or value != 0)
     return doc, False, False
@@ -230,15 +234,18 @@ def collapse(ops: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def encode(doc: Mapping[str, Any]) -> str:
     """The stored form: compact JSON, keys sorted, UTF-8 (``ValueError`` if not finite)."""
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True,
-                      allow_nan=False)
+    return json.dumps(
+        doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+    )
 
 
 def check_operation(op: object) -> dict[str, Any]:
     """Validate one operation given to ``runs.update_metadata(operations=...)``."""
     if not isinstance(op, Mapping) or op.get("type") not in OP_TYPES:
-        raise ValueError(f"a metadata operation is a dict with 'type' one of "
-                         f"{', '.join(sorted(OP_TYPES))}; got {op!r}")
+        raise ValueError(
+            f"a metadata operation is a dict with 'type' one of "
+            f"{', '.join(sorted(OP_TYPES))}; got {op!r}"
+        )
     kind = op["type"]
     if kind == "update":
         return {"type": kind, "value": check_document(op.get("value"))}

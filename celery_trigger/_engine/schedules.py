@@ -67,8 +67,9 @@ class Clock:
         return int(self.origin_ms + self.offset_ms + (wall_ms - self.origin_ms) * self.speed)
 
     def to_wall(self, nominal_ms: int) -> int:
-        return math.ceil(self.origin_ms + (nominal_ms - self.origin_ms - self.offset_ms)
-                         / self.speed)
+        return math.ceil(
+            self.origin_ms + (nominal_ms - self.origin_ms - self.offset_ms) / self.speed
+        )
 
 
 _clock = Clock()
@@ -107,8 +108,9 @@ def declare(cron: Any) -> Declared | None:
         check_cron(cron, "UTC")
         return Declared(cron)
     if not isinstance(cron, Mapping):
-        raise TypeError("cron must be a pattern string or a dict with 'pattern', "
-                        "'timezone' and 'environments'")
+        raise TypeError(
+            "cron must be a pattern string or a dict with 'pattern', 'timezone' and 'environments'"
+        )
     unknown = set(cron) - {"pattern", "timezone", "environments"}
     if unknown:
         raise ValueError(f"unknown cron key(s): {', '.join(sorted(unknown))}")
@@ -159,16 +161,20 @@ def check_cron(pattern: Any, tz_name: Any) -> tuple[cronlib.CronExpression, Any]
 def check_task(engine: Any, task_id: str) -> None:
     """The task must exist (here or in a worker's stored definitions) and be a
     ``schedules.task``; raises ``TaskNotFoundError`` or ``ValueError``."""
-    not_scheduled = ValueError(f"Task {task_id!r} is not a scheduled task: only tasks "
-                               "defined with schedules.task can be scheduled")
+    not_scheduled = ValueError(
+        f"Task {task_id!r} is not a scheduled task: only tasks "
+        "defined with schedules.task can be scheduled"
+    )
     if _definition.get(task_id) is not None:
         if not is_scheduled(task_id):
             raise not_scheduled
         return
     stored = engine.store.get_task_def(task_id)
     if stored is None:
-        raise TaskNotFoundError(f"no task with id {task_id!r} is defined (in this process or "
-                                "by any worker that has started)")
+        raise TaskNotFoundError(
+            f"no task with id {task_id!r} is defined (in this process or "
+            "by any worker that has started)"
+        )
     if not (loads(stored) or {}).get("scheduled"):
         raise not_scheduled
 
@@ -200,26 +206,49 @@ def to_ms(moment: datetime) -> int:
 
 
 # writes --------------------------------------------------------------------------------
-def put(engine: Any, schedule_id: str, *, mode: str, type_: str, task: str, pattern: str,
-        tz_name: str, external_id: str | None, deduplication_key: str | None,
-        environments: tuple[str, ...]) -> tuple[str, Record | None]:
+def put(
+    engine: Any,
+    schedule_id: str,
+    *,
+    mode: str,
+    type_: str,
+    task: str,
+    pattern: str,
+    tz_name: str,
+    external_id: str | None,
+    deduplication_key: str | None,
+    environments: tuple[str, ...],
+) -> tuple[str, Record | None]:
     """Validate and write one schedule (see ``Store.put_schedule``); nothing is written
     when the pattern or zone is bad."""
     parsed, tz = check_cron(pattern, tz_name)
     clk = clock()
     nominal = to_ms(cronlib.next_after(parsed, to_dt(clk.now_ms()), tz))
-    create_fields = {"id": schedule_id, "type": type_, "task": task, "active": "1",
-                     "instance": uuid.uuid4().hex}
+    create_fields = {
+        "id": schedule_id,
+        "type": type_,
+        "task": task,
+        "active": "1",
+        "instance": uuid.uuid4().hex,
+    }
     if deduplication_key is not None:
         create_fields["dedup"] = deduplication_key
-    fields = {"cron": parsed.expression, "timezone": tz_name,
-              "description": cronlib.describe(parsed), "external_id": external_id or "",
-              "environments": dumps(list(environments))}
+    fields = {
+        "cron": parsed.expression,
+        "timezone": tz_name,
+        "description": cronlib.describe(parsed),
+        "external_id": external_id or "",
+        "environments": dumps(list(environments)),
+    }
     return engine.store.put_schedule(  # type: ignore[no-any-return]
-        schedule_id, int(time.time() * 1000), mode=mode,
+        schedule_id,
+        int(time.time() * 1000),
+        mode=mode,
         require_type=type_,
-        create_fields=create_fields, fields=fields,
-        next_run=(nominal, clk.to_wall(nominal)))
+        create_fields=create_fields,
+        fields=fields,
+        next_run=(nominal, clk.to_wall(nominal)),
+    )
 
 
 def all_schedules(engine: Any, page_size: int = 500) -> list[Record]:
@@ -237,14 +266,26 @@ def sync_declarative(engine: Any, *, prune: bool = False) -> dict[str, list[str]
     ``prune``, also those of tasks this process does not define at all)."""
     env = engine.settings.environment
     local = {d.id for d in _definition.all_definitions()}
-    wanted = {task_id: d for task_id, d in declared_schedules().items()
-              if task_id in local and env in d.environments}
+    wanted = {
+        task_id: d
+        for task_id, d in declared_schedules().items()
+        if task_id in local and env in d.environments
+    }
     report: dict[str, list[str]] = {"created": [], "updated": [], "deleted": []}
     for task_id, d in wanted.items():
         sid = declarative_id(task_id)
-        outcome, _ = put(engine, sid, mode="upsert", type_=DECLARATIVE, task=task_id,
-                         pattern=d.pattern, tz_name=d.timezone, external_id=None,
-                         deduplication_key=None, environments=d.environments)
+        outcome, _ = put(
+            engine,
+            sid,
+            mode="upsert",
+            type_=DECLARATIVE,
+            task=task_id,
+            pattern=d.pattern,
+            tz_name=d.timezone,
+            external_id=None,
+            deduplication_key=None,
+            environments=d.environments,
+        )
         report.setdefault(outcome, []).append(sid)
     keep = {declarative_id(task_id) for task_id in wanted}
     for record in all_schedules(engine):
@@ -257,8 +298,9 @@ def sync_declarative(engine: Any, *, prune: bool = False) -> dict[str, list[str]
 
 
 # firing --------------------------------------------------------------------------------
-def payload_for(record: Record, nominal_ms: int, parsed: cronlib.CronExpression,
-                tz: Any) -> dict[str, Any]:
+def payload_for(
+    record: Record, nominal_ms: int, parsed: cronlib.CronExpression, tz: Any
+) -> dict[str, Any]:
     """The JSON payload of an occurrence (``ScheduledPayload`` once parsed)."""
     stamp = to_dt(nominal_ms)
     last = record.get("last_run")
@@ -273,16 +315,24 @@ def payload_for(record: Record, nominal_ms: int, parsed: cronlib.CronExpression,
     }
 
 
-def _trigger_occurrence(engine: Any, record: Record, nominal_ms: int,
-                        parsed: cronlib.CronExpression, tz: Any) -> str:
+def _trigger_occurrence(
+    engine: Any, record: Record, nominal_ms: int, parsed: cronlib.CronExpression, tz: Any
+) -> str:
     from .. import _trigger
 
     instance = record.get("instance") or record.get("id", "")
-    options = {"idempotency_key": ["schedule", record.get("id", ""), instance, str(nominal_ms)],
-               "idempotency_key_ttl": OCCURRENCE_KEY_TTL_S}
-    prepared = _trigger.prepare(engine, record["task"],
-                                payload_for(record, nominal_ms, parsed, tz), options,
-                                run_id=occurrence_run_id(instance, nominal_ms), parse=False)
+    options = {
+        "idempotency_key": ["schedule", record.get("id", ""), instance, str(nominal_ms)],
+        "idempotency_key_ttl": OCCURRENCE_KEY_TTL_S,
+    }
+    prepared = _trigger.prepare(
+        engine,
+        record["task"],
+        payload_for(record, nominal_ms, parsed, tz),
+        options,
+        run_id=occurrence_run_id(instance, nominal_ms),
+        parse=False,
+    )
     prepared.new.fields["created"] = str(nominal_ms)  # a scheduled run is created "at" its time
     prepared.new.fields["schedule"] = record.get("id", "")
     run_id, _ = _trigger.create_and_publish(engine, [prepared])[0]
@@ -307,6 +357,11 @@ def fire(engine: Any, schedule_id: str) -> None:
     if active:
         _trigger_occurrence(engine, record, nominal, parsed, tz)
     following = to_ms(cronlib.next_after(parsed, to_dt(max(nominal, clk.now_ms())), tz))
-    store.advance_schedule(schedule_id, expected_ms=nominal, next_ms=following,
-                           due_ms=clk.to_wall(following), last_ms=nominal if active else None,
-                           now_ms=wall_now)
+    store.advance_schedule(
+        schedule_id,
+        expected_ms=nominal,
+        next_ms=following,
+        due_ms=clk.to_wall(following),
+        last_ms=nominal if active else None,
+        now_ms=wall_now,
+    )

@@ -81,8 +81,9 @@ class TimerService:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="celery-trigger-timers",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name="celery-trigger-timers", daemon=True
+        )
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -115,8 +116,9 @@ class TimerService:
         add = [(timer("pub", run_id), stamp + int(self.trigger.settings.publish_watchdog * 1000))]
         if record.get("ttl"):
             add.append((timer("ttl", run_id), stamp + int(float(record["ttl"]) * 1000)))
-        result = self.trigger.store.transition(run_id, stamp, allowed="DELAYED",
-                                               status="QUEUED", add_timers=add)
+        result = self.trigger.store.transition(
+            run_id, stamp, allowed="DELAYED", status="QUEUED", add_timers=add
+        )
         if result.ok and result.record is not None:
             publish_record(self.trigger, result.record)
 
@@ -136,8 +138,11 @@ class TimerService:
         if lease_exp > stamp:
             self.trigger.store.add_timers([(f"lease|{run_id}", lease_exp + 1000)])
             return
-        logger.warning("celery-trigger: the lease of %s lapsed (its worker died or hangs); "
-                       "publishing it again", run_id)
+        logger.warning(
+            "celery-trigger: the lease of %s lapsed (its worker died or hangs); "
+            "publishing it again",
+            run_id,
+        )
         publish_record(self.trigger, record)
         lease_ms = int(self.trigger.settings.lease_seconds * 1000)
         self.trigger.store.add_timers([(f"lease|{run_id}", stamp + 2 * lease_ms)])

@@ -89,13 +89,18 @@ def _timeout_error(record: dict[str, str]) -> WaitpointTimeoutError:
 def to_record(engine: Any, rec: dict[str, str], *, with_output: bool = True) -> TokenRecord:
     status = rec.get("status", "WAITING")
     return TokenRecord(
-        id=rec["id"], url=callback_url(engine, rec["id"]), status=status,
-        created_at=ms_to_dt(rec.get("created")), completed_at=ms_to_dt(rec.get("completed_at")),
-        timeout_at=ms_to_dt(rec.get("timeout_at")), idempotency_key=rec.get("idem") or None,
+        id=rec["id"],
+        url=callback_url(engine, rec["id"]),
+        status=status,
+        created_at=ms_to_dt(rec.get("created")),
+        completed_at=ms_to_dt(rec.get("completed_at")),
+        timeout_at=ms_to_dt(rec.get("timeout_at")),
+        idempotency_key=rec.get("idem") or None,
         idempotency_key_expires_at=ms_to_dt(rec.get("idem_exp")),
         tags=loads(rec.get("tags")) or [],
         output=loads(rec.get("output")) if with_output and status == "COMPLETED" else None,
-        error=_timeout_error(rec) if status == "TIMED_OUT" else None)
+        error=_timeout_error(rec) if status == "TIMED_OUT" else None,
+    )
 
 
 def to_wait_result(rec: dict[str, str]) -> WaitResult:
@@ -104,8 +109,15 @@ def to_wait_result(rec: dict[str, str]) -> WaitResult:
     return WaitResult(ok=False, error=_timeout_error(rec))
 
 
-def create(engine: Any, token_id: str, *, timeout_ms: int | None, key: str | None,
-           key_ttl_s: float | None, tags: Sequence[str]) -> tuple[str, bool]:
+def create(
+    engine: Any,
+    token_id: str,
+    *,
+    timeout_ms: int | None,
+    key: str | None,
+    key_ttl_s: float | None,
+    tags: Sequence[str],
+) -> tuple[str, bool]:
     now = int(time.time() * 1000)
     fields = {"id": token_id, "status": "WAITING", "created": str(now), "tags": dumps(list(tags))}
     if timeout_ms is not None:
@@ -114,16 +126,23 @@ def create(engine: Any, token_id: str, *, timeout_ms: int | None, key: str | Non
         fields["idem"] = key
         if key_ttl_s:
             fields["idem_exp"] = str(now + int(key_ttl_s * 1000))
-    created = engine.store.create_token(token_id, now, key=key,
-                                        key_ttl_ms=int((key_ttl_s or 0) * 1000),
-                                        timeout_ms=timeout_ms, fields=fields, tags=tags)
+    created = engine.store.create_token(
+        token_id,
+        now,
+        key=key,
+        key_ttl_ms=int((key_ttl_s or 0) * 1000),
+        timeout_ms=timeout_ms,
+        fields=fields,
+        tags=tags,
+    )
     return created.run_id, created.cached
 
 
 def complete(engine: Any, token_id: str, data: Any) -> bool:
     """Complete a token; the first completion (or timeout) wins. Returns whether it changed."""
-    result, _ = engine.store.complete_token(token_id, int(time.time() * 1000), "COMPLETED",
-                                            "output", dumps(data, what="data"))
+    result, _ = engine.store.complete_token(
+        token_id, int(time.time() * 1000), "COMPLETED", "output", dumps(data, what="data")
+    )
     if result == "missing":
         raise TokenNotFoundError(f"no waitpoint token with id {token_id!r}")
     if result == "ok":
@@ -132,8 +151,13 @@ def complete(engine: Any, token_id: str, data: Any) -> bool:
 
 
 def time_out(engine: Any, token_id: str) -> bool:
-    result, _ = engine.store.complete_token(token_id, int(time.time() * 1000), "TIMED_OUT",
-                                            "error", dumps({"code": "TRIGGER_WAITPOINT_TIMEOUT"}))
+    result, _ = engine.store.complete_token(
+        token_id,
+        int(time.time() * 1000),
+        "TIMED_OUT",
+        "error",
+        dumps({"code": "TRIGGER_WAITPOINT_TIMEOUT"}),
+    )
     if result == "ok":
         notify_waiters(engine, f"token:{token_id}")
     return bool(result == "ok")

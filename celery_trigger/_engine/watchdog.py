@@ -64,8 +64,9 @@ class Watchdog:
         if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
             return
         self._pid = os.getpid()
-        self._thread = threading.Thread(target=self._loop, name="celery-trigger-watchdog",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name="celery-trigger-watchdog", daemon=True
+        )
         self._thread.start()
 
     def start(self, run_id: str, token: str, max_duration: float | None) -> Watch:
@@ -100,8 +101,12 @@ class Watchdog:
             with self._lock:
                 watches = list(self._watches.values())
             for watch in watches:
-                if watch.interrupted is None and watch.paused_at is None and \
-                        watch.deadline is not None and now >= watch.deadline:
+                if (
+                    watch.interrupted is None
+                    and watch.paused_at is None
+                    and watch.deadline is not None
+                    and now >= watch.deadline
+                ):
                     self._fire(watch, MaxDurationExceeded)
             if now >= next_renew and watches:
                 next_renew = now + interval
@@ -109,8 +114,9 @@ class Watchdog:
 
     def _renew(self, watches: list[Watch]) -> None:
         try:
-            lost = self.store.renew_leases([(w.run_id, w.token) for w in watches],
-                                           int(time.time() * 1000), self.lease_ms)
+            lost = self.store.renew_leases(
+                [(w.run_id, w.token) for w in watches], int(time.time() * 1000), self.lease_ms
+            )
         except Exception:  # a Redis blip: try again next round, leases have slack
             logger.warning("celery-trigger: lease renewal failed", exc_info=True)
             return

@@ -120,32 +120,59 @@ class Store(Protocol):
 
     def children(self, run_id: str) -> list[str]: ...
 
-    def claim_attempt(self, run_id: str, token: str, now_ms: int, lease_ms: int, mode: str,
-                      drop_timers: Sequence[str], *, scope: SlotScope | None = None) -> Claim:
+    def claim_attempt(
+        self,
+        run_id: str,
+        token: str,
+        now_ms: int,
+        lease_ms: int,
+        mode: str,
+        drop_timers: Sequence[str],
+        *,
+        scope: SlotScope | None = None,
+    ) -> Claim:
         """Take the run for an attempt (and a slot of its queue when that queue is limited).
 
         Over the limit: ``Claim("drop", "queued")``, the run waits in its sub-queue.
         """
         ...
 
-    def renew_leases(self, leases: Sequence[tuple[str, str]], now_ms: int,
-                     lease_ms: int) -> list[str]:
+    def renew_leases(
+        self, leases: Sequence[tuple[str, str]], now_ms: int, lease_ms: int
+    ) -> list[str]:
         """Extend each lease still held (and the run's slot); return the run ids whose lease
         was lost, or whose slot lapsed and was reaped."""
         ...
 
-    def finish_attempt(self, run_id: str, token: str, status: str, now_ms: int, *,
-                       fields: dict[str, str], timers: Sequence[tuple[str, int]] = (),
-                       idempotency_key: str | None = None,
-                       release_key: bool = False) -> int: ...
+    def finish_attempt(
+        self,
+        run_id: str,
+        token: str,
+        status: str,
+        now_ms: int,
+        *,
+        fields: dict[str, str],
+        timers: Sequence[tuple[str, int]] = (),
+        idempotency_key: str | None = None,
+        release_key: bool = False,
+    ) -> int: ...
 
-    def transition(self, run_id: str, now_ms: int, *, allowed: str, status: str = "",
-                   remove_timers: Sequence[str] = (), add_timers: Sequence[tuple[str, int]] = (),
-                   fields: dict[str, str] | None = None,
-                   remove_from: str | None = None) -> Transition: ...
+    def transition(
+        self,
+        run_id: str,
+        now_ms: int,
+        *,
+        allowed: str,
+        status: str = "",
+        remove_timers: Sequence[str] = (),
+        add_timers: Sequence[tuple[str, int]] = (),
+        fields: dict[str, str] | None = None,
+        remove_from: str | None = None,
+    ) -> Transition: ...
 
-    def list_run_ids(self, *, index: str | None, before: tuple[int, str] | None,
-                     count: int) -> list[tuple[str, int]]: ...
+    def list_run_ids(
+        self, *, index: str | None, before: tuple[int, str] | None, count: int
+    ) -> list[tuple[str, int]]: ...
 
     def delete_idempotency_key(self, task_id: str, key: str) -> bool: ...
 
@@ -158,8 +185,18 @@ class Store(Protocol):
         """Append entry ``k`` if the journal has exactly k entries; -1 without the lease."""
         ...
 
-    def park(self, run_id: str, token: str, now_ms: int, k: int, entry: str, *,
-             due_ms: int | None, members: Sequence[str], fields: dict[str, str]) -> str:
+    def park(
+        self,
+        run_id: str,
+        token: str,
+        now_ms: int,
+        k: int,
+        entry: str,
+        *,
+        due_ms: int | None,
+        members: Sequence[str],
+        fields: dict[str, str],
+    ) -> str:
         """End the attempt at wait ``k``: ``parked``, ``ready`` (nothing to wait) or ``lost``."""
         ...
 
@@ -179,9 +216,17 @@ class Store(Protocol):
         """The wake-up time first stored under a wait idempotency key (``SET NX``)."""
         ...
 
-    def create_token(self, token_id: str, now_ms: int, *, key: str | None, key_ttl_ms: int,
-                     timeout_ms: int | None, fields: dict[str, str],
-                     tags: Sequence[str]) -> Created:
+    def create_token(
+        self,
+        token_id: str,
+        now_ms: int,
+        *,
+        key: str | None,
+        key_ttl_ms: int,
+        timeout_ms: int | None,
+        fields: dict[str, str],
+        tags: Sequence[str],
+    ) -> Created:
         """Create a waitpoint token, or return the live owner of its idempotency key."""
         ...
 
@@ -189,19 +234,22 @@ class Store(Protocol):
         """The token record, or None."""
         ...
 
-    def complete_token(self, token_id: str, now_ms: int, status: str, field: str,
-                       value: str) -> tuple[str, list[str]]:
+    def complete_token(
+        self, token_id: str, now_ms: int, status: str, field: str, value: str
+    ) -> tuple[str, list[str]]:
         """First completion wins: (``ok``, waiters) | (``done``, []) | (``missing``, [])."""
         ...
 
-    def list_token_ids(self, *, tag: str | None, before: tuple[int, str] | None,
-                       count: int) -> list[tuple[str, int]]:
+    def list_token_ids(
+        self, *, tag: str | None, before: tuple[int, str] | None, count: int
+    ) -> list[tuple[str, int]]:
         """Newest-first ``(token id, created ms)`` page strictly after the cursor."""
         ...
 
     # metadata, tags, idempotency keys (SEMANTICS §5, §8, §9) ----------------------------
-    def apply_metadata(self, updates: Sequence[MetaUpdate], now_ms: int, *,
-                       max_bytes: int) -> list[MetaResult]:
+    def apply_metadata(
+        self, updates: Sequence[MetaUpdate], now_ms: int, *, max_bytes: int
+    ) -> list[MetaResult]:
         """Apply each update to its run's ``meta`` document atomically (one script each)."""
         ...
 
@@ -213,8 +261,9 @@ class Store(Protocol):
         """The run that owns an idempotency key of a task, or None."""
         ...
 
-    def release_idempotency_key(self, task_id: str, key: str, owner: str, *,
-                                clear_record: bool) -> bool:
+    def release_idempotency_key(
+        self, task_id: str, key: str, owner: str, *, clear_record: bool
+    ) -> bool:
         """Delete the key if ``owner`` still owns it (and clear it from the owner's record)."""
         ...
 
@@ -227,8 +276,9 @@ class Store(Protocol):
         ...
 
     # concurrency slots (DESIGN §6) ---------------------------------------------------------
-    def release_slot(self, run_id: str | None, scope: SlotScope, now_ms: int, handoff_ms: int,
-                     delay_ms: int) -> list[str]:
+    def release_slot(
+        self, run_id: str | None, scope: SlotScope, now_ms: int, handoff_ms: int, delay_ms: int
+    ) -> list[str]:
         """Give back the run's slot or place in line (unless it is EXECUTING again), then
         admit waiting runs; returns the promoted run ids (each holds a slot for
         ``handoff_ms`` and has ``promote|<run>`` due after ``delay_ms``)."""
@@ -279,9 +329,17 @@ class Store(Protocol):
     def pending_runs(self, task_id: str, limit: int) -> list[str]: ...
 
     # schedules (DESIGN §8) ------------------------------------------------------------------
-    def put_schedule(self, schedule_id: str, now_ms: int, *, mode: str, require_type: str,
-                     create_fields: dict[str, str], fields: dict[str, str],
-                     next_run: tuple[int, int] | None) -> tuple[str, Record | None]:
+    def put_schedule(
+        self,
+        schedule_id: str,
+        now_ms: int,
+        *,
+        mode: str,
+        require_type: str,
+        create_fields: dict[str, str],
+        fields: dict[str, str],
+        next_run: tuple[int, int] | None,
+    ) -> tuple[str, Record | None]:
         """Create (``mode="upsert"``) or change a schedule and arm its ``sched|<id>`` timer.
 
         ``create_fields`` are written only when the schedule is new; an empty value in
@@ -302,8 +360,16 @@ class Store(Protocol):
         """Remove a schedule and its pending timer: ``ok``, ``missing`` or ``type``."""
         ...
 
-    def advance_schedule(self, schedule_id: str, *, expected_ms: int, next_ms: int,
-                         due_ms: int, last_ms: int | None, now_ms: int) -> bool:
+    def advance_schedule(
+        self,
+        schedule_id: str,
+        *,
+        expected_ms: int,
+        next_ms: int,
+        due_ms: int,
+        last_ms: int | None,
+        now_ms: int,
+    ) -> bool:
         """Compare-and-set ``next_run`` from ``expected_ms`` to ``next_ms``, record
         ``last_run`` when the occurrence was triggered, arm the timer at ``due_ms``."""
         ...

@@ -85,8 +85,17 @@ class MemoryStore(MemorySchedules, MemoryMeta, MemorySlots):
         with self._lock:
             return list(self._state.lists.get(self.keys.children(run_id), []))
 
-    def claim_attempt(self, run_id: str, token: str, now_ms: int, lease_ms: int, mode: str,
-                      drop_timers: Sequence[str], *, scope: SlotScope | None = None) -> Claim:
+    def claim_attempt(
+        self,
+        run_id: str,
+        token: str,
+        now_ms: int,
+        lease_ms: int,
+        mode: str,
+        drop_timers: Sequence[str],
+        *,
+        scope: SlotScope | None = None,
+    ) -> Claim:
         """``claim_attempt.lua``."""
         with self._lock:
             scope = self._claim_scope(run_id, scope)
@@ -108,9 +117,15 @@ class MemoryStore(MemorySchedules, MemoryMeta, MemorySlots):
                     return Claim("drop", reason="waiting")
                 if (wait := self._admit(record, scope, now_ms, lease_ms, True)) is not None:
                     return wait
-                record.update(status="EXECUTING", lease=token,
-                              lease_exp=lua_num(now_ms + lease_ms), woken="0", resumed="1",
-                              updated=lua_num(now_ms), takeover="0")
+                record.update(
+                    status="EXECUTING",
+                    lease=token,
+                    lease_exp=lua_num(now_ms + lease_ms),
+                    woken="0",
+                    resumed="1",
+                    updated=lua_num(now_ms),
+                    takeover="0",
+                )
                 self._drop_timers(drop_timers)
                 self._lease_timer(record, now_ms + lease_ms + 1000)
                 return Claim("ok", record=dict(record))
@@ -121,14 +136,23 @@ class MemoryStore(MemorySchedules, MemoryMeta, MemorySlots):
                 queued_at = float(record.get("queued_at", now_ms))
                 if now_ms >= queued_at + float(record["ttl"]) * 1000:
                     return Claim("drop", reason="ttl")
-            if mode != "warm" and (wait := self._admit(record, scope, now_ms, lease_ms,
-                                                       False)) is not None:
+            if (
+                mode != "warm"
+                and (wait := self._admit(record, scope, now_ms, lease_ms, False)) is not None
+            ):
                 return wait
             attempt = float(record.get("attempt", "0")) + 1
-            record.update(status="EXECUTING", lease=token, lease_exp=lua_num(now_ms + lease_ms),
-                          attempt=lua_num(attempt), attempt_started=lua_num(now_ms),
-                          updated=lua_num(now_ms), resumed="0", attempt_ms="0",
-                          takeover="1" if status == "EXECUTING" and mode != "warm" else "0")
+            record.update(
+                status="EXECUTING",
+                lease=token,
+                lease_exp=lua_num(now_ms + lease_ms),
+                attempt=lua_num(attempt),
+                attempt_started=lua_num(now_ms),
+                updated=lua_num(now_ms),
+                resumed="0",
+                attempt_ms="0",
+                takeover="1" if status == "EXECUTING" and mode != "warm" else "0",
+            )
             self._state.lists.pop(self.keys.journal(run_id), None)  # a new attempt replays nothing
             self._lease_timer(record, now_ms + lease_ms + 1000)
             if never_started:
@@ -150,11 +174,15 @@ class MemoryStore(MemorySchedules, MemoryMeta, MemorySlots):
     def _holds(self, run_id: str, token: str) -> bool:
         """The run is executing under ``token`` (the check every lease-guarded script makes)."""
         record = self._state.hashes.get(self.keys.run(run_id))
-        return record is not None and record.get("status") == "EXECUTING" and record.get(
-            "lease") == token
+        return (
+            record is not None
+            and record.get("status") == "EXECUTING"
+            and record.get("lease") == token
+        )
 
-    def renew_leases(self, leases: Sequence[tuple[str, str]], now_ms: int,
-                     lease_ms: int) -> list[str]:
+    def renew_leases(
+        self, leases: Sequence[tuple[str, str]], now_ms: int, lease_ms: int
+    ) -> list[str]:
         """``renew_lease.lua`` per lease; returns the run ids whose lease was lost."""
         with self._lock:
             lost: list[str] = []
@@ -165,9 +193,18 @@ class MemoryStore(MemorySchedules, MemoryMeta, MemorySlots):
                     lost.append(run_id)
             return lost
 
-    def finish_attempt(self, run_id: str, token: str, status: str, now_ms: int, *,
-                       fields: dict[str, str], timers: Sequence[tuple[str, int]] = (),
-                       idempotency_key: str | None = None, release_key: bool = False) -> int:
+    def finish_attempt(
+        self,
+        run_id: str,
+        token: str,
+        status: str,
+        now_ms: int,
+        *,
+        fields: dict[str, str],
+        timers: Sequence[tuple[str, int]] = (),
+        idempotency_key: str | None = None,
+        release_key: bool = False,
+    ) -> int:
         """``finish_attempt.lua``; ``idempotency_key`` is the key's name (``keys.idempotency``)."""
         with self._lock:
             st = self._state
@@ -192,10 +229,18 @@ class MemoryStore(MemorySchedules, MemoryMeta, MemorySlots):
                 st.hset(self.keys.run(run_id), fields)
             return result
 
-    def transition(self, run_id: str, now_ms: int, *, allowed: str, status: str = "",
-                   remove_timers: Sequence[str] = (), add_timers: Sequence[tuple[str, int]] = (),
-                   fields: dict[str, str] | None = None,
-                   remove_from: str | None = None) -> Transition:
+    def transition(
+        self,
+        run_id: str,
+        now_ms: int,
+        *,
+        allowed: str,
+        status: str = "",
+        remove_timers: Sequence[str] = (),
+        add_timers: Sequence[tuple[str, int]] = (),
+        fields: dict[str, str] | None = None,
+        remove_from: str | None = None,
+    ) -> Transition:
         """``transition.lua``; ``remove_from`` is a sorted set's key name."""
         with self._lock:
             st, timers = self._state, self.keys.timers()
@@ -234,14 +279,15 @@ class MemoryStore(MemorySchedules, MemoryMeta, MemorySlots):
             return True
         return False
 
-    def list_run_ids(self, *, index: str | None, before: tuple[int, str] | None,
-                     count: int) -> list[tuple[str, int]]:
+    def list_run_ids(
+        self, *, index: str | None, before: tuple[int, str] | None, count: int
+    ) -> list[tuple[str, int]]:
         with self._lock:
-            return self._page(self.keys.tag(index) if index else self.keys.by_created(),
-                              before, count)
+            return self._page(
+                self.keys.tag(index) if index else self.keys.by_created(), before, count
+            )
 
-    def _page(self, key: str, before: tuple[int, str] | None,
-              count: int) -> list[tuple[str, int]]:
+    def _page(self, key: str, before: tuple[int, str] | None, count: int) -> list[tuple[str, int]]:
         """Newest-first page of a creation-time index, strictly after the cursor."""
         out: list[tuple[str, int]] = []
         for member, score in reversed(self._state.zsorted(key)):
@@ -273,8 +319,18 @@ class MemoryStore(MemorySchedules, MemoryMeta, MemorySlots):
             self._state.lists[self.keys.journal(run_id)] = journal
         return len(journal)
 
-    def park(self, run_id: str, token: str, now_ms: int, k: int, entry: str, *,
-             due_ms: int | None, members: Sequence[str], fields: dict[str, str]) -> str:
+    def park(
+        self,
+        run_id: str,
+        token: str,
+        now_ms: int,
+        k: int,
+        entry: str,
+        *,
+        due_ms: int | None,
+        members: Sequence[str],
+        fields: dict[str, str],
+    ) -> str:
         """``park.lua``: ``lost``, ``ready`` (nothing to wait for) or ``parked``."""
         with self._lock:
             st, keys = self._state, self.keys
@@ -297,8 +353,14 @@ class MemoryStore(MemorySchedules, MemoryMeta, MemorySlots):
             if pending == 0 and (due_ms is None or due_ms <= now_ms):
                 return "ready"
             record = st.hashes[keys.run(run_id)]
-            record.update(status="WAITING", lease="", lease_exp="0", woken="0", wait_k=lua_num(k),
-                          updated=lua_num(now_ms))
+            record.update(
+                status="WAITING",
+                lease="",
+                lease_exp="0",
+                woken="0",
+                wait_k=lua_num(k),
+                updated=lua_num(now_ms),
+            )
             self._lease_timer(record, None)
             if fields:
                 st.hset(keys.run(run_id), fields)
@@ -343,9 +405,17 @@ class MemoryStore(MemorySchedules, MemoryMeta, MemorySlots):
                 st.strings[name] = (str(due_ms), mono_ms() + ttl_ms if ttl_ms else math.inf)
             return int(st.strings[name][0])
 
-    def create_token(self, token_id: str, now_ms: int, *, key: str | None, key_ttl_ms: int,
-                     timeout_ms: int | None, fields: dict[str, str],
-                     tags: Sequence[str]) -> Created:
+    def create_token(
+        self,
+        token_id: str,
+        now_ms: int,
+        *,
+        key: str | None,
+        key_ttl_ms: int,
+        timeout_ms: int | None,
+        fields: dict[str, str],
+        tags: Sequence[str],
+    ) -> Created:
         """``token_create.lua``: a new token, or the live owner of ``key`` (cached)."""
         with self._lock:
             st, keys = self._state, self.keys
@@ -367,8 +437,9 @@ class MemoryStore(MemorySchedules, MemoryMeta, MemorySlots):
         with self._lock:
             return self._hash_copy(self.keys.token(token_id))
 
-    def complete_token(self, token_id: str, now_ms: int, status: str, field: str,
-                       value: str) -> tuple[str, list[str]]:
+    def complete_token(
+        self, token_id: str, now_ms: int, status: str, field: str, value: str
+    ) -> tuple[str, list[str]]:
         """``token_complete.lua``: first wins; ``ok`` comes with the parked waiters."""
         with self._lock:
             st, timers = self._state, self.keys.timers()
@@ -387,8 +458,9 @@ class MemoryStore(MemorySchedules, MemoryMeta, MemorySlots):
                 st.zadd(timers, f"notify|token:{owner_id}", now_ms + 5000)
             return "ok", waiters
 
-    def list_token_ids(self, *, tag: str | None, before: tuple[int, str] | None,
-                       count: int) -> list[tuple[str, int]]:
+    def list_token_ids(
+        self, *, tag: str | None, before: tuple[int, str] | None, count: int
+    ) -> list[tuple[str, int]]:
         with self._lock:
             key = self.keys.token_tag(tag) if tag else self.keys.tokens_by_created()
             return self._page(key, before, count)
@@ -474,4 +546,3 @@ class MemoryStore(MemorySchedules, MemoryMeta, MemorySlots):
 
     def raw(self) -> MemoryState:
         return self._state
-

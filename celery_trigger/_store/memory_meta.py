@@ -29,8 +29,9 @@ class MemoryMeta:
     _state: MemoryState
     _lock: threading.RLock
 
-    def apply_metadata(self, updates: Sequence[MetaUpdate], now_ms: int, *,
-                       max_bytes: int) -> list[MetaResult]:
+    def apply_metadata(
+        self, updates: Sequence[MetaUpdate], now_ms: int, *, max_bytes: int
+    ) -> list[MetaResult]:
         """``metadata_apply.lua`` for each update."""
         with self._lock:
             return [self._apply(u, now_ms, max_bytes) for u in updates]
@@ -45,8 +46,12 @@ class MemoryMeta:
             return MetaResult(status, text if update.reply else "")
 
         finished = record.get("finished")
-        if update.window_ms is not None and record["status"] in FINAL and finished and \
-                float(finished) + update.window_ms < now_ms:
+        if (
+            update.window_ms is not None
+            and record["status"] in FINAL
+            and finished
+            and float(finished) + update.window_ms < now_ms
+        ):
             return reply("closed")
         doc: Any = json.loads(stored) if stored else {}
         operations = json.loads(update.operations)
@@ -81,8 +86,11 @@ class MemoryMeta:
                 return "limit", current
             if added:
                 for tag in added:
-                    self._state.zadd(self.keys.tag(tag), record.get("id", run_id),
-                                     float(record.get("created") or 0))
+                    self._state.zadd(
+                        self.keys.tag(tag),
+                        record.get("id", run_id),
+                        float(record.get("created") or 0),
+                    )
                 current.extend(added)
                 record["tags"] = json.dumps(current, separators=(",", ":"))
             return "ok", current
@@ -91,8 +99,9 @@ class MemoryMeta:
         with self._lock:
             return self._state.get(self.keys.idempotency(task_id, key))
 
-    def release_idempotency_key(self, task_id: str, key: str, owner: str, *,
-                                clear_record: bool) -> bool:
+    def release_idempotency_key(
+        self, task_id: str, key: str, owner: str, *, clear_record: bool
+    ) -> bool:
         """``idem_clear.lua``: compare-and-delete, then optionally clear the owner's fields."""
         with self._lock:
             name = self.keys.idempotency(task_id, key)
@@ -129,5 +138,6 @@ def _readable(op: Any) -> bool:
     if not isinstance(op.get("key"), str):
         return False
     value = op.get("value")
-    return op["type"] != "increment" or (isinstance(value, (int, float))
-                                        and not isinstance(value, bool))
+    return op["type"] != "increment" or (
+        isinstance(value, (int, float)) and not isinstance(value, bool)
+    )

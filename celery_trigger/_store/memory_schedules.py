@@ -23,9 +23,17 @@ class MemorySchedules:
     _state: MemoryState
     _lock: threading.RLock
 
-    def put_schedule(self, schedule_id: str, now_ms: int, *, mode: str, require_type: str,
-                     create_fields: dict[str, str], fields: dict[str, str],
-                     next_run: tuple[int, int] | None) -> tuple[str, Record | None]:
+    def put_schedule(
+        self,
+        schedule_id: str,
+        now_ms: int,
+        *,
+        mode: str,
+        require_type: str,
+        create_fields: dict[str, str],
+        fields: dict[str, str],
+        next_run: tuple[int, int] | None,
+    ) -> tuple[str, Record | None]:
         """``schedule_put.lua``."""
         with self._lock:
             key, st = self.keys.schedule(schedule_id), self._state
@@ -41,8 +49,9 @@ class MemorySchedules:
                 record["created"] = str(now_ms)
                 st.zadd(self.keys.schedules(), schedule_id, now_ms)
             member = schedule_timer(schedule_id)
-            armed = member in st.zsets.get(self.keys.timers(), {}) or \
-                member in st.zsets.get(self.keys.timers_claimed(), {})
+            armed = member in st.zsets.get(self.keys.timers(), {}) or member in st.zsets.get(
+                self.keys.timers_claimed(), {}
+            )
             reschedule = created or "next_run" not in record or not armed
             for name, value in fields.items():
                 if name in ("cron", "timezone") and record.get(name) != value:
@@ -65,7 +74,7 @@ class MemorySchedules:
     def list_schedules(self, offset: int, count: int) -> tuple[list[Record], int]:
         with self._lock:
             rows = self._state.zsorted(self.keys.schedules())
-            page = rows[offset:offset + count] if count > 0 else []
+            page = rows[offset : offset + count] if count > 0 else []
             records = [self._state.hashes.get(self.keys.schedule(sid)) for sid, _ in page]
             return [dict(r) for r in records if r], len(rows)
 
@@ -83,8 +92,16 @@ class MemorySchedules:
             st.zrem(self.keys.timers(), schedule_timer(schedule_id))
             return "ok"
 
-    def advance_schedule(self, schedule_id: str, *, expected_ms: int, next_ms: int,
-                         due_ms: int, last_ms: int | None, now_ms: int) -> bool:
+    def advance_schedule(
+        self,
+        schedule_id: str,
+        *,
+        expected_ms: int,
+        next_ms: int,
+        due_ms: int,
+        last_ms: int | None,
+        now_ms: int,
+    ) -> bool:
         """``schedule_advance.lua``."""
         with self._lock:
             record = self._state.hashes.get(self.keys.schedule(schedule_id))

@@ -56,9 +56,18 @@ class MemorySlots:
             return None
         k = self.keys
         sub = k.subqueue(scope.queue, scope.ckey)
-        return _K(k.queue(scope.queue), k.slot_waiting(sub), k.queue_subs(scope.queue),
-                  k.slots(), k.slots_sub(), k.slots_count(), k.slots_ready(),
-                  k.slots_unclaimed(), k.timers(), sub)
+        return _K(
+            k.queue(scope.queue),
+            k.slot_waiting(sub),
+            k.queue_subs(scope.queue),
+            k.slots(),
+            k.slots_sub(),
+            k.slots_count(),
+            k.slots_ready(),
+            k.slots_unclaimed(),
+            k.timers(),
+            sub,
+        )
 
     # slots.lua ----------------------------------------------------------------------------
     def _slot_limit(self, K: _K, env: int | None) -> tuple[float | None, bool]:
@@ -113,8 +122,16 @@ class MemorySlots:
                 st.srem(K.subs, K.sub)
         st.srem(K.unclaimed, run)
 
-    def _slot_pump(self, K: _K, limit: float | None, paused: bool, env: int | None, now: int,
-                   exp: int, delay: int) -> list[str]:
+    def _slot_pump(
+        self,
+        K: _K,
+        limit: float | None,
+        paused: bool,
+        env: int | None,
+        now: int,
+        exp: int,
+        delay: int,
+    ) -> list[str]:
         st = self._state
         if not paused:
             n = int(st.hashes.get(K.count, {}).get(K.sub, "0"))
@@ -151,8 +168,17 @@ class MemorySlots:
         if current is None or score < current:
             self._state.zadd(key, member, score)
 
-    def _slot_acquire(self, K: _K, run: str, score: float, limit: float | None, paused: bool,
-                      env: int | None, now: int, exp: int) -> bool:
+    def _slot_acquire(
+        self,
+        K: _K,
+        run: str,
+        score: float,
+        limit: float | None,
+        paused: bool,
+        env: int | None,
+        now: int,
+        exp: int,
+    ) -> bool:
         st = self._state
         self._slot_reap(K, now, K.sub)
         if run in st.zsets.get(K.held, {}):
@@ -177,10 +203,14 @@ class MemorySlots:
         limit, paused = self._slot_limit(K, run.join.env_limit)
         st, run_id = self._state, record.get("id", "")
         if (limit is None and not paused) or any(
-                run_id in st.zsets.get(key, {}) for key in (K.held, K.ready, K.waiting)):
+            run_id in st.zsets.get(key, {}) for key in (K.held, K.ready, K.waiting)
+        ):
             return created
-        score = (_number(record.get("queued_at")) or 0.0) - (_number(
-            record.get("priority")) or 0.0) + (_number(record.get("seq")) or 0.0) / 1000
+        score = (
+            (_number(record.get("queued_at")) or 0.0)
+            - (_number(record.get("priority")) or 0.0)
+            + (_number(record.get("seq")) or 0.0) / 1000
+        )
         st.zadd(K.waiting, run_id, score)
         st.sadd(K.subs, K.sub)
         record["slot"] = K.sub
@@ -191,11 +221,15 @@ class MemorySlots:
     def _claim_scope(self, run_id: str, hint: SlotScope | None) -> SlotScope:
         """The run's own (sub-)queue: RedisStore corrects a wrong hint by claiming again."""
         record = self._state.hashes.get(self.keys.run(run_id)) or {}
-        return SlotScope(record.get("queue", ""), record.get("ckey", ""),
-                         hint.env_limit if hint is not None else None)
+        return SlotScope(
+            record.get("queue", ""),
+            record.get("ckey", ""),
+            hint.env_limit if hint is not None else None,
+        )
 
-    def _admit(self, record: Record, scope: SlotScope, now: int, lease_ms: int,
-               resuming: bool) -> Claim | None:
+    def _admit(
+        self, record: Record, scope: SlotScope, now: int, lease_ms: int, resuming: bool
+    ) -> Claim | None:
         """None when the run may run now, else the claim's reply (``admit`` in the Lua)."""
         K = self._slot_k(scope)
         if K is None:
@@ -207,12 +241,14 @@ class MemorySlots:
         if resuming or lua_float(record.get("attempt")) == 0:
             prio = _number(record.get("priority")) or 0.0
         queued = _number(record.get("queued_at"))
-        score = (now if queued is None else queued) - prio + (
-            _number(record.get("seq")) or 0.0) / 1000
+        score = (
+            (now if queued is None else queued) - prio + (_number(record.get("seq")) or 0.0) / 1000
+        )
         record["slot"] = K.sub
         self._state.srem(K.unclaimed, record.get("id", ""))
-        if self._slot_acquire(K, record.get("id", ""), score, limit, paused, scope.env_limit,
-                              now, now + lease_ms):
+        if self._slot_acquire(
+            K, record.get("id", ""), score, limit, paused, scope.env_limit, now, now + lease_ms
+        ):
             return None
         return Claim("drop", reason="queued")
 
@@ -228,8 +264,9 @@ class MemorySlots:
         return True
 
     # slot_release.lua, slot_reap.lua and the queue views -----------------------------------
-    def release_slot(self, run_id: str | None, scope: SlotScope, now_ms: int, handoff_ms: int,
-                     delay_ms: int) -> list[str]:
+    def release_slot(
+        self, run_id: str | None, scope: SlotScope, now_ms: int, handoff_ms: int, delay_ms: int
+    ) -> list[str]:
         with self._lock:
             K = self._slot_k(scope)
             if K is None:
@@ -243,14 +280,14 @@ class MemorySlots:
                     record.pop("slot", None)
             self._slot_reap(K, now_ms, K.sub)
             limit, paused = self._slot_limit(K, scope.env_limit)
-            return self._slot_pump(K, limit, paused, scope.env_limit, now_ms,
-                                   now_ms + handoff_ms, delay_ms)
+            return self._slot_pump(
+                K, limit, paused, scope.env_limit, now_ms, now_ms + handoff_ms, delay_ms
+            )
 
     def reap_slots(self, now_ms: int) -> int:
         with self._lock:
             k = self.keys
-            K = _K("", "", "", k.slots(), k.slots_sub(), k.slots_count(), "", "", k.timers(),
-                   "")
+            K = _K("", "", "", k.slots(), k.slots_sub(), k.slots_count(), "", "", k.timers(), "")
             reaped = 0
             while True:
                 n = self._slot_reap(K, now_ms, "")
@@ -269,8 +306,10 @@ class MemorySlots:
             mine = {run for run, sub in subof.items() if k.split_subqueue(sub)[0] == name}
             live = {run for run, exp in st.zsets.get(k.slots(), {}).items() if exp > now_ms}
             ready = set(st.zsets.get(k.slots_ready(), {}))
-            waiting = sum(len(st.zsets.get(k.slot_waiting(sub), {}))
-                          for sub in st.sets.get(k.queue_subs(name), ()))
+            waiting = sum(
+                len(st.zsets.get(k.slot_waiting(sub), {}))
+                for sub in st.sets.get(k.queue_subs(name), ())
+            )
             return len(mine & live), len(mine & ready) + waiting
 
     def queue_subqueues(self, name: str) -> list[str]:

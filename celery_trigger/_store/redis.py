@@ -76,16 +76,34 @@ class RedisStore(RedisSlots):
         self.url = url
         self.keys = Keys(prefix)
         # Any: with decode_responses every reply is str, which redis-py's types cannot say
-        self._client: Any = redis.Redis.from_url(url, decode_responses=True,
-                                                 health_check_interval=30)
+        self._client: Any = redis.Redis.from_url(
+            url, decode_responses=True, health_check_interval=30
+        )
         self._scripts = {
             name: self._client.register_script(_load(name))
-            for name in ("create_run", "claim_attempt", "finish_attempt", "claim_timers",
-                         "transition", "renew_lease", "park", "notify", "wake",
-                         "journal_append", "token_create", "token_complete",
-                         "schedule_put", "schedule_advance", "schedule_delete",
-                         "metadata_apply", "tags_add", "idem_clear",
-                         "slot_release", "slot_reap", "slot_join")
+            for name in (
+                "create_run",
+                "claim_attempt",
+                "finish_attempt",
+                "claim_timers",
+                "transition",
+                "renew_lease",
+                "park",
+                "notify",
+                "wake",
+                "journal_append",
+                "token_create",
+                "token_complete",
+                "schedule_put",
+                "schedule_advance",
+                "schedule_delete",
+                "metadata_apply",
+                "tags_add",
+                "idem_clear",
+                "slot_release",
+                "slot_reap",
+                "slot_join",
+            )
         }
 
     # runs -----------------------------------------------------------------------------
@@ -101,8 +119,14 @@ class RedisStore(RedisSlots):
             run.enqueue[0] if run.enqueue else "",
             *(k.tag(t) for t in run.tags),
         ]
-        args: list[Any] = [run.run_id, now_ms, run.idempotency_ttl_ms, run.replace_owner or "",
-                           run.enqueue[1] if run.enqueue else "", len(run.timers)]
+        args: list[Any] = [
+            run.run_id,
+            now_ms,
+            run.idempotency_ttl_ms,
+            run.replace_owner or "",
+            run.enqueue[1] if run.enqueue else "",
+            len(run.timers),
+        ]
         for member, due in run.timers:
             args.append(member)
             args.append(due)
@@ -141,8 +165,17 @@ class RedisStore(RedisSlots):
         return list(self._client.lrange(self.keys.children(run_id), 0, -1))
 
     @_wrapped
-    def claim_attempt(self, run_id: str, token: str, now_ms: int, lease_ms: int, mode: str,
-                      drop_timers: Sequence[str], *, scope: SlotScope | None = None) -> Claim:
+    def claim_attempt(
+        self,
+        run_id: str,
+        token: str,
+        now_ms: int,
+        lease_ms: int,
+        mode: str,
+        drop_timers: Sequence[str],
+        *,
+        scope: SlotScope | None = None,
+    ) -> Claim:
         reply = self._claim_reply(run_id, token, now_ms, lease_ms, mode, drop_timers, scope)
         if reply[0] == "ok":
             return Claim("ok", record=_pairs(reply, 1))
@@ -150,77 +183,122 @@ class RedisStore(RedisSlots):
         return Claim(reply[0], reason=(reply[1] or "") if len(reply) > 1 else "")
 
     @_wrapped
-    def renew_leases(self, leases: Sequence[tuple[str, str]], now_ms: int,
-                     lease_ms: int) -> list[str]:
+    def renew_leases(
+        self, leases: Sequence[tuple[str, str]], now_ms: int, lease_ms: int
+    ) -> list[str]:
         """Extend each lease still held; return the run ids whose lease was lost."""
         if not leases:
             return []
         script = self._scripts["renew_lease"]
         pipe = self._client.pipeline(transaction=False)
         for run_id, token in leases:
-            script(keys=[self.keys.run(run_id), self.keys.slots()],
-                   args=[token, now_ms + lease_ms], client=pipe)
+            script(
+                keys=[self.keys.run(run_id), self.keys.slots()],
+                args=[token, now_ms + lease_ms],
+                client=pipe,
+            )
         replies = pipe.execute()
-        return [run_id for (run_id, _), ok in zip(leases, replies, strict=True)
-                if not int(ok)]
+        return [run_id for (run_id, _), ok in zip(leases, replies, strict=True) if not int(ok)]
 
     @_wrapped
-    def finish_attempt(self, run_id: str, token: str, status: str, now_ms: int, *,
-                       fields: dict[str, str], timers: Sequence[tuple[str, int]] = (),
-                       idempotency_key: str | None = None, release_key: bool = False) -> int:
+    def finish_attempt(
+        self,
+        run_id: str,
+        token: str,
+        status: str,
+        now_ms: int,
+        *,
+        fields: dict[str, str],
+        timers: Sequence[tuple[str, int]] = (),
+        idempotency_key: str | None = None,
+        release_key: bool = False,
+    ) -> int:
         args: list[Any] = [now_ms, token, status, "1" if release_key else "0", len(timers)]
         for member, due in timers:
             args.append(member)
             args.append(due)
         args.extend(_flatten(fields))
         ok = self._scripts["finish_attempt"](
-            keys=[self.keys.run(run_id), self.keys.timers(), idempotency_key or "",
-                  self.keys.waiters(run_id)], args=args)
+            keys=[
+                self.keys.run(run_id),
+                self.keys.timers(),
+                idempotency_key or "",
+                self.keys.waiters(run_id),
+            ],
+            args=args,
+        )
         return int(ok)
 
     @_wrapped
-    def transition(self, run_id: str, now_ms: int, *, allowed: str, status: str = "",
-                   remove_timers: Sequence[str] = (), add_timers: Sequence[tuple[str, int]] = (),
-                   fields: dict[str, str] | None = None,
-                   remove_from: str | None = None) -> Transition:
-        args: list[Any] = [now_ms, allowed, status, len(remove_timers), *remove_timers,
-                           len(add_timers)]
+    def transition(
+        self,
+        run_id: str,
+        now_ms: int,
+        *,
+        allowed: str,
+        status: str = "",
+        remove_timers: Sequence[str] = (),
+        add_timers: Sequence[tuple[str, int]] = (),
+        fields: dict[str, str] | None = None,
+        remove_from: str | None = None,
+    ) -> Transition:
+        args: list[Any] = [
+            now_ms,
+            allowed,
+            status,
+            len(remove_timers),
+            *remove_timers,
+            len(add_timers),
+        ]
         for member, due in add_timers:
             args.append(member)
             args.append(due)
         args.extend(_flatten(fields or {}))
         reply = self._scripts["transition"](
-            keys=[self.keys.run(run_id), self.keys.timers(), remove_from or "",
-                  self.keys.waiters(run_id)], args=args)
+            keys=[
+                self.keys.run(run_id),
+                self.keys.timers(),
+                remove_from or "",
+                self.keys.waiters(run_id),
+            ],
+            args=args,
+        )
         if reply[0] == "ok":
             record = _pairs(reply, 1)
             return Transition(True, record.get("status", ""), record)
         return Transition(False, reply[1])
 
     @_wrapped
-    def list_run_ids(self, *, index: str | None, before: tuple[int, str] | None,
-                     count: int) -> list[tuple[str, int]]:
+    def list_run_ids(
+        self, *, index: str | None, before: tuple[int, str] | None, count: int
+    ) -> list[tuple[str, int]]:
         key = self.keys.tag(index) if index else self.keys.by_created()
         return self._page(key, before, count)
 
-    def _page(self, key: str, before: tuple[int, str] | None,
-              count: int) -> list[tuple[str, int]]:
+    def _page(self, key: str, before: tuple[int, str] | None, count: int) -> list[tuple[str, int]]:
         """Newest-first page of a creation-time index, strictly after the cursor."""
         if count <= 0:
             return []
         if before is None:
-            return _scored(self._client.zrevrangebyscore(key, "+inf", "-inf", start=0, num=count,
-                                                         withscores=True))
+            return _scored(
+                self._client.zrevrangebyscore(
+                    key, "+inf", "-inf", start=0, num=count, withscores=True
+                )
+            )
         # Members sharing the cursor's score (a batch is created in one ms) sort by member
         # descending; those at or above the cursor can fill any fixed-size page, so keep
         # paging until ``count`` rows pass the filter or the range runs out.
         out: list[tuple[str, int]] = []
         offset, page = 0, count + 50
         while len(out) < count:
-            rows = _scored(self._client.zrevrangebyscore(key, before[0], "-inf", start=offset,
-                                                         num=page, withscores=True))
-            out.extend((m, s) for m, s in rows
-                       if s < before[0] or (s == before[0] and m < before[1]))
+            rows = _scored(
+                self._client.zrevrangebyscore(
+                    key, before[0], "-inf", start=offset, num=page, withscores=True
+                )
+            )
+            out.extend(
+                (m, s) for m, s in rows if s < before[0] or (s == before[0] and m < before[1])
+            )
             if len(rows) < page:
                 break
             offset += page
@@ -237,19 +315,41 @@ class RedisStore(RedisSlots):
 
     @_wrapped
     def journal_append(self, run_id: str, token: str, k: int, entry: str) -> int:
-        return int(self._scripts["journal_append"](
-            keys=[self.keys.run(run_id), self.keys.journal(run_id)], args=[token, k, entry]))
+        return int(
+            self._scripts["journal_append"](
+                keys=[self.keys.run(run_id), self.keys.journal(run_id)], args=[token, k, entry]
+            )
+        )
 
     @_wrapped
-    def park(self, run_id: str, token: str, now_ms: int, k: int, entry: str, *,
-             due_ms: int | None, members: Sequence[str], fields: dict[str, str]) -> str:
+    def park(
+        self,
+        run_id: str,
+        token: str,
+        now_ms: int,
+        k: int,
+        entry: str,
+        *,
+        due_ms: int | None,
+        members: Sequence[str],
+        fields: dict[str, str],
+    ) -> str:
         k_ = self.keys
         keys = [k_.run(run_id), k_.journal(run_id), k_.timers(), k_.awaiting(run_id)]
         for member in members:
             keys.append(k_.status_holder(member))
             keys.append(k_.waiters(member))
-        args: list[Any] = [now_ms, token, k, entry, "" if due_ms is None else due_ms,
-                           f"{run_id}|{k}", len(fields), *_flatten(fields), *members]
+        args: list[Any] = [
+            now_ms,
+            token,
+            k,
+            entry,
+            "" if due_ms is None else due_ms,
+            f"{run_id}|{k}",
+            len(fields),
+            *_flatten(fields),
+            *members,
+        ]
         return str(self._scripts["park"](keys=keys, args=args))
 
     @_wrapped
@@ -259,9 +359,12 @@ class RedisStore(RedisSlots):
     @_wrapped
     def notify(self, waiter: str, member: str, now_ms: int, safety_ms: int) -> bool:
         run_id, _, k = waiter.rpartition("|")
-        return bool(self._scripts["notify"](
-            keys=[self.keys.run(run_id), self.keys.awaiting(run_id), self.keys.timers()],
-            args=[now_ms, k, member, safety_ms]))
+        return bool(
+            self._scripts["notify"](
+                keys=[self.keys.run(run_id), self.keys.awaiting(run_id), self.keys.timers()],
+                args=[now_ms, k, member, safety_ms],
+            )
+        )
 
     @_wrapped
     def wake(self, run_id: str) -> Record | None:
@@ -280,14 +383,32 @@ class RedisStore(RedisSlots):
         return int(pipe.execute()[1])
 
     @_wrapped
-    def create_token(self, token_id: str, now_ms: int, *, key: str | None, key_ttl_ms: int,
-                     timeout_ms: int | None, fields: dict[str, str],
-                     tags: Sequence[str]) -> Created:
+    def create_token(
+        self,
+        token_id: str,
+        now_ms: int,
+        *,
+        key: str | None,
+        key_ttl_ms: int,
+        timeout_ms: int | None,
+        fields: dict[str, str],
+        tags: Sequence[str],
+    ) -> Created:
         k_ = self.keys
-        keys = [k_.token(token_id), k_.token_idempotency(key) if key else "", k_.timers(),
-                k_.tokens_by_created(), *(k_.token_tag(t) for t in tags)]
-        args: list[Any] = [token_id, now_ms, key_ttl_ms,
-                           "" if timeout_ms is None else timeout_ms, *_flatten(fields)]
+        keys = [
+            k_.token(token_id),
+            k_.token_idempotency(key) if key else "",
+            k_.timers(),
+            k_.tokens_by_created(),
+            *(k_.token_tag(t) for t in tags),
+        ]
+        args: list[Any] = [
+            token_id,
+            now_ms,
+            key_ttl_ms,
+            "" if timeout_ms is None else timeout_ms,
+            *_flatten(fields),
+        ]
         token, cached = self._scripts["token_create"](keys=keys, args=args)
         return Created(token, bool(int(cached)))
 
@@ -296,17 +417,23 @@ class RedisStore(RedisSlots):
         return self._client.hgetall(self.keys.token(token_id)) or None
 
     @_wrapped
-    def complete_token(self, token_id: str, now_ms: int, status: str, field: str,
-                       value: str) -> tuple[str, list[str]]:
+    def complete_token(
+        self, token_id: str, now_ms: int, status: str, field: str, value: str
+    ) -> tuple[str, list[str]]:
         reply = self._scripts["token_complete"](
-            keys=[self.keys.token(token_id), self.keys.timers(),
-                  self.keys.waiters(f"token:{token_id}")],
-            args=[now_ms, status, field, value])
+            keys=[
+                self.keys.token(token_id),
+                self.keys.timers(),
+                self.keys.waiters(f"token:{token_id}"),
+            ],
+            args=[now_ms, status, field, value],
+        )
         return reply[0], list(reply[1:])
 
     @_wrapped
-    def list_token_ids(self, *, tag: str | None, before: tuple[int, str] | None,
-                       count: int) -> list[tuple[str, int]]:
+    def list_token_ids(
+        self, *, tag: str | None, before: tuple[int, str] | None, count: int
+    ) -> list[tuple[str, int]]:
         key = self.keys.token_tag(tag) if tag else self.keys.tokens_by_created()
         return self._page(key, before, count)
 
@@ -323,21 +450,30 @@ class RedisStore(RedisSlots):
 
     # metadata, tags, idempotency keys ----------------------------------------------------
     @_wrapped
-    def apply_metadata(self, updates: Sequence[MetaUpdate], now_ms: int, *,
-                       max_bytes: int) -> list[MetaResult]:
+    def apply_metadata(
+        self, updates: Sequence[MetaUpdate], now_ms: int, *, max_bytes: int
+    ) -> list[MetaResult]:
         script = self._scripts["metadata_apply"]
         pipe = self._client.pipeline(transaction=False)
         for u in updates:
-            script(keys=[self.keys.run(u.run_id)],
-                   args=[now_ms, max_bytes, "" if u.window_ms is None else u.window_ms,
-                         u.operations, "1" if u.reply else "0"], client=pipe)
+            script(
+                keys=[self.keys.run(u.run_id)],
+                args=[
+                    now_ms,
+                    max_bytes,
+                    "" if u.window_ms is None else u.window_ms,
+                    u.operations,
+                    "1" if u.reply else "0",
+                ],
+                client=pipe,
+            )
         return [MetaResult(str(r[0]), str(r[1] or "")) for r in pipe.execute()]
 
     @_wrapped
     def add_tags(self, run_id: str, tags: Sequence[str], max_tags: int) -> tuple[str, list[str]]:
         status, text = self._scripts["tags_add"](
-            keys=[self.keys.run(run_id), *(self.keys.tag(t) for t in tags)],
-            args=[max_tags, *tags])
+            keys=[self.keys.run(run_id), *(self.keys.tag(t) for t in tags)], args=[max_tags, *tags]
+        )
         return str(status), list(json.loads(text or "[]"))
 
     @_wrapped
@@ -346,11 +482,15 @@ class RedisStore(RedisSlots):
         return None if value is None else str(value)
 
     @_wrapped
-    def release_idempotency_key(self, task_id: str, key: str, owner: str, *,
-                                clear_record: bool) -> bool:
-        return bool(self._scripts["idem_clear"](
-            keys=[self.keys.idempotency(task_id, key), self.keys.run(owner)],
-            args=[owner, "1" if clear_record else "0"]))
+    def release_idempotency_key(
+        self, task_id: str, key: str, owner: str, *, clear_record: bool
+    ) -> bool:
+        return bool(
+            self._scripts["idem_clear"](
+                keys=[self.keys.idempotency(task_id, key), self.keys.run(owner)],
+                args=[owner, "1" if clear_record else "0"],
+            )
+        )
 
     @_wrapped
     def get_batch_key(self, key: str) -> str | None:
@@ -373,8 +513,12 @@ class RedisStore(RedisSlots):
 
     @_wrapped
     def claim_timers(self, now_ms: int, limit: int, lease_ms: int) -> list[str]:
-        return list(self._scripts["claim_timers"](
-            keys=[self.keys.timers(), self.keys.timers_claimed()], args=[now_ms, limit, lease_ms]))
+        return list(
+            self._scripts["claim_timers"](
+                keys=[self.keys.timers(), self.keys.timers_claimed()],
+                args=[now_ms, limit, lease_ms],
+            )
+        )
 
     @_wrapped
     def ack_timers(self, members: Sequence[str]) -> None:
@@ -424,17 +568,33 @@ class RedisStore(RedisSlots):
 
     # schedules ----------------------------------------------------------------------------
     @_wrapped
-    def put_schedule(self, schedule_id: str, now_ms: int, *, mode: str, require_type: str,
-                     create_fields: dict[str, str], fields: dict[str, str],
-                     next_run: tuple[int, int] | None) -> tuple[str, Record | None]:
+    def put_schedule(
+        self,
+        schedule_id: str,
+        now_ms: int,
+        *,
+        mode: str,
+        require_type: str,
+        create_fields: dict[str, str],
+        fields: dict[str, str],
+        next_run: tuple[int, int] | None,
+    ) -> tuple[str, Record | None]:
         k = self.keys
-        args: list[Any] = [schedule_id, now_ms, mode, require_type, schedule_timer(schedule_id),
-                           "" if next_run is None else next_run[0],
-                           "" if next_run is None else next_run[1], len(create_fields),
-                           *_flatten(create_fields), *_flatten(fields)]
+        args: list[Any] = [
+            schedule_id,
+            now_ms,
+            mode,
+            require_type,
+            schedule_timer(schedule_id),
+            "" if next_run is None else next_run[0],
+            "" if next_run is None else next_run[1],
+            len(create_fields),
+            *_flatten(create_fields),
+            *_flatten(fields),
+        ]
         reply = self._scripts["schedule_put"](
-            keys=[k.schedule(schedule_id), k.schedules(), k.timers(), k.timers_claimed()],
-            args=args)
+            keys=[k.schedule(schedule_id), k.schedules(), k.timers(), k.timers_claimed()], args=args
+        )
         if reply[0] == "type":
             return "type", {"type": reply[1]}
         return reply[0], (_pairs(reply, 1) if len(reply) > 1 else None)
@@ -458,17 +618,37 @@ class RedisStore(RedisSlots):
     @_wrapped
     def delete_schedule(self, schedule_id: str, *, require_type: str) -> str:
         k = self.keys
-        return str(self._scripts["schedule_delete"](
-            keys=[k.schedule(schedule_id), k.schedules(), k.timers()],
-            args=[schedule_id, require_type, schedule_timer(schedule_id)]))
+        return str(
+            self._scripts["schedule_delete"](
+                keys=[k.schedule(schedule_id), k.schedules(), k.timers()],
+                args=[schedule_id, require_type, schedule_timer(schedule_id)],
+            )
+        )
 
     @_wrapped
-    def advance_schedule(self, schedule_id: str, *, expected_ms: int, next_ms: int,
-                         due_ms: int, last_ms: int | None, now_ms: int) -> bool:
-        return bool(self._scripts["schedule_advance"](
-            keys=[self.keys.schedule(schedule_id), self.keys.timers()],
-            args=[expected_ms, next_ms, due_ms, schedule_timer(schedule_id),
-                  "" if last_ms is None else last_ms, now_ms]))
+    def advance_schedule(
+        self,
+        schedule_id: str,
+        *,
+        expected_ms: int,
+        next_ms: int,
+        due_ms: int,
+        last_ms: int | None,
+        now_ms: int,
+    ) -> bool:
+        return bool(
+            self._scripts["schedule_advance"](
+                keys=[self.keys.schedule(schedule_id), self.keys.timers()],
+                args=[
+                    expected_ms,
+                    next_ms,
+                    due_ms,
+                    schedule_timer(schedule_id),
+                    "" if last_ms is None else last_ms,
+                    now_ms,
+                ],
+            )
+        )
 
     # housekeeping -----------------------------------------------------------------------
     @_wrapped

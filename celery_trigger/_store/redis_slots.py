@@ -23,8 +23,13 @@ _INCLUDE = "-- #include "
 
 def include(text: str, read: Callable[[str], str]) -> str:
     """Replace each ``-- #include <lib>`` line of a script with ``lua/<lib>.lua``."""
-    return "\n".join(read(line[len(_INCLUDE):].strip()) if line.startswith(_INCLUDE) else line
-                     for line in text.splitlines()) + "\n"
+    return (
+        "\n".join(
+            read(line[len(_INCLUDE) :].strip()) if line.startswith(_INCLUDE) else line
+            for line in text.splitlines()
+        )
+        + "\n"
+    )
 
 
 def _limit_arg(scope: SlotScope) -> Any:
@@ -44,12 +49,27 @@ class RedisSlots:
             return [""] * 8, ""
         k = self.keys
         sub = k.subqueue(scope.queue, scope.ckey)
-        return [k.queue(scope.queue), k.slot_waiting(sub), k.queue_subs(scope.queue),
-                k.slots(), k.slots_sub(), k.slots_count(), k.slots_ready(),
-                k.slots_unclaimed()], sub
+        return [
+            k.queue(scope.queue),
+            k.slot_waiting(sub),
+            k.queue_subs(scope.queue),
+            k.slots(),
+            k.slots_sub(),
+            k.slots_count(),
+            k.slots_ready(),
+            k.slots_unclaimed(),
+        ], sub
 
-    def _claim_reply(self, run_id: str, token: str, now_ms: int, lease_ms: int, mode: str,
-                     drop_timers: Sequence[str], scope: SlotScope | None) -> Any:
+    def _claim_reply(
+        self,
+        run_id: str,
+        token: str,
+        now_ms: int,
+        lease_ms: int,
+        mode: str,
+        drop_timers: Sequence[str],
+        scope: SlotScope | None,
+    ) -> Any:
         """Run ``claim_attempt.lua``; a run recorded in another (sub-)queue than the hint is
         claimed again with its own queue's keys (the script wrote nothing)."""
         scope = scope or SlotScope()
@@ -57,10 +77,24 @@ class RedisSlots:
         for _ in range(3):
             slot_keys, sub = self._slot_keys(scope)
             reply = self._scripts["claim_attempt"](
-                keys=[self.keys.run(run_id), self.keys.timers(), self.keys.journal(run_id),
-                      *slot_keys],
-                args=[now_ms, token, lease_ms, mode, scope.queue, scope.ckey, sub,
-                      _limit_arg(scope), *drop_timers])
+                keys=[
+                    self.keys.run(run_id),
+                    self.keys.timers(),
+                    self.keys.journal(run_id),
+                    *slot_keys,
+                ],
+                args=[
+                    now_ms,
+                    token,
+                    lease_ms,
+                    mode,
+                    scope.queue,
+                    scope.ckey,
+                    sub,
+                    _limit_arg(scope),
+                    *drop_timers,
+                ],
+            )
             if reply[0] != "slot":
                 break
             scope = SlotScope(reply[1], reply[2], scope.env_limit)
@@ -69,23 +103,33 @@ class RedisSlots:
     def _join(self, run_id: str, scope: SlotScope, pipe: Any) -> None:
         slot_keys, sub = self._slot_keys(scope)
         if sub:
-            self._scripts["slot_join"](keys=[self.keys.run(run_id), self.keys.timers(),
-                                             *slot_keys],
-                                       args=[sub, _limit_arg(scope)], client=pipe)
+            self._scripts["slot_join"](
+                keys=[self.keys.run(run_id), self.keys.timers(), *slot_keys],
+                args=[sub, _limit_arg(scope)],
+                client=pipe,
+            )
 
-    def release_slot(self, run_id: str | None, scope: SlotScope, now_ms: int, handoff_ms: int,
-                     delay_ms: int) -> list[str]:
+    def release_slot(
+        self, run_id: str | None, scope: SlotScope, now_ms: int, handoff_ms: int, delay_ms: int
+    ) -> list[str]:
         slot_keys, sub = self._slot_keys(scope)
         if not sub:
             return []
-        return [str(r) for r in self._scripts["slot_release"](
-            keys=[self.keys.run(run_id) if run_id else "", self.keys.timers(), *slot_keys],
-            args=[now_ms, run_id or "", sub, _limit_arg(scope), handoff_ms, delay_ms])]
+        return [
+            str(r)
+            for r in self._scripts["slot_release"](
+                keys=[self.keys.run(run_id) if run_id else "", self.keys.timers(), *slot_keys],
+                args=[now_ms, run_id or "", sub, _limit_arg(scope), handoff_ms, delay_ms],
+            )
+        ]
 
     def reap_slots(self, now_ms: int) -> int:
         k = self.keys
-        return int(self._scripts["slot_reap"](
-            keys=[k.slots(), k.slots_sub(), k.slots_count(), k.timers()], args=[now_ms]))
+        return int(
+            self._scripts["slot_reap"](
+                keys=[k.slots(), k.slots_sub(), k.slots_count(), k.timers()], args=[now_ms]
+            )
+        )
 
     def queue_usage(self, name: str, now_ms: int) -> tuple[int, int]:
         k = self.keys

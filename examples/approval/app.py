@@ -42,9 +42,12 @@ def publish_post(payload: dict[str, Any], ctx: ct.Context) -> dict[str, Any]:
         return {"post_id": post_id, "status": "expired"}
     answer = decision.output
     approved = isinstance(answer, dict) and answer.get("approved") is True
-    return {"post_id": post_id, "status": "published" if approved else "rejected",
-            "reviewer": answer.get("reviewer") if isinstance(answer, dict) else None,
-            "attempt": ctx.attempt.number}
+    return {
+        "post_id": post_id,
+        "status": "published" if approved else "rejected",
+        "reviewer": answer.get("reviewer") if isinstance(answer, dict) else None,
+        "attempt": ctx.attempt.number,
+    }
 
 
 def make_app(redis_url: str | None, *, base_url: str) -> Celery:

@@ -43,8 +43,9 @@ def poll(what: str, fn: Callable[[], T], timeout: float = TIMEOUT_S) -> T:
 def approve(url: str, decision: dict[str, object]) -> tuple[int, str]:
     """POST the decision as JSON to the token's callback URL; no auth header is needed."""
     body = json.dumps(decision).encode()
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return response.status, response.read().decode()
 
@@ -60,10 +61,14 @@ def main(argv: list[str] | None = None) -> None:
         with run_worker(app):
             post_id = f"post-{uuid.uuid4().hex[:8]}"
             handle = publish_post.trigger({"post_id": post_id})
-            poll("the run to park", lambda: ct.runs.retrieve(handle.id).status
-                 is ct.RunStatus.WAITING)
-            token = poll("the review token", lambda: ct.wait.list_tokens(
-                tags=[f"post:{post_id}"], status="WAITING"))[0]
+            poll(
+                "the run to park",
+                lambda: ct.runs.retrieve(handle.id).status is ct.RunStatus.WAITING,
+            )
+            token = poll(
+                "the review token",
+                lambda: ct.wait.list_tokens(tags=[f"post:{post_id}"], status="WAITING"),
+            )[0]
             print(f"run {handle.id}: WAITING on token {token.id}")
             status, reply = approve(token.url, {"approved": True, "reviewer": "ada"})
             print(f"POST {token.url.removeprefix(base_url)} -> {status} {reply}")

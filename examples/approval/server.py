@@ -32,8 +32,9 @@ class QuietHandler(WSGIRequestHandler):
 def serving(host: str = "127.0.0.1", port: int = 0) -> Iterator[WSGIServer]:
     """Serve ``application`` in a background thread while the block runs (port 0: any free)."""
     server = make_server(host, port, application, handler_class=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+    )
     thread.start()
     try:
         yield server

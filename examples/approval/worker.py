@@ -10,5 +10,7 @@ import os
 
 from app import make_app
 
-celery = make_app(os.environ.get("REDIS_URL", "redis://localhost:6379/0"),
-                  base_url=os.environ.get("TRIGGER_BASE_URL", "http://localhost:8000"))
+celery = make_app(
+    os.environ.get("REDIS_URL", "redis://localhost:6379/0"),
+    base_url=os.environ.get("TRIGGER_BASE_URL", "http://localhost:8000"),
+)

@@ -29,9 +29,9 @@ PHOTOS = ["beach.jpg", "forest.jpg", "harbour.jpg", "market.jpg", "summit.jpg"]
 @ct.task(id="metadata-resize-photo")
 def resize_photo(payload: dict[str, Any]) -> str:
     """Resize one photo, then tell the parent run about it."""
-    time.sleep(0.2)                                           # the resizing work
+    time.sleep(0.2)  # the resizing work
     resized = payload["name"].replace(".jpg", "-800w.jpg")
-    ct.metadata.set("status", "resized")                      # this run's own document
+    ct.metadata.set("status", "resized")  # this run's own document
     ct.metadata.parent.increment("done").append("resized", resized)
     return resized
 
@@ -41,11 +41,14 @@ def publish_album(payload: dict[str, Any]) -> dict[str, Any]:
     """Resize every photo in parallel child runs, then publish."""
     ct.metadata.set("status", "resizing").set("total", len(payload["photos"]))
     results = resize_photo.batch_trigger_and_wait(
-        [{"payload": {"name": name}} for name in payload["photos"]])
-    ct.metadata.refresh()                     # read what the children wrote
+        [{"payload": {"name": name}} for name in payload["photos"]]
+    )
+    ct.metadata.refresh()  # read what the children wrote
     ct.metadata.set("status", "published")
-    return {"published": [r.output for r in results if r.ok],
-            "done_seen_by_parent": ct.metadata.get("done")}
+    return {
+        "published": [r.output for r in results if r.ok],
+        "done_seen_by_parent": ct.metadata.get("done"),
+    }
 
 
 def make_app(redis_url: str | None) -> Celery:

@@ -91,12 +91,17 @@ def main(argv: list[str] | None = None) -> None:
             wait_for_run(handle, timeout=30)
         print(f"emails: 6 sent, at most {peaks['emails']} at a time (limit 2)")
 
-        reports = [build_report.trigger({"user": user, "n": n}, concurrency_key=user)
-                   for n in range(3) for user in ("ada", "bob")]
+        reports = [
+            build_report.trigger({"user": user, "n": n}, concurrency_key=user)
+            for n in range(3)
+            for user in ("ada", "bob")
+        ]
         for handle in reports:
             wait_for_run(handle, timeout=30)
-        print(f"reports: at most {peaks['reports:ada']} at a time for ada, "
-              f"{peaks['reports:bob']} for bob (limit 1 per user)")
+        print(
+            f"reports: at most {peaks['reports:ada']} at a time for ada, "
+            f"{peaks['reports:bob']} for bob (limit 1 per user)"
+        )
 
         # two long sends take both slots; they end 0.4 s apart, freeing one slot at a time
         busy = [send_email.trigger({"to": "busy", "seconds": s}) for s in (0.3, 0.7)]
@@ -104,8 +109,10 @@ def main(argv: list[str] | None = None) -> None:
         early = send_email.trigger({"to": "early", "label": "early"})
         late = send_email.trigger({"to": "late", "label": "late"}, priority=10)
         info = ct.queues.retrieve("emails")
-        print(f"queue emails: limit {info.concurrency_limit}, "
-              f"{info.running} running, {info.queued} queued")
+        print(
+            f"queue emails: limit {info.concurrency_limit}, "
+            f"{info.running} running, {info.queued} queued"
+        )
         for handle in (*busy, early, late):
             wait_for_run(handle, timeout=30)
         print(f"priority: started {' then '.join(started)}")

@@ -31,12 +31,17 @@ def send_reminder(payload: ct.schedules.ScheduledPayload) -> dict[str, Any]:
     }
 
 
-def set_reminder(user_id: str, *, hour: int, minute: int = 0,
-                 timezone: str = "UTC") -> ct.schedules.Schedule:
+def set_reminder(
+    user_id: str, *, hour: int, minute: int = 0, timezone: str = "UTC"
+) -> ct.schedules.Schedule:
     """Create or move a user's daily reminder (application code, e.g. a settings view)."""
-    return ct.schedules.create(task=send_reminder, cron=f"{minute} {hour} * * *",
-                               timezone=timezone, external_id=user_id,
-                               deduplication_key=f"reminder:{user_id}")
+    return ct.schedules.create(
+        task=send_reminder,
+        cron=f"{minute} {hour} * * *",
+        timezone=timezone,
+        external_id=user_id,
+        deduplication_key=f"reminder:{user_id}",
+    )
 
 
 def pause_reminders(schedule_id: str) -> None:

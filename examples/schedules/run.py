@@ -71,8 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         pause_reminders(grace.id)
         stop_reminders(moved.id)
         left = ct.schedules.list()
-        print(f"schedules left: {left.pagination.count} "
-              f"(grace's active: {left.data[0].active})")
+        print(f"schedules left: {left.pagination.count} (grace's active: {left.data[0].active})")
 
 
 if __name__ == "__main__":

@@ -48,25 +48,60 @@ class CrashEnv:
         self.marks.mkdir()
         self.tmp = tmp
         self.workers: list[WorkerProcess] = []
-        self.env = {**os.environ, "CT_CRASH_REDIS": redis_url, "CT_CRASH_PREFIX": self.prefix,
-                    "CT_CRASH_MARKS": str(self.marks), "PYTHONPATH": str(ROOT)}
+        self.env = {
+            **os.environ,
+            "CT_CRASH_REDIS": redis_url,
+            "CT_CRASH_PREFIX": self.prefix,
+            "CT_CRASH_MARKS": str(self.marks),
+            "PYTHONPATH": str(ROOT),
+        }
         # The test process talks to the same store as the workers, as a client.
-        self.app = Celery("crash-client", broker=f"{redis_url}/0", backend=f"{redis_url}/0",
-                          set_as_current=False)
+        self.app = Celery(
+            "crash-client", broker=f"{redis_url}/0", backend=f"{redis_url}/0", set_as_current=False
+        )
         self.app.conf.task_default_queue = f"q-{self.prefix}"
-        self.trigger = ct.setup(self.app, key_prefix=self.prefix, lease_seconds=1.5,
-                                secret_key="crash-test-secret-0123456789abcdef")
+        self.trigger = ct.setup(
+            self.app,
+            key_prefix=self.prefix,
+            lease_seconds=1.5,
+            secret_key="crash-test-secret-0123456789abcdef",
+        )
 
-    def start_worker(self, concurrency: int = 2, env: dict[str, str] | None = None,
-                     app: str = "tests.crash.crashapp") -> WorkerProcess:
+    def start_worker(
+        self,
+        concurrency: int = 2,
+        env: dict[str, str] | None = None,
+        app: str = "tests.crash.crashapp",
+    ) -> WorkerProcess:
         log = self.tmp / f"worker{len(self.workers)}.log"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", app, "worker",
-             "-P", "prefork", "-c", str(concurrency), "-Q", f"q-{self.prefix}",
-             "-l", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
-             "-n", f"w{len(self.workers)}-{self.prefix}@%h"],
-            cwd=ROOT, env={**self.env, **(env or {})}, stdout=log.open("wb"),
-            stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                app,
+                "worker",
+                "-P",
+                "prefork",
+                "-c",
+                str(concurrency),
+                "-Q",
+                f"q-{self.prefix}",
+                "-l",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"w{len(self.workers)}-{self.prefix}@%h",
+            ],
+            cwd=ROOT,
+            env={**self.env, **(env or {})},
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         worker = WorkerProcess(proc, log)
         self.workers.append(worker)
         return worker

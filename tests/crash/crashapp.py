@@ -22,9 +22,15 @@ MARKS = Path(os.environ.get("CT_CRASH_MARKS", "/tmp"))
 app = Celery("crashapp", broker=f"{REDIS}/0", backend=f"{REDIS}/0")
 app.conf.task_default_queue = f"q-{PREFIX}"
 app.conf.broker_connection_retry_on_startup = True
-ct.setup(app, key_prefix=PREFIX, lease_seconds=1.5, timer_poll_interval=0.05,
-         wait_threshold=0.5, timer_claim_lease=3.0,
-         secret_key="crash-test-secret-0123456789abcdef")
+ct.setup(
+    app,
+    key_prefix=PREFIX,
+    lease_seconds=1.5,
+    timer_poll_interval=0.05,
+    wait_threshold=0.5,
+    timer_claim_lease=3.0,
+    secret_key="crash-test-secret-0123456789abcdef",
+)
 
 
 def mark(name: str) -> None:

@@ -25,8 +25,14 @@ TASK_ID = "crash-every-minute"
 app = Celery("schedapp", broker=f"{REDIS}/0", backend=f"{REDIS}/0")
 app.conf.task_default_queue = f"q-{PREFIX}"
 app.conf.broker_connection_retry_on_startup = True
-ct.setup(app, key_prefix=PREFIX, lease_seconds=1.5, timer_poll_interval=0.01,
-         timer_claim_lease=3.0, secret_key="crash-test-secret-0123456789abcdef")
+ct.setup(
+    app,
+    key_prefix=PREFIX,
+    lease_seconds=1.5,
+    timer_poll_interval=0.01,
+    timer_claim_lease=3.0,
+    secret_key="crash-test-secret-0123456789abcdef",
+)
 
 if os.environ.get("CT_SCHED_CLOCK"):
     origin, offset, speed = os.environ["CT_SCHED_CLOCK"].split(":")
@@ -37,6 +43,8 @@ if os.environ.get("CT_SCHED_CLOCK"):
 def every_minute(payload: ct.schedules.ScheduledPayload) -> dict[str, object]:
     stamp = int(payload.timestamp.timestamp())
     (MARKS / f"tick-{stamp}.{os.getpid()}.{time.time_ns()}").touch()
-    return {"timestamp": payload.timestamp.isoformat(),
-            "last_timestamp": payload.last_timestamp.isoformat()
-            if payload.last_timestamp else None, "pid": os.getpid()}
+    return {
+        "timestamp": payload.timestamp.isoformat(),
+        "last_timestamp": payload.last_timestamp.isoformat() if payload.last_timestamp else None,
+        "pid": os.getpid(),
+    }

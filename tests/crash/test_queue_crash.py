@@ -24,8 +24,11 @@ from .conftest import ROOT, CrashEnv, WorkerProcess, logs
 pytestmark = [pytest.mark.crash, pytest.mark.slow]
 
 
-@ct.task(id="crash-q-work", queue=ct.queue(name="crash-limit-2", concurrency_limit=2),
-         retry={"max_attempts": 3, "min_timeout_in_ms": 100, "max_timeout_in_ms": 100})
+@ct.task(
+    id="crash-q-work",
+    queue=ct.queue(name="crash-limit-2", concurrency_limit=2),
+    retry={"max_attempts": 3, "min_timeout_in_ms": 100, "max_timeout_in_ms": 100},
+)
 def crash_q_work(payload: dict[str, Any]) -> int:
     """The producer's copy of ``tests/crash/queueapp.py``'s task (same id, queue and retry):
     like a real project, the process that triggers knows the task and its queue. Only the
@@ -37,11 +40,33 @@ def start_queue_worker(env: CrashEnv) -> WorkerProcess:
     """A prefork worker (2 processes) running ``tests.crash.queueapp``."""
     log = env.tmp / f"qworker{len(env.workers)}.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "tests.crash.queueapp", "worker", "-P",
-         "prefork", "-c", "2", "-Q", f"q-{env.prefix}", "-l", "INFO", "--without-gossip",
-         "--without-mingle", "--without-heartbeat", "-n", f"q{len(env.workers)}-{env.prefix}@%h"],
-        cwd=ROOT, env=env.env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-        start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tests.crash.queueapp",
+            "worker",
+            "-P",
+            "prefork",
+            "-c",
+            "2",
+            "-Q",
+            f"q-{env.prefix}",
+            "-l",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"q{len(env.workers)}-{env.prefix}@%h",
+        ],
+        cwd=ROOT,
+        env=env.env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     worker = WorkerProcess(proc, log)
     env.workers.append(worker)
     return worker
@@ -62,19 +87,30 @@ def attempt_spans(rows: list[dict[str, Any]], killed_at: float) -> list[tuple[fl
 def _state(env: CrashEnv, handles: list[ct.RunHandle]) -> str:
     """The unfinished runs and the slot structures, for a failure message."""
     client, k = env.trigger.store.raw(), env.trigger.store.keys
-    open_runs = {h.id: env.trigger.store.get_run(h.id) for h in handles
-                 if not ct.runs.retrieve(h.id).is_completed}
-    return repr({"open": {i: {f: (r or {}).get(f) for f in ("status", "slot", "lease_exp",
-                                                             "attempt", "woken")}
-                          for i, r in open_runs.items()},
-                 "slots": client.zrange(k.slots(), 0, -1, withscores=True),
-                 "count": client.hgetall(k.slots_count()),
-                 "ready": client.zrange(k.slots_ready(), 0, -1),
-                 "unclaimed": client.smembers(k.slots_unclaimed()),
-                 "waiting": {w: client.zrange(w, 0, -1)
-                             for w in client.scan_iter(f"{env.prefix}:q:*:waiting")},
-                 "timers": client.zrange(k.timers(), 0, -1, withscores=True),
-                 "now": time.time()})
+    open_runs = {
+        h.id: env.trigger.store.get_run(h.id)
+        for h in handles
+        if not ct.runs.retrieve(h.id).is_completed
+    }
+    return repr(
+        {
+            "open": {
+                i: {
+                    f: (r or {}).get(f) for f in ("status", "slot", "lease_exp", "attempt", "woken")
+                }
+                for i, r in open_runs.items()
+            },
+            "slots": client.zrange(k.slots(), 0, -1, withscores=True),
+            "count": client.hgetall(k.slots_count()),
+            "ready": client.zrange(k.slots_ready(), 0, -1),
+            "unclaimed": client.smembers(k.slots_unclaimed()),
+            "waiting": {
+                w: client.zrange(w, 0, -1) for w in client.scan_iter(f"{env.prefix}:q:*:waiting")
+            },
+            "timers": client.zrange(k.timers(), 0, -1, withscores=True),
+            "now": time.time(),
+        }
+    )
 
 
 def max_overlap(spans: list[tuple[float, float]]) -> int:
@@ -91,9 +127,13 @@ def test_limit_two_holds_and_nothing_leaks_when_a_worker_is_killed(crash_env: Cr
     worker mid-run: every run completes, at most 2 ever execute at once, no slot is left."""
     # Given three workers and 50 runs of a limit-2 queue
     workers = [start_queue_worker(crash_env) for _ in range(3)]
-    wait_for(lambda: crash_env.trigger.store.get_queue("crash-limit-2"), timeout=30,
-             message="no worker registered the queue")
+    wait_for(
+        lambda: crash_env.trigger.store.get_queue("crash-limit-2"),
+        timeout=30,
+        message="no worker registered the queue",
+    )
     handles = [crash_q_work.trigger({"seconds": 0.25}) for _ in range(50)]
+
     # When a worker is SIGKILLed while it executes a run
     def running_on_a_worker() -> WorkerProcess | None:
         rows = events(crash_env)
@@ -104,17 +144,25 @@ def test_limit_two_holds_and_nothing_leaks_when_a_worker_is_killed(crash_env: Cr
                 return next((w for w in workers if w.proc.pid == group), None)
         return None
 
-    victim = wait_for(running_on_a_worker, timeout=60, interval=0.005,
-                      message=f"no run started; logs:\n{logs(crash_env)}")
+    victim = wait_for(
+        running_on_a_worker,
+        timeout=60,
+        interval=0.005,
+        message=f"no run started; logs:\n{logs(crash_env)}",
+    )
     victim.kill()
     killed_at = time.time()
+
     # Then every run completes
     def all_done() -> bool:
         return all(ct.runs.retrieve(h.id).is_completed for h in handles)
 
-    wait_for(all_done, timeout=60, interval=0.2,
-             message=f"runs did not all finish: {_state(crash_env, handles)}; "
-                     f"logs:\n{logs(crash_env)}")
+    wait_for(
+        all_done,
+        timeout=60,
+        interval=0.2,
+        message=f"runs did not all finish: {_state(crash_env, handles)}; logs:\n{logs(crash_env)}",
+    )
     runs = [ct.runs.retrieve(h.id) for h in handles]
     assert {r.status for r in runs} == {ct.RunStatus.COMPLETED}
     # Then at most two executed at any instant (and the limit was used)

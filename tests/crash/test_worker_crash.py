@@ -25,14 +25,20 @@ def test_run_executing_on_a_killed_worker_completes_on_another(crash_env: CrashE
     # Given a run executing on worker A
     a = crash_env.start_worker()
     handle = ct.tasks.trigger("crash-slow", {"seconds": 2.0})
-    wait_for(lambda: crash_env.marks_named(f"start-{handle.id}-1"), timeout=30,
-             message="the run never started")
+    wait_for(
+        lambda: crash_env.marks_named(f"start-{handle.id}-1"),
+        timeout=30,
+        message="the run never started",
+    )
     # When worker A dies (no ack, no clean-up) and worker B is running
     a.kill()
     crash_env.start_worker()
     # Then the run completes on B in a new attempt, and never ran twice at once
-    run = wait_for(lambda: (r := ct.runs.retrieve(handle.id)).is_completed and r, timeout=45,
-                   message=f"run not recovered; logs:\n{logs(crash_env)}")
+    run = wait_for(
+        lambda: (r := ct.runs.retrieve(handle.id)).is_completed and r,
+        timeout=45,
+        message=f"run not recovered; logs:\n{logs(crash_env)}",
+    )
     assert run.status == ct.RunStatus.COMPLETED, run.error
     assert run.output["attempt"] == 2
     assert len(crash_env.marks_named(f"end-{handle.id}")) == 1
@@ -48,8 +54,11 @@ def test_parked_run_on_a_killed_worker_resumes_once(crash_env: CrashEnv) -> None
     a.kill()
     crash_env.start_worker()
     # Then the run resumes once, finishes its child wait, and completes in attempt 1
-    run = wait_for(lambda: (r := ct.runs.retrieve(handle.id)).is_completed and r, timeout=45,
-                   message=f"parked run lost; logs:\n{logs(crash_env)}")
+    run = wait_for(
+        lambda: (r := ct.runs.retrieve(handle.id)).is_completed and r,
+        timeout=45,
+        message=f"parked run lost; logs:\n{logs(crash_env)}",
+    )
     assert run.status == ct.RunStatus.COMPLETED, run.error
     assert run.output == {"child": {"n": 7}, "attempt": 1}
     assert len(crash_env.marks_named(f"resumed-{handle.id}")) == 2  # see the test below
@@ -62,13 +71,19 @@ def test_worker_killed_while_publishing_a_resume_loses_nothing(crash_env: CrashE
     a = crash_env.start_worker(env={"CT_CRASH_KILL_ON_RESUME": "1"})
     handle = ct.tasks.trigger("crash-parker", {"seconds": 1.0})
     # When the run's wait is due, that worker claims the resume timer and dies
-    wait_for(lambda: crash_env.marks_named(f"dying-on-resume-{handle.id}"), timeout=30,
-             message=f"the resume was never claimed; logs:\n{logs(crash_env)}")
+    wait_for(
+        lambda: crash_env.marks_named(f"dying-on-resume-{handle.id}"),
+        timeout=30,
+        message=f"the resume was never claimed; logs:\n{logs(crash_env)}",
+    )
     a.kill()
     crash_env.start_worker()
     # Then a healthy worker resumes the run (exactly once) and it completes
-    run = wait_for(lambda: (r := ct.runs.retrieve(handle.id)).is_completed and r, timeout=45,
-                   message=f"resume lost; logs:\n{logs(crash_env)}")
+    run = wait_for(
+        lambda: (r := ct.runs.retrieve(handle.id)).is_completed and r,
+        timeout=45,
+        message=f"resume lost; logs:\n{logs(crash_env)}",
+    )
     assert run.status == ct.RunStatus.COMPLETED, run.error
     assert run.output == {"child": {"n": 7}, "attempt": 1}
     # Code after the duration wait runs once per resume: after the wait, and again (replayed)

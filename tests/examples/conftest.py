@@ -13,8 +13,15 @@ SUBPROCESS_TIMEOUT_S = 90
 
 def run_python(*args: str, cwd: Path = ROOT) -> str:
     """Run ``python *args`` with this interpreter; return stdout, failing on a non-zero exit."""
-    proc = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=SUBPROCESS_TIMEOUT_S, check=False)
-    assert proc.returncode == 0, (f"exit {proc.returncode}\n--- stdout\n{proc.stdout}"
-                                  f"\n--- stderr\n{proc.stderr}")
+    proc = subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT_S,
+        check=False,
+    )
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+    )
     return proc.stdout

@@ -28,11 +28,17 @@ DB_APPROVAL = 60
 
 
 def run_example(*args: str) -> str:
-    proc = subprocess.run([sys.executable, str(RUN_SCRIPT), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S,
-                          check=False)
-    assert proc.returncode == 0, (f"exit {proc.returncode}\n--- stdout\n{proc.stdout}"
-                                  f"\n--- stderr\n{proc.stderr}")
+    proc = subprocess.run(
+        [sys.executable, str(RUN_SCRIPT), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT_S,
+        check=False,
+    )
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+    )
     return proc.stdout
 
 
@@ -53,8 +59,12 @@ def test_approval_example_resumes_the_run_with_the_posted_decision(approval_stor
     waiting = re.search(r"^run (run_\w+): WAITING on token (waitpoint_\w+)$", out, re.M)
     assert waiting, out
     run_id, token_id = waiting.groups()
-    assert re.search(rf"^POST /api/v1/waitpoints/tokens/{token_id}/callback/[0-9a-f]{{64}} -> "
-                     r'200 \{"success":true\}$', out, re.M), out
+    assert re.search(
+        rf"^POST /api/v1/waitpoints/tokens/{token_id}/callback/[0-9a-f]{{64}} -> "
+        r'200 \{"success":true\}$',
+        out,
+        re.M,
+    ), out
     assert f"run {run_id}: COMPLETED" in out.splitlines()
     output = json.loads(out.split("output: ", 1)[1])
     assert output["status"] == "published" and output["reviewer"] == "ada"

@@ -55,7 +55,8 @@ def test_quickstart_example_completes_on_second_attempt_without_redis() -> None:
 
 
 def test_quickstart_example_stores_its_completed_run_in_redis(
-        redis_server: str, stored_run: Callable[[str, int], ct.Run]) -> None:
+    redis_server: str, stored_run: Callable[[str, int], ct.Run]
+) -> None:
     """RUNS-1, TASK-31: with --redis the run record lives in Redis and reads COMPLETED."""
     # Given a Redis database
     url = f"{redis_server}/{DB_QUICKSTART}"

@@ -19,8 +19,7 @@ EXAMPLE = str(ROOT / "examples" / "metadata" / "app.py")
 DB_METADATA = 46  # a database of the private server no other test uses
 FINAL = [
     "progress: 5/5 published",
-    "resized: beach-800w.jpg, forest-800w.jpg, harbour-800w.jpg, market-800w.jpg, "
-    "summit-800w.jpg",
+    "resized: beach-800w.jpg, forest-800w.jpg, harbour-800w.jpg, market-800w.jpg, summit-800w.jpg",
     "album: summer; parent saw done=5",
 ]
 

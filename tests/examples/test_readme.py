@@ -40,7 +40,8 @@ def test_readme_embedded_quickstart_prints_the_completed_run(tmp_path: Path) -> 
 
 
 def test_readme_redis_quickstart_runs_on_a_celery_worker_process(
-        tmp_path: Path, redis_server: str) -> None:
+    tmp_path: Path, redis_server: str
+) -> None:
     """RUNS-1, TASK-31: proj.py + `celery -A proj worker` + trigger.py work as the README says."""
     # Given the README's proj.py and trigger.py, pointed at a private Redis database
     url = f"{redis_server}/{DB_README}"
@@ -55,13 +56,17 @@ def test_readme_redis_quickstart_runs_on_a_celery_worker_process(
     command[0] = str(Path(sys.executable).parent / "celery")
     log = tmp_path / "worker.log"
     with log.open("w") as log_file:
-        worker = subprocess.Popen(command, cwd=tmp_path, stdout=log_file,
-                                  stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(command, cwd=tmp_path, stdout=log_file, stderr=subprocess.STDOUT)
         try:
             # When the trigger script runs
-            proc = subprocess.run([sys.executable, trigger.name], cwd=tmp_path,
-                                  capture_output=True, text=True,
-                                  timeout=SUBPROCESS_TIMEOUT_S, check=False)
+            proc = subprocess.run(
+                [sys.executable, trigger.name],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=SUBPROCESS_TIMEOUT_S,
+                check=False,
+            )
         finally:
             worker.send_signal(signal.SIGTERM)  # warm shutdown, as Ctrl-C would
             try:
@@ -70,8 +75,10 @@ def test_readme_redis_quickstart_runs_on_a_celery_worker_process(
                 worker.kill()
                 worker.wait()
     # Then it printed the run the worker completed on its second attempt
-    assert proc.returncode == 0, (f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n"
-                                  f"--- stderr\n{proc.stderr}\n--- worker\n{log.read_text()}")
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n"
+        f"--- stderr\n{proc.stderr}\n--- worker\n{log.read_text()}"
+    )
     assert proc.stdout.strip() == "COMPLETED {'message': 'Hello, Ada!', 'attempt': 2}"
 
 

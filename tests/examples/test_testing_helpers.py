@@ -24,8 +24,12 @@ def double(payload: dict, ctx: ct.Context) -> dict:
 
 @pytest.fixture
 def embedded_app() -> Iterator[Celery]:
-    app = Celery(f"ex-{uuid.uuid4().hex[:8]}", broker="memory://localhost/",
-                 backend="cache+memory://", set_as_current=False)
+    app = Celery(
+        f"ex-{uuid.uuid4().hex[:8]}",
+        broker="memory://localhost/",
+        backend="cache+memory://",
+        set_as_current=False,
+    )
     app.conf.task_default_queue = f"ex-{uuid.uuid4().hex[:10]}"
     app.conf.worker_hijack_root_logger = False
     app.conf.broker_connection_retry_on_startup = True  # silences Celery 5.4
@@ -35,8 +39,7 @@ def embedded_app() -> Iterator[Celery]:
     _setup.reset()
 
 
-def test_wait_for_run_returns_the_final_run_from_an_in_process_worker(
-        embedded_app: Celery) -> None:
+def test_wait_for_run_returns_the_final_run_from_an_in_process_worker(embedded_app: Celery) -> None:
     """RUNS-1: run_worker executes triggered runs; wait_for_run returns them once final."""
     # Given an embedded app and its in-process worker
     with run_worker(embedded_app):

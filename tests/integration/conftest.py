@@ -35,8 +35,9 @@ def wait_for_status(run_id: str, *statuses: RunStatus | str, timeout: float = 15
         return wait_for(check, timeout=timeout)  # type: ignore[no-any-return]
     except AssertionError:
         run = ct.runs.retrieve(run_id)
-        raise AssertionError(f"run {run_id} is {run.status}, wanted {wanted or 'final'} "
-                             f"(error: {run.error!r})") from None
+        raise AssertionError(
+            f"run {run_id} is {run.status}, wanted {wanted or 'final'} (error: {run.error!r})"
+        ) from None
 
 
 class Engine:
@@ -54,9 +55,14 @@ class Engine:
 
     @contextlib.contextmanager
     def worker(self, concurrency: int = 4, pool: str = "threads") -> Iterator[Any]:
-        with start_worker(self.app, pool=pool, concurrency=concurrency,
-                          perform_ping_check=False, shutdown_timeout=10.0,
-                          loglevel="WARNING") as w:
+        with start_worker(
+            self.app,
+            pool=pool,
+            concurrency=concurrency,
+            perform_ping_check=False,
+            shutdown_timeout=10.0,
+            loglevel="WARNING",
+        ) as w:
             yield w
 
     def cleanup(self) -> None:
@@ -64,7 +70,7 @@ class Engine:
         if hasattr(client, "scan_iter"):
             keys = list(client.scan_iter(f"{self.prefix}:*", count=1000))
             for i in range(0, len(keys), 500):
-                client.delete(*keys[i:i + 500])
+                client.delete(*keys[i : i + 500])
             client.delete(self.queue)
 
 
@@ -75,8 +81,12 @@ def make_engine(redis_server: str) -> Iterator[Callable[..., Engine]]:
     def factory(**overrides: Any) -> Engine:
         prefix = f"t{uuid.uuid4().hex[:10]}"
         queue = f"q-{prefix}"
-        app = Celery(f"test-{prefix}", broker=f"{redis_server}/0",
-                     backend=f"{redis_server}/0", set_as_current=False)
+        app = Celery(
+            f"test-{prefix}",
+            broker=f"{redis_server}/0",
+            backend=f"{redis_server}/0",
+            set_as_current=False,
+        )
         app.conf.task_default_queue = queue
         app.conf.broker_connection_retry_on_startup = True
         app.conf.worker_hijack_root_logger = False

@@ -31,10 +31,11 @@ def echo(payload: ScheduledPayload) -> dict[str, Any]:
     return {
         "cls": type(payload).__name__,
         "timestamp": payload.timestamp.isoformat(),
-        "last_timestamp": payload.last_timestamp.isoformat() if payload.last_timestamp
-        else None,
-        "timezone": payload.timezone, "schedule_id": payload.schedule_id,
-        "external_id": payload.external_id, "type": payload.type,
+        "last_timestamp": payload.last_timestamp.isoformat() if payload.last_timestamp else None,
+        "timezone": payload.timezone,
+        "schedule_id": payload.schedule_id,
+        "external_id": payload.external_id,
+        "type": payload.type,
         "upcoming": [u.isoformat() for u in payload.upcoming],
     }
 
@@ -44,8 +45,9 @@ def define() -> Iterator[Callable[..., Any]]:
     """``define(cron=None, run=echo, **options)`` → a new ``schedules.task`` (unique id)."""
     ids: list[str] = []
 
-    def make(*, cron: Any = None, run: Callable[..., Any] = echo, prefix: str = "sched",
-             **options: Any) -> Any:
+    def make(
+        *, cron: Any = None, run: Callable[..., Any] = echo, prefix: str = "sched", **options: Any
+    ) -> Any:
         task_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
         ids.append(task_id)
         return ct.schedules.task(id=task_id, cron=cron, run=run, **options)
@@ -64,8 +66,9 @@ def schedule_clock() -> Iterator[Callable[..., Clock]]:
 
     def install(start: str, speed: float = 1.0) -> Clock:
         wall = int(time.time() * 1000)
-        clock = Clock(origin_ms=wall, offset_ms=engine_schedules.to_ms(at(start)) - wall,
-                      speed=speed)
+        clock = Clock(
+            origin_ms=wall, offset_ms=engine_schedules.to_ms(at(start)) - wall, speed=speed
+        )
         engine_schedules.set_clock(clock)
         return clock
 

@@ -36,47 +36,101 @@ def _nothing_written(engine: Engine) -> None:
 
 
 BAD_TRIGGERS: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
-    ("unknown option", lambda: bad_echo.trigger({}, delya="1h"), TypeError,
-     "unknown trigger option"),
-    ("unknown option by id", lambda: ct.tasks.trigger("bad-echo", {}, ttl_s=3), TypeError,
-     "unknown trigger option"),
+    (
+        "unknown option",
+        lambda: bad_echo.trigger({}, delya="1h"),
+        TypeError,
+        "unknown trigger option",
+    ),
+    (
+        "unknown option by id",
+        lambda: ct.tasks.trigger("bad-echo", {}, ttl_s=3),
+        TypeError,
+        "unknown trigger option",
+    ),
     ("delay banana", lambda: bad_echo.trigger({}, delay="banana"), ValueError, "delay"),
     ("delay 1.5h", lambda: bad_echo.trigger({}, delay="1.5h"), ValueError, "delay"),
     ("delay with space", lambda: bad_echo.trigger({}, delay="1 h"), ValueError, "delay"),
-    ("naive datetime", lambda: bad_echo.trigger({}, delay=datetime(2030, 1, 1)), ValueError,
-     "timezone-aware"),
+    (
+        "naive datetime",
+        lambda: bad_echo.trigger({}, delay=datetime(2030, 1, 1)),
+        ValueError,
+        "timezone-aware",
+    ),
     ("delay wrong type", lambda: bad_echo.trigger({}, delay=[1]), TypeError, "delay"),
     ("ttl banana", lambda: bad_echo.trigger({}, ttl="banana"), ValueError, "ttl"),
     ("ttl negative", lambda: bad_echo.trigger({}, ttl=-5), ValueError, "ttl"),
     ("ttl fraction", lambda: bad_echo.trigger({}, ttl=1.5), ValueError, "ttl"),
-    ("idempotency ttl", lambda: bad_echo.trigger({}, idempotency_key="k",
-                                                 idempotency_key_ttl="1h30m"),
-     ValueError, "idempotency_key_ttl"),
-    ("idempotency key type", lambda: bad_echo.trigger({}, idempotency_key=5), TypeError,
-     "idempotency key"),
-    ("max duration", lambda: bad_echo.trigger({}, max_duration="soon"), ValueError,
-     "max_duration"),
-    ("11 tags", lambda: bad_echo.trigger({}, tags=[f"t{i}" for i in range(11)]), ValueError,
-     "10 tags"),
+    (
+        "idempotency ttl",
+        lambda: bad_echo.trigger({}, idempotency_key="k", idempotency_key_ttl="1h30m"),
+        ValueError,
+        "idempotency_key_ttl",
+    ),
+    (
+        "idempotency key type",
+        lambda: bad_echo.trigger({}, idempotency_key=5),
+        TypeError,
+        "idempotency key",
+    ),
+    ("max duration", lambda: bad_echo.trigger({}, max_duration="soon"), ValueError, "max_duration"),
+    (
+        "11 tags",
+        lambda: bad_echo.trigger({}, tags=[f"t{i}" for i in range(11)]),
+        ValueError,
+        "10 tags",
+    ),
     ("65-char tag", lambda: bad_echo.trigger({}, tags=["x" * 65]), ValueError, "64"),
     ("tags type", lambda: bad_echo.trigger({}, tags=123), TypeError, "tags"),
-    ("metadata size", lambda: bad_echo.trigger({}, metadata={"k": "a" * 262_200}), ValueError,
-     "Metadata exceeds maximum size"),
+    (
+        "metadata size",
+        lambda: bad_echo.trigger({}, metadata={"k": "a" * 262_200}),
+        ValueError,
+        "Metadata exceeds maximum size",
+    ),
     ("metadata type", lambda: bad_echo.trigger({}, metadata=["x"]), TypeError, "metadata"),
-    ("metadata not JSON", lambda: bad_echo.trigger({}, metadata={"a": object()}), TypeError,
-     r"metadata\['a'\]"),
-    ("payload not JSON", lambda: bad_echo.trigger({"a": {"b": [1, object()]}}), TypeError,
-     r"payload\['a'\]\['b'\]\[1\]"),
-    ("payload not JSON by id", lambda: ct.tasks.trigger("bad-echo", {"s": {1, object()}}),
-     TypeError, r"payload\['s'\]"),
-    ("machine preset", lambda: bad_echo.trigger({}, machine="huge-9x"), ValueError,
-     "unknown machine preset"),
-    ("concurrency key type", lambda: bad_echo.trigger({}, concurrency_key=["a"]), TypeError,
-     "concurrency_key"),
-    ("concurrency key float", lambda: bad_echo.trigger({}, concurrency_key=1.5), TypeError,
-     "concurrency_key"),
-    ("max attempts type", lambda: bad_echo.trigger({}, max_attempts="3"), TypeError,
-     "max_attempts"),
+    (
+        "metadata not JSON",
+        lambda: bad_echo.trigger({}, metadata={"a": object()}),
+        TypeError,
+        r"metadata\['a'\]",
+    ),
+    (
+        "payload not JSON",
+        lambda: bad_echo.trigger({"a": {"b": [1, object()]}}),
+        TypeError,
+        r"payload\['a'\]\['b'\]\[1\]",
+    ),
+    (
+        "payload not JSON by id",
+        lambda: ct.tasks.trigger("bad-echo", {"s": {1, object()}}),
+        TypeError,
+        r"payload\['s'\]",
+    ),
+    (
+        "machine preset",
+        lambda: bad_echo.trigger({}, machine="huge-9x"),
+        ValueError,
+        "unknown machine preset",
+    ),
+    (
+        "concurrency key type",
+        lambda: bad_echo.trigger({}, concurrency_key=["a"]),
+        TypeError,
+        "concurrency_key",
+    ),
+    (
+        "concurrency key float",
+        lambda: bad_echo.trigger({}, concurrency_key=1.5),
+        TypeError,
+        "concurrency_key",
+    ),
+    (
+        "max attempts type",
+        lambda: bad_echo.trigger({}, max_attempts="3"),
+        TypeError,
+        "max_attempts",
+    ),
     ("priority type", lambda: bad_echo.trigger({}, priority="high"), TypeError, "priority"),
     # QUEUE-10 sanitises names ("bad name!" is "badname"); one with nothing left is an error
     ("queue name", lambda: bad_echo.trigger({}, queue="!! ?"), ValueError, "queue name"),
@@ -84,11 +138,12 @@ BAD_TRIGGERS: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
 ]
 
 
-@pytest.mark.parametrize("call, error, match", [c[1:] for c in BAD_TRIGGERS],
-                         ids=[c[0] for c in BAD_TRIGGERS])
-def test_bad_trigger_input_raises_and_writes_nothing(engine: Engine, call: Callable[[], Any],
-                                                     error: type[Exception],
-                                                     match: str) -> None:
+@pytest.mark.parametrize(
+    "call, error, match", [c[1:] for c in BAD_TRIGGERS], ids=[c[0] for c in BAD_TRIGGERS]
+)
+def test_bad_trigger_input_raises_and_writes_nothing(
+    engine: Engine, call: Callable[[], Any], error: type[Exception], match: str
+) -> None:
     """D-13, D-14, TRIG-12, TRIG-14, TRIG-16, API.md: a typed error at the call, nothing
     written or published."""
     # When a trigger is made with one bad argument
@@ -110,11 +165,15 @@ def test_batch_with_one_bad_item_creates_nothing(engine: Engine) -> None:
     _nothing_written(engine)
 
 
-@pytest.mark.parametrize("items", [
-    [{"payload": 1, "opts": {}}],
-    [42],
-    [{"payload": 1, "options": "fast"}],
-], ids=["unknown item key", "not a dict", "options not a dict"])
+@pytest.mark.parametrize(
+    "items",
+    [
+        [{"payload": 1, "opts": {}}],
+        [42],
+        [{"payload": 1, "options": "fast"}],
+    ],
+    ids=["unknown item key", "not a dict", "options not a dict"],
+)
 def test_malformed_batch_items_are_rejected(engine: Engine, items: list[Any]) -> None:
     """§3.1: items are ``{"payload", "options"}`` dicts or BatchItem; anything else raises."""
     with pytest.raises((TypeError, ValueError)):
@@ -152,20 +211,34 @@ def test_output_over_the_limit_fails_the_run(make_engine: Any) -> None:
     assert small_run.status is ct.RunStatus.COMPLETED and small_run.output == "x" * 500
 
 
-@pytest.mark.parametrize("options, error", [
-    ({"retry": {"max_attempts": 0}}, ValueError),
-    ({"retry": {"max_attempts": 2, "tries": 3}}, ValueError),
-    ({"retry": {"max_attempts": "3"}}, ValueError),
-    ({"retry": ["x"]}, TypeError),
-    ({"machine": "huge-9x"}, ValueError),
-    ({"ttl": "banana"}, ValueError),
-    ({"max_duration": "soon"}, ValueError),
-    ({"queue": {"name": "q", "limit": 1}}, ValueError),
-    ({"on_success": "not callable"}, TypeError),
-], ids=["max_attempts 0", "unknown retry key", "max_attempts str", "retry type", "machine",
-        "ttl", "max_duration", "queue key", "hook"])
-def test_invalid_task_definition_raises_at_definition_time(options: dict[str, Any],
-                                                           error: type[Exception]) -> None:
+@pytest.mark.parametrize(
+    "options, error",
+    [
+        ({"retry": {"max_attempts": 0}}, ValueError),
+        ({"retry": {"max_attempts": 2, "tries": 3}}, ValueError),
+        ({"retry": {"max_attempts": "3"}}, ValueError),
+        ({"retry": ["x"]}, TypeError),
+        ({"machine": "huge-9x"}, ValueError),
+        ({"ttl": "banana"}, ValueError),
+        ({"max_duration": "soon"}, ValueError),
+        ({"queue": {"name": "q", "limit": 1}}, ValueError),
+        ({"on_success": "not callable"}, TypeError),
+    ],
+    ids=[
+        "max_attempts 0",
+        "unknown retry key",
+        "max_attempts str",
+        "retry type",
+        "machine",
+        "ttl",
+        "max_duration",
+        "queue key",
+        "hook",
+    ],
+)
+def test_invalid_task_definition_raises_at_definition_time(
+    options: dict[str, Any], error: type[Exception]
+) -> None:
     """§1.2, API.md: invalid ``@ct.task`` options raise when the task is defined; nothing is
     registered."""
     # When a task is defined with one invalid option

@@ -56,11 +56,13 @@ def test_batch_runs_complete_in_item_order_and_know_their_batch(engine: Engine) 
     # Given a worker
     with engine.worker():
         # When three items are triggered, one with its own options, one as a BatchItem
-        handle = bat_double.batch_trigger([
-            {"payload": 1},
-            {"payload": 2, "options": {"tags": ["second"]}},
-            ct.BatchItem(3, tags="third"),
-        ])
+        handle = bat_double.batch_trigger(
+            [
+                {"payload": 1},
+                {"payload": 2, "options": {"tags": ["second"]}},
+                ct.BatchItem(3, tags="third"),
+            ]
+        )
         runs = [wait_for_status(run_id) for run_id in handle.runs]
     # Then the handle describes the batch
     assert handle.batch_id.startswith("batch_") and handle.run_count == 3
@@ -68,8 +70,7 @@ def test_batch_runs_complete_in_item_order_and_know_their_batch(engine: Engine) 
     claims = jwt.decode(handle.public_access_token, SECRET, algorithms=["HS256"])
     assert claims["scopes"] == [f"read:batch:{handle.batch_id}"]
     # And each run completed with its own payload, options and the batch id
-    assert [r.output for r in runs] == [{"value": v, "batch": handle.batch_id}
-                                        for v in (2, 4, 6)]
+    assert [r.output for r in runs] == [{"value": v, "batch": handle.batch_id} for v in (2, 4, 6)]
     assert [r.tags for r in runs] == [[], ["second"], ["third"]]
     assert all(r.batch_id == handle.batch_id for r in runs)
     # And batch.retrieve and runs.list(batch=…) return the same runs
@@ -83,11 +84,17 @@ def test_batch_across_tasks_by_id_and_by_task(engine: Engine) -> None:
     # Given a worker
     with engine.worker():
         # When two mixed batches are triggered
-        by_id = ct.batch.trigger([{"id": "bat-double", "payload": 5},
-                                  {"id": "bat-upper", "payload": "ab"}])
-        by_task = ct.batch.trigger_by_task([{"task": bat_upper, "payload": "cd"},
-                                            {"task": bat_double, "payload": 7}])
+        by_id = ct.batch.trigger(
+            [{"id": "bat-double", "payload": 5}, {"id": "bat-upper", "payload": "ab"}]
+        )
+        by_task = ct.batch.trigger_by_task(
+            [{"task": bat_upper, "payload": "cd"}, {"task": bat_double, "payload": 7}]
+        )
         outputs = [wait_for_status(r).output for r in [*by_id.runs, *by_task.runs]]
     # Then every item ran its own task
-    assert outputs == [{"value": 10, "batch": by_id.batch_id}, "AB", "CD",
-                       {"value": 14, "batch": by_task.batch_id}]
+    assert outputs == [
+        {"value": 10, "batch": by_id.batch_id},
+        "AB",
+        "CD",
+        {"value": 14, "batch": by_task.batch_id},
+    ]

@@ -42,30 +42,49 @@ def _on_complete(*, ctx: ct.Context, result: dict[str, Any]) -> None:
 
 
 def _catch(answer: Callable[[ct.Context, Any], Any]) -> Callable[..., Any]:
-    def catch_error(payload: Any, *, ctx: ct.Context, error: BaseException,
-                    retry_delay_in_ms: Any, retry_at: Any) -> Any:
+    def catch_error(
+        payload: Any,
+        *,
+        ctx: ct.Context,
+        error: BaseException,
+        retry_delay_in_ms: Any,
+        retry_at: Any,
+    ) -> Any:
         note(ctx.run.id, "catch", ctx.attempt.number, error, retry_delay_in_ms, retry_at)
         return answer(ctx, payload)
 
     return catch_error
 
 
-def _task(task_id: str, answer: Callable[[ct.Context, Any], Any] | None,
-          max_attempts: int = 5) -> Any:
-    return ct.task(id=task_id, run=_fails,
-                   retry={"max_attempts": max_attempts, "min_timeout_in_ms": 50,
-                          "randomize": False},
-                   catch_error=_catch(answer) if answer is not None else None,
-                   on_failure=_on_failure, on_complete=_on_complete)
+def _task(
+    task_id: str, answer: Callable[[ct.Context, Any], Any] | None, max_attempts: int = 5
+) -> Any:
+    return ct.task(
+        id=task_id,
+        run=_fails,
+        retry={"max_attempts": max_attempts, "min_timeout_in_ms": 50, "randomize": False},
+        catch_error=_catch(answer) if answer is not None else None,
+        on_failure=_on_failure,
+        on_complete=_on_complete,
+    )
 
 
 aborting = _task("ce-abort", lambda ctx, payload: None, max_attempts=10)
 skipping = _task("ce-skip", lambda ctx, payload: {"skip_retrying": True})
-delaying = _task("ce-delay", lambda ctx, payload: {"retry_delay_in_ms": 1500}
-                 if ctx.attempt.number == 1 else {"skip_retrying": True})
-retrying_at = _task("ce-retry-at", lambda ctx, payload: {
-    "retry_at": datetime.fromtimestamp(payload["retry_at"], tz=timezone.utc)}
-                    if ctx.attempt.number == 1 else {"skip_retrying": True})
+delaying = _task(
+    "ce-delay",
+    lambda ctx, payload: (
+        {"retry_delay_in_ms": 1500} if ctx.attempt.number == 1 else {"skip_retrying": True}
+    ),
+)
+retrying_at = _task(
+    "ce-retry-at",
+    lambda ctx, payload: (
+        {"retry_at": datetime.fromtimestamp(payload["retry_at"], tz=timezone.utc)}
+        if ctx.attempt.number == 1
+        else {"skip_retrying": True}
+    ),
+)
 empty_answer = _task("ce-empty", lambda ctx, payload: {})
 REPLACEMENT = ValueError("e2")
 replacing = _task("ce-replace", lambda ctx, payload: {"error": REPLACEMENT})
@@ -96,7 +115,7 @@ def test_abort_fails_at_once_and_skips_catch_error(engine: Engine) -> None:
     assert run.error.name == "AbortTaskRunError"
     assert notes(handle.id, "catch") == []
     assert len(notes(handle.id, "on_failure")) == 1
-    (result,), = notes(handle.id, "on_complete")
+    ((result,),) = notes(handle.id, "on_complete")
     assert result["ok"] is False and str(result["error"]) == "x"
 
 
@@ -109,7 +128,7 @@ def test_skip_retrying_ends_the_run_with_attempts_left(engine: Engine) -> None:
         run = wait_for_status(handle.id)
     # Then it is FAILED after one attempt and on_failure saw the original error
     assert run.status is RunStatus.FAILED and run.attempt_count == 1
-    (error,), = notes(handle.id, "on_failure")
+    ((error,),) = notes(handle.id, "on_failure")
     assert str(error) == "attempt 1 failed"
 
 
@@ -123,7 +142,7 @@ def test_retry_delay_in_ms_replaces_the_policy_delay(engine: Engine) -> None:
         run = wait_for_status(handle.id)
     # Then the second attempt started about 1.5 s after the first failed
     assert run.attempt_count == 2
-    (_, failed_at), = notes(handle.id, "fail")[:1]
+    ((_, failed_at),) = notes(handle.id, "fail")[:1]
     started_at = notes(handle.id, "start")[1][1]
     assert 1.45 <= started_at - failed_at <= 1.5 + 1.5
 

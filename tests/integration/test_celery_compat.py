@@ -112,8 +112,9 @@ def test_canvas_chain_and_group_create_runs(engine: Engine) -> None:
         chained = chain(cc_add.celery_task.s({"a": 1, "b": 2}), cc_double.celery_task.s())()
         assert chained.get(timeout=15) == 6
         # And a group runs two adds
-        grouped = group(cc_add.celery_task.s({"a": 1, "b": 1}),
-                        cc_add.celery_task.s({"a": 2, "b": 2}))()
+        grouped = group(
+            cc_add.celery_task.s({"a": 1, "b": 1}), cc_add.celery_task.s({"a": 2, "b": 2})
+        )()
         assert grouped.get(timeout=15) == [2, 4]
         # Then every step has a completed run
         first, second = chained.parent, chained
@@ -140,8 +141,9 @@ def test_large_payload_stays_in_the_run_record_not_the_message(engine: Engine) -
     assert run.output == 3 and run.payload["blob"] == blob
 
 
-def test_a_duplicated_message_runs_the_function_once(engine: Engine,
-                                                     deliveries: dict[str, int]) -> None:
+def test_a_duplicated_message_runs_the_function_once(
+    engine: Engine, deliveries: dict[str, int]
+) -> None:
     """DESIGN principle 4: two deliveries of one run's message execute it exactly once."""
     # Given a triggered run whose message is published a second time
     handle = cc_add.trigger({"a": 1, "b": 1})
@@ -175,8 +177,9 @@ def test_run_of_a_plain_send_exists_as_soon_as_delay_returns(engine: Engine) -> 
 CHAIN_SEEN: list[Any] = []
 
 
-@ct.task(id="cc-slow-retry", retry={"max_attempts": 2, "min_timeout_in_ms": 400,
-                                    "randomize": False})
+@ct.task(
+    id="cc-slow-retry", retry={"max_attempts": 2, "min_timeout_in_ms": 400, "randomize": False}
+)
 def cc_slow_retry(payload: dict, ctx: ct.Context) -> int:
     if ctx.attempt.number == 1:
         raise RuntimeError("first attempt fails")
@@ -189,16 +192,16 @@ def cc_chain_tail(payload: Any) -> Any:
     return payload
 
 
-def test_chain_continues_after_a_retry_published_by_the_timer_service(
-        make_engine: Any) -> None:
+def test_chain_continues_after_a_retry_published_by_the_timer_service(make_engine: Any) -> None:
     """A chain link survives a delivery celery-trigger publishes itself (a long retry goes
     through the timer service), and the plain send keeps its result in the backend."""
     engine = make_engine(warm_retry_threshold=0.1)
     CHAIN_SEEN.clear()
     with engine.worker():
         # Given a chain whose first task fails once and retries through the queue
-        result = chain(cc_slow_retry.celery_task.s({"n": 1}),
-                       cc_chain_tail.celery_task.s()).apply_async()
+        result = chain(
+            cc_slow_retry.celery_task.s({"n": 1}), cc_chain_tail.celery_task.s()
+        ).apply_async()
         # Then the tail runs with the head's output once the retry succeeds
         assert result.get(timeout=20) == 2
         wait_for(lambda: CHAIN_SEEN == [2])

@@ -52,11 +52,22 @@ def test_every_configuration_problem_is_reported_at_once(redis_server: str) -> N
     """One ConfigurationError lists every problem."""
     app = Celery("cfg3", broker=f"{redis_server}/0", set_as_current=False)
     with pytest.raises(ct.ConfigurationError) as info:
-        ct.setup(app, store="disk", environment="LIVE", machine="huge", lease_seconds=-1,
-                 secret_key="short")
+        ct.setup(
+            app,
+            store="disk",
+            environment="LIVE",
+            machine="huge",
+            lease_seconds=-1,
+            secret_key="short",
+        )
     problems = "\n".join(info.value.problems)
-    for fragment in ("trigger_store", "trigger_environment", "machine", "lease_seconds",
-                     "secret_key"):
+    for fragment in (
+        "trigger_store",
+        "trigger_environment",
+        "machine",
+        "lease_seconds",
+        "secret_key",
+    ):
         assert fragment in problems
     assert len(info.value.problems) >= 5
 

@@ -18,8 +18,7 @@ import celery_trigger as ct
 
 from .conftest import Engine, wait_for, wait_for_status
 
-FAST = {"max_attempts": 2, "min_timeout_in_ms": 50, "max_timeout_in_ms": 50,
-        "randomize": False}
+FAST = {"max_attempts": 2, "min_timeout_in_ms": 50, "max_timeout_in_ms": 50, "randomize": False}
 FAST3 = {**FAST, "max_attempts": 3}
 COUNTS: Counter[str] = Counter()
 GATE = threading.Event()
@@ -27,8 +26,13 @@ IDS: dict[int, list[str]] = {}
 
 
 def _result(r: ct.Result[Any]) -> dict[str, Any]:
-    return {"ok": r.ok, "id": r.id, "task_identifier": r.task_identifier, "output": r.output,
-            "error": r.error.message if r.error else None}
+    return {
+        "ok": r.ok,
+        "id": r.id,
+        "task_identifier": r.task_identifier,
+        "output": r.output,
+        "error": r.error.message if r.error else None,
+    }
 
 
 @ct.task(id="dc-child", retry=FAST)
@@ -54,8 +58,11 @@ def dc_parent(payload: dict) -> dict:
     try:
         result.unwrap()
     except ct.SubtaskUnwrapError as exc:
-        out["unwrap"] = {"message": str(exc), "run_id": exc.run_id,
-                         "cause": exc.cause.message if exc.cause else None}
+        out["unwrap"] = {
+            "message": str(exc),
+            "run_id": exc.run_id,
+            "cause": exc.cause.message if exc.cause else None,
+        }
     return out
 
 
@@ -70,8 +77,13 @@ def test_child_output_reaches_the_waiting_parent(make_engine) -> None:  # type: 
     # Then the parent resumed with the child's result
     assert run.status == ct.RunStatus.COMPLETED, run.error
     child_id = ct.runs.retrieve(handle.id).children[0]
-    assert run.output == {"ok": True, "id": child_id, "task_identifier": "dc-child",
-                          "output": {"foo": 1}, "error": None}
+    assert run.output == {
+        "ok": True,
+        "id": child_id,
+        "task_identifier": "dc-child",
+        "output": {"foo": 1},
+        "error": None,
+    }
 
 
 def test_failed_child_gives_ok_false_after_its_last_attempt(make_engine) -> None:  # type: ignore[no-untyped-def]
@@ -90,8 +102,11 @@ def test_failed_child_gives_ok_false_after_its_last_attempt(make_engine) -> None
     assert COUNTS["child:4"] == 2
     assert run.finished_at >= child.finished_at
     assert run.output["ok"] is False and run.output["error"] == "boom"
-    assert run.output["unwrap"] == {"message": "Error in dc-child: boom", "run_id": child.id,
-                                    "cause": "boom"}
+    assert run.output["unwrap"] == {
+        "message": "Error in dc-child: boom",
+        "run_id": child.id,
+        "cause": "boom",
+    }
 
 
 @ct.task(id="dc-concurrent", retry=FAST3)
@@ -100,7 +115,8 @@ async def dc_concurrent(payload: dict) -> str:
     # asyncio.to_thread copies the context, so both calls run inside this run.
     await asyncio.gather(
         asyncio.to_thread(dc_token_child.trigger_and_wait, {"token": payload["token"]}),
-        asyncio.to_thread(dc_token_child.trigger_and_wait, {"token": payload["token"]}))
+        asyncio.to_thread(dc_token_child.trigger_and_wait, {"token": payload["token"]}),
+    )
     return "unreachable"
 
 
@@ -131,9 +147,14 @@ def test_two_waits_in_parallel_end_the_run_system_failure(make_engine) -> None: 
 @ct.task(id="dc-batch-parent")
 def dc_batch_parent(payload: dict) -> dict:
     results = dc_child.batch_trigger_and_wait(
-        [{"payload": {"n": 1}}, {"payload": {"n": 2, "fail": True}}, {"payload": {"n": 3}}])
-    return {"runs": [_result(r) for r in results], "len": len(results), "id": results.id,
-            "continued": True}
+        [{"payload": {"n": 1}}, {"payload": {"n": 2, "fail": True}}, {"payload": {"n": 3}}]
+    )
+    return {
+        "runs": [_result(r) for r in results],
+        "len": len(results),
+        "id": results.id,
+        "continued": True,
+    }
 
 
 def test_batch_wait_returns_results_in_item_order(make_engine) -> None:  # type: ignore[no-untyped-def]
@@ -186,7 +207,8 @@ def test_cancelling_a_waited_child_resumes_the_parent_with_ok_false(engine: Engi
 
 
 def test_cancelling_a_parked_parent_cancels_its_children_and_it_never_resumes(
-        engine: Engine) -> None:
+    engine: Engine,
+) -> None:
     """RUNS-6, §11.3, issue §7: parent and both live children CANCELED (a finished child keeps
     COMPLETED); the cancelled parked parent never runs again."""
     COUNTS.clear()
@@ -228,8 +250,7 @@ def dc_gated_parent(payload: dict, ctx: ct.Context) -> dict:
     return {"before": before, "after": ctx.attempt.number, "output": result.output}
 
 
-def test_status_goes_executing_waiting_executing_completed_in_one_attempt(
-        engine: Engine) -> None:
+def test_status_goes_executing_waiting_executing_completed_in_one_attempt(engine: Engine) -> None:
     """STATUS-3, D-17: EXECUTING until parked, WAITING, EXECUTING after the child finishes,
     then COMPLETED; ctx.attempt.number unchanged."""
     BEFORE.clear()
@@ -243,6 +264,7 @@ def test_status_goes_executing_waiting_executing_completed_in_one_attempt(
             if not seen or seen[-1] != status:
                 seen.append(status)
             return status in wanted
+
         wait_for(check, message=f"never saw {wanted}; saw {seen}")
 
     with engine.worker(concurrency=2):
@@ -257,8 +279,7 @@ def test_status_goes_executing_waiting_executing_completed_in_one_attempt(
         AFTER.set()
         observe("COMPLETED")
     # Then the statuses came in that order and the attempt never changed
-    assert [s for s in seen if s != "QUEUED"] == ["EXECUTING", "WAITING", "EXECUTING",
-                                                   "COMPLETED"]
+    assert [s for s in seen if s != "QUEUED"] == ["EXECUTING", "WAITING", "EXECUTING", "COMPLETED"]
     run = ct.runs.retrieve(handle.id)
     assert run.output == {"before": 1, "after": 1, "output": 5}
     assert run.attempt_count == 1
@@ -292,7 +313,8 @@ def test_parent_and_child_on_a_limit_one_queue_do_not_deadlock(engine: Engine) -
 def dc_fan(payload: dict) -> int:
     COUNTS["fan"] += 1
     results = dc_child.batch_trigger_and_wait(
-        [{"payload": {"n": i, "gate": True}} for i in range(payload["count"])])
+        [{"payload": {"n": i, "gate": True}} for i in range(payload["count"])]
+    )
     return sum(r.unwrap()["foo"] for r in results)
 
 
@@ -356,8 +378,7 @@ async def dc_async_parent(payload: dict, ctx: ct.Context) -> dict:
     result = dc_token_child.trigger_and_wait({"token": payload["token"]})
     await asyncio.sleep(0)
     ct.wait.for_(seconds=0.8)
-    return {"child": result.output, "attempt": ctx.attempt.number,
-            "replaying": ctx.is_replaying}
+    return {"child": result.output, "attempt": ctx.attempt.number, "replaying": ctx.is_replaying}
 
 
 def test_async_run_function_parks_and_resumes(make_engine) -> None:  # type: ignore[no-untyped-def]
@@ -388,15 +409,15 @@ def dc_item(payload: int) -> int:
 @ct.task(id="dc-retried-batch", retry=FAST)
 def dc_retried_batch(payload: None, ctx: ct.Context) -> list[int]:
     results = dc_item.batch_trigger_and_wait(
-        [{"payload": i, "options": {"idempotency_key": f"item-{i}"}} for i in range(3)])
+        [{"payload": i, "options": {"idempotency_key": f"item-{i}"}} for i in range(3)]
+    )
     IDS[ctx.attempt.number] = [r.id for r in results]
     if ctx.attempt.number == 1:
         raise RuntimeError("fail after the batch")
     return [r.unwrap() for r in results]
 
 
-def test_retried_parent_reattaches_to_the_same_children_by_idempotency_key(
-        make_engine) -> None:  # type: ignore[no-untyped-def]
+def test_retried_parent_reattaches_to_the_same_children_by_idempotency_key(make_engine) -> None:  # type: ignore[no-untyped-def]
     """D-16, DESIGN §4 (the journal belongs to the attempt): a retry re-triggers the batch;
     per-item idempotency keys re-attach it to the children of attempt 1."""
     engine = make_engine(wait_threshold=0.5)
@@ -417,13 +438,14 @@ def test_retried_parent_reattaches_to_the_same_children_by_idempotency_key(
 HOOKS: list[tuple[str, dict[str, Any]]] = []
 
 
-@ct.task(id="dc-hooked-parent",
-         on_wait=lambda wait: HOOKS.append(("wait", dict(wait))),
-         on_resume=lambda wait: HOOKS.append(("resume", dict(wait))))
+@ct.task(
+    id="dc-hooked-parent",
+    on_wait=lambda wait: HOOKS.append(("wait", dict(wait))),
+    on_resume=lambda wait: HOOKS.append(("resume", dict(wait))),
+)
 def dc_hooked_parent(payload: dict) -> list[Any]:
     one = dc_token_child.trigger_and_wait({"token": payload["first"]})
-    many = dc_token_child.batch_trigger_and_wait(
-        [{"payload": {"token": payload["second"]}}] * 2)
+    many = dc_token_child.batch_trigger_and_wait([{"payload": {"token": payload["second"]}}] * 2)
     return [one.output, [r.output for r in many]]
 
 
@@ -445,10 +467,17 @@ def test_child_waits_call_on_wait_and_on_resume_once_each(engine: Engine) -> Non
     assert run.output == [1, [2, 2]]
     children = ct.runs.retrieve(handle.id).children
     task_info = {"type": "task", "run_id": children[0]}
-    batch_info = {"type": "batch", "batch_id": ct.runs.retrieve(children[1]).batch_id,
-                  "run_count": 2}
-    assert HOOKS == [("wait", task_info), ("resume", task_info), ("wait", batch_info),
-                     ("resume", batch_info)]
+    batch_info = {
+        "type": "batch",
+        "batch_id": ct.runs.retrieve(children[1]).batch_id,
+        "run_count": 2,
+    }
+    assert HOOKS == [
+        ("wait", task_info),
+        ("resume", task_info),
+        ("wait", batch_info),
+        ("resume", batch_info),
+    ]
 
 
 def test_child_waits_are_only_possible_inside_a_run(engine: Engine) -> None:

@@ -16,8 +16,7 @@ import celery_trigger as ct
 
 from .conftest import wait_for_status
 
-FAST3 = {"max_attempts": 3, "min_timeout_in_ms": 50, "max_timeout_in_ms": 50,
-         "randomize": False}
+FAST3 = {"max_attempts": 3, "min_timeout_in_ms": 50, "max_timeout_in_ms": 50, "randomize": False}
 COUNTS: Counter[str] = Counter()
 EVENTS: list[tuple[Any, ...]] = []
 
@@ -71,7 +70,10 @@ def test_code_before_the_wait_replays_from_the_journal(make_engine) -> None:  # 
     assert run.status == ct.RunStatus.COMPLETED, run.error
     run_id = handle.id
     assert [e for e in EVENTS if e[0] != "short"] == [
-        ("before", False, 1, run_id), ("before", True, 1, run_id), ("after", False, 1, run_id)]
+        ("before", False, 1, run_id),
+        ("before", True, 1, run_id),
+        ("after", False, 1, run_id),
+    ]
     children = ct.runs.retrieve(run_id).children
     assert children == [run.output["child"], *run.output["batch"]]
     assert COUNTS["pick"] == 1 and all(COUNTS[f"child:{n}"] == 1 for n in (1, 2, 3))
@@ -124,8 +126,7 @@ def dr_step_error(payload: None, ctx: ct.Context) -> dict:
     return {"value": value, "attempt": ctx.attempt.number}
 
 
-def test_a_failing_step_is_not_recorded_and_runs_again_in_the_next_attempt(
-        make_engine) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_step_is_not_recorded_and_runs_again_in_the_next_attempt(make_engine) -> None:  # type: ignore[no-untyped-def]
     """DESIGN §4 (the journal belongs to the attempt), D-17: a step that raises records
     nothing; the retry runs it again, and its result then survives the resume."""
     engine = make_engine(wait_threshold=0.5)

@@ -21,9 +21,12 @@ def du_parent(payload: dict, ctx: ct.Context) -> dict:
     EVENTS.append(f"start:{ctx.attempt.number}:{ctx.is_replaying}")
     first = du_child.trigger_and_wait({"n": payload["n"]})
     second = du_child.trigger_and_wait({"n": 1, "fail": True})
-    return {"first": first.unwrap(), "second_ok": second.ok,
-            "second_error": second.error.message if second.error else None,
-            "attempt": ctx.attempt.number}
+    return {
+        "first": first.unwrap(),
+        "second_ok": second.ok,
+        "second_error": second.error.message if second.error else None,
+        "attempt": ctx.attempt.number,
+    }
 
 
 def test_parent_waits_for_children_and_resumes(engine: Engine) -> None:
@@ -33,8 +36,12 @@ def test_parent_waits_for_children_and_resumes(engine: Engine) -> None:
         handle = du_parent.trigger({"n": 21})
         run = wait_for_status(handle.id, timeout=30)
     assert run.status == ct.RunStatus.COMPLETED, run.error
-    assert run.output == {"first": {"double": 42}, "second_ok": False,
-                          "second_error": "boom", "attempt": 1}
+    assert run.output == {
+        "first": {"double": 42},
+        "second_ok": False,
+        "second_error": "boom",
+        "attempt": 1,
+    }
     assert EVENTS[0] == "start:1:False"
     assert all(e.startswith("start:1:") for e in EVENTS)
 

@@ -24,8 +24,11 @@ def dt_waiter(payload: dict) -> dict:
     result = ct.wait.for_token(token)
     out: dict[str, Any] = {"token": token, "ok": result.ok, "output": result.output}
     if result.error is not None:
-        out["error"] = {"type": type(result.error).__name__, "message": str(result.error),
-                        "is_timeout": isinstance(result.error, ct.WaitpointTimeoutError)}
+        out["error"] = {
+            "type": type(result.error).__name__,
+            "message": str(result.error),
+            "is_timeout": isinstance(result.error, ct.WaitpointTimeoutError),
+        }
         try:
             result.unwrap()
         except ct.WaitpointTimeoutError as exc:
@@ -107,9 +110,14 @@ def test_token_idempotency_key_returns_the_same_token_until_its_ttl(engine: Engi
     assert (first.is_cached, again.is_cached) == (False, True) and again.id == first.id
     assert ct.wait.retrieve_token(first).idempotency_key == "x"
     # And after the TTL the key makes a new token
-    fresh = wait_for(lambda: (t := ct.wait.create_token(idempotency_key="x",
-                                                        idempotency_key_ttl="1s"))
-                     .id != first.id and t, timeout=5)
+    fresh = wait_for(
+        lambda: (
+            (t := ct.wait.create_token(idempotency_key="x", idempotency_key_ttl="1s")).id
+            != first.id
+            and t
+        ),
+        timeout=5,
+    )
     assert fresh.is_cached is False and fresh.id.startswith("waitpoint_")
 
 
@@ -226,12 +234,15 @@ def test_tokens_created_in_a_run_keep_their_ids_across_resumes(engine: Engine) -
         first = ct.wait.list_tokens()[0]
         # When that token and then the second one are completed
         ct.wait.complete_token(first, 1)
-        wait_for(lambda: len(ct.wait.list_tokens(status="WAITING")) == 1
-                 and ct.runs.retrieve(handle.id).status == ct.RunStatus.WAITING)
+        wait_for(
+            lambda: (
+                len(ct.wait.list_tokens(status="WAITING")) == 1
+                and ct.runs.retrieve(handle.id).status == ct.RunStatus.WAITING
+            )
+        )
         ct.wait.complete_token(ct.wait.list_tokens(status="WAITING")[0], 2)
         run = wait_for_status(handle.id)
     # Then the run saw both outputs and only two tokens exist
     assert run.output[1] == 1 and run.output[3] == 2
-    assert sorted(t.id for t in ct.wait.list_tokens()) == sorted([run.output[0],
-                                                                  run.output[2]])
+    assert sorted(t.id for t in ct.wait.list_tokens()) == sorted([run.output[0], run.output[2]])
     assert COUNTS["twice"] == 3

@@ -17,8 +17,7 @@ import celery_trigger as ct
 
 from .conftest import Engine, wait_for, wait_for_status
 
-FAST = {"max_attempts": 2, "min_timeout_in_ms": 50, "max_timeout_in_ms": 50,
-        "randomize": False}
+FAST = {"max_attempts": 2, "min_timeout_in_ms": 50, "max_timeout_in_ms": 50, "randomize": False}
 COUNTS: Counter[str] = Counter()
 WAITS: list[tuple[str, dict[str, Any]]] = []
 
@@ -159,8 +158,7 @@ def test_seconds_key_wins_over_other_units(make_engine) -> None:  # type: ignore
 
 
 @pytest.mark.parametrize(("unit", "days"), [("months", 30), ("years", 365)])
-def test_months_and_years_target_thirty_and_365_days(engine: Engine, unit: str,
-                                                     days: int) -> None:
+def test_months_and_years_target_thirty_and_365_days(engine: Engine, unit: str, days: int) -> None:
     """WAIT-4: {months: 1} targets now + 30 days, {years: 1} now + 365 days."""
     with engine.worker(concurrency=1):
         # Given a run waiting one month (or year)

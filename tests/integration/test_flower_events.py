@@ -39,6 +39,7 @@ class EventLog:
 
     def _run(self) -> None:
         with self._engine.app.connection() as conn:
+
             def on_event(event: dict[str, Any]) -> None:
                 self.events.append(event)
                 self.state.event(event)
@@ -74,8 +75,7 @@ def event_engine(make_engine: Any) -> Iterator[Engine]:
     yield engine
 
 
-def test_parked_run_shows_retry_then_resumes_under_the_same_task_id(
-        event_engine: Engine) -> None:
+def test_parked_run_shows_retry_then_resumes_under_the_same_task_id(event_engine: Engine) -> None:
     """Issue 3 §2, STATUS-3: RETRY with the wait reason, then RECEIVED → STARTED → SUCCEEDED
     under the same id, with the attempt number as ``retries`` and the lineage kept."""
     with EventLog(event_engine) as log, event_engine.worker(concurrency=2):
@@ -88,13 +88,22 @@ def test_parked_run_shows_retry_then_resumes_under_the_same_task_id(
         types = log.types_for(handle.id)
         # Two deliveries of the same id. The resume's "received" can overtake the parked
         # delivery's "retried" (different threads send them), so compare order loosely.
-        assert sorted(types) == sorted(["task-received", "task-started", "task-retried",
-                                        "task-received", "task-started", "task-succeeded"])
+        assert sorted(types) == sorted(
+            [
+                "task-received",
+                "task-started",
+                "task-retried",
+                "task-received",
+                "task-started",
+                "task-succeeded",
+            ]
+        )
         assert types[:2] == ["task-received", "task-started"]
         assert types[-1] == "task-succeeded"
         assert types.index("task-retried") < len(types) - 1
-        retried = next(e for e in log.events
-                       if e.get("uuid") == handle.id and e["type"] == "task-retried")
+        retried = next(
+            e for e in log.events if e.get("uuid") == handle.id and e["type"] == "task-retried"
+        )
         assert "waiting for fl-child" in retried["exception"]
         task = log.state.tasks[handle.id]
         assert task.state == "SUCCESS"

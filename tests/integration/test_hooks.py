@@ -48,10 +48,17 @@ def middleware(label: str) -> Callable[..., Any]:
 
 
 def _task_hooks() -> dict[str, Any]:
-    kinds = ("init", "on_start", "on_start_attempt", "on_success", "on_failure",
-             "on_complete", "cleanup", "catch_error")
-    return {kind: recorder(f"task {kind}") for kind in kinds} | \
-        {"middleware": middleware("task")}
+    kinds = (
+        "init",
+        "on_start",
+        "on_start_attempt",
+        "on_success",
+        "on_failure",
+        "on_complete",
+        "cleanup",
+        "catch_error",
+    )
+    return {kind: recorder(f"task {kind}") for kind in kinds} | {"middleware": middleware("task")}
 
 
 def _register_globals(*kinds: str) -> None:
@@ -83,18 +90,32 @@ def _attempt_label(kind: str) -> Callable[..., Any]:
         extra = ""
         if kind == "on_complete":  # §1.5: {ok: True, data: output} | {ok: False, error}
             result = kw["result"]
-            extra = f" ok=True data={result['data']}" if result["ok"] else \
-                f" ok=False error={result['error']}"
+            extra = (
+                f" ok=True data={result['data']}"
+                if result["ok"]
+                else f" ok=False error={result['error']}"
+            )
         note(kw["ctx"].run.id, f"{kind} {kw['ctx'].attempt.number}{extra}")
 
     return hook
 
 
-per_attempt = ct.task(id="hk-per-attempt", run=_fails_until,
-                      retry={**_FAST, "max_attempts": 2},
-                      **{k: _attempt_label(k) for k in (
-                          "on_start", "on_start_attempt", "on_success", "on_failure",
-                          "on_complete", "cleanup")})
+per_attempt = ct.task(
+    id="hk-per-attempt",
+    run=_fails_until,
+    retry={**_FAST, "max_attempts": 2},
+    **{
+        k: _attempt_label(k)
+        for k in (
+            "on_start",
+            "on_start_attempt",
+            "on_success",
+            "on_failure",
+            "on_complete",
+            "cleanup",
+        )
+    },
+)
 
 
 def _raise(message: str) -> Callable[..., Any]:
@@ -114,19 +135,36 @@ def _raise_on_first(message: str) -> Callable[..., Any]:
     return hook
 
 
-bad_on_success = ct.task(id="hk-bad-on-success", run=_succeeds, retry=_FAST,
-                         on_success=recorder("task on_success"),
-                         on_complete=recorder("task on_complete"))
-bad_start_attempt = ct.task(id="hk-bad-start-attempt", run=_fails_until, retry=_FAST,
-                            on_start_attempt=_raise_on_first("on_start_attempt raised"),
-                            catch_error=recorder("task catch_error"))
-bad_cleanup = ct.task(id="hk-bad-cleanup", run=_fails_until, retry=_FAST,
-                      cleanup=_raise_on_first("cleanup raised"))
-always_bad_cleanup = ct.task(id="hk-always-bad-cleanup", run=_fails_until,
-                             retry={**_FAST, "max_attempts": 1},
-                             cleanup=_raise("cleanup raised"))
-guarded = ct.task(id="hk-guarded", run=_fails_until, retry={**_FAST, "max_attempts": 2},
-                  catch_error=recorder("task catch_error"), on_failure=recorder("task on_failure"))
+bad_on_success = ct.task(
+    id="hk-bad-on-success",
+    run=_succeeds,
+    retry=_FAST,
+    on_success=recorder("task on_success"),
+    on_complete=recorder("task on_complete"),
+)
+bad_start_attempt = ct.task(
+    id="hk-bad-start-attempt",
+    run=_fails_until,
+    retry=_FAST,
+    on_start_attempt=_raise_on_first("on_start_attempt raised"),
+    catch_error=recorder("task catch_error"),
+)
+bad_cleanup = ct.task(
+    id="hk-bad-cleanup", run=_fails_until, retry=_FAST, cleanup=_raise_on_first("cleanup raised")
+)
+always_bad_cleanup = ct.task(
+    id="hk-always-bad-cleanup",
+    run=_fails_until,
+    retry={**_FAST, "max_attempts": 1},
+    cleanup=_raise("cleanup raised"),
+)
+guarded = ct.task(
+    id="hk-guarded",
+    run=_fails_until,
+    retry={**_FAST, "max_attempts": 2},
+    catch_error=recorder("task catch_error"),
+    on_failure=recorder("task on_failure"),
+)
 
 
 @ct.task(id="hk-init", init=lambda **_: {"a": 3})
@@ -135,16 +173,27 @@ def with_init(payload: Any, ctx: ct.Context, *, init: dict[str, Any]) -> dict[st
     return init
 
 
-@ct.task(id="hk-init-hooks", init=lambda **_: {"a": 3},
-         on_success=lambda *, ctx, init, **_: note(ctx.run.id, ("on_success init", dict(init))))
+@ct.task(
+    id="hk-init-hooks",
+    init=lambda **_: {"a": 3},
+    on_success=lambda *, ctx, init, **_: note(ctx.run.id, ("on_success init", dict(init))),
+)
 def init_for_hooks(payload: Any) -> None:
     return None
 
 
-failing_a = ct.task(id="hk-failing-a", run=_fails_until, retry={**_FAST, "max_attempts": 2},
-                    on_failure=recorder("task on_failure"))
-failing_b = ct.task(id="hk-failing-b", run=_fails_until, retry={**_FAST, "max_attempts": 1},
-                    on_failure=recorder("task on_failure"))
+failing_a = ct.task(
+    id="hk-failing-a",
+    run=_fails_until,
+    retry={**_FAST, "max_attempts": 2},
+    on_failure=recorder("task on_failure"),
+)
+failing_b = ct.task(
+    id="hk-failing-b",
+    run=_fails_until,
+    retry={**_FAST, "max_attempts": 1},
+    on_failure=recorder("task on_failure"),
+)
 
 
 # order --------------------------------------------------------------------------------------
@@ -154,8 +203,17 @@ def test_hooks_run_in_the_documented_order_on_a_successful_attempt(engine: Engin
     """TASK-19, §1.5: with every hook defined globally and on the task, a successful first
     attempt runs global before task hooks, middleware around everything, no failure hooks."""
     # Given global hooks of every kind and a task with its own hook of every kind
-    _register_globals("middleware", "init", "on_start", "on_start_attempt", "on_success",
-                      "on_failure", "on_complete", "cleanup", "catch_error")
+    _register_globals(
+        "middleware",
+        "init",
+        "on_start",
+        "on_start_attempt",
+        "on_success",
+        "on_failure",
+        "on_complete",
+        "cleanup",
+        "catch_error",
+    )
     with engine.worker():
         # When a run succeeds on its first attempt
         handle = everything.trigger({})
@@ -163,20 +221,27 @@ def test_hooks_run_in_the_documented_order_on_a_successful_attempt(engine: Engin
     # Then the hooks ran in this exact order
     assert run.status is RunStatus.COMPLETED
     assert notes(handle.id) == [
-        "global middleware before", "task middleware before",
-        "global init", "task init",
-        "global on_start", "task on_start",
-        "global on_start_attempt", "task on_start_attempt",
+        "global middleware before",
+        "task middleware before",
+        "global init",
+        "task init",
+        "global on_start",
+        "task on_start",
+        "global on_start_attempt",
+        "task on_start_attempt",
         "run",
-        "global on_success", "task on_success",
-        "global on_complete", "task on_complete",
-        "global cleanup", "task cleanup",
-        "task middleware after", "global middleware after",
+        "global on_success",
+        "task on_success",
+        "global on_complete",
+        "task on_complete",
+        "global cleanup",
+        "task cleanup",
+        "task middleware after",
+        "global middleware after",
     ]
 
 
-def test_only_cleanup_follows_a_retried_failure_and_failure_hooks_the_last(
-        engine: Engine) -> None:
+def test_only_cleanup_follows_a_retried_failure_and_failure_hooks_the_last(engine: Engine) -> None:
     """TASK-20: after a failing attempt that will be retried only cleanup runs; after the
     final failing attempt on_failure, then on_complete(ok=False), then cleanup."""
     # Given a 2-attempt task that always fails
@@ -186,9 +251,15 @@ def test_only_cleanup_follows_a_retried_failure_and_failure_hooks_the_last(
         wait_for_status(handle.id, "FAILED")
     # Then attempt 1 ended with cleanup alone and attempt 2 with the failure hooks
     assert notes(handle.id) == [
-        "on_start 1", "on_start_attempt 1", "run 1", "cleanup 1",
-        "on_start_attempt 2", "run 2", "on_failure 2",
-        "on_complete 2 ok=False error=attempt 2 failed", "cleanup 2",
+        "on_start 1",
+        "on_start_attempt 1",
+        "run 1",
+        "cleanup 1",
+        "on_start_attempt 2",
+        "run 2",
+        "on_failure 2",
+        "on_complete 2 ok=False error=attempt 2 failed",
+        "cleanup 2",
     ]
 
 
@@ -203,9 +274,15 @@ def test_on_start_runs_once_and_on_start_attempt_every_attempt(engine: Engine) -
     # Then on_start ran once and on_start_attempt twice
     assert run.attempt_count == 2
     assert notes(handle.id) == [
-        "on_start 1", "on_start_attempt 1", "run 1", "cleanup 1",
-        "on_start_attempt 2", "run 2", "on_success 2",
-        "on_complete 2 ok=True data=ok", "cleanup 2",
+        "on_start 1",
+        "on_start_attempt 1",
+        "run 1",
+        "cleanup 1",
+        "on_start_attempt 2",
+        "run 2",
+        "on_success 2",
+        "on_complete 2 ok=True data=ok",
+        "cleanup 2",
     ]
 
 
@@ -240,8 +317,12 @@ def test_an_error_in_on_success_does_not_change_the_outcome(engine: Engine) -> N
         run = wait_for_status(handle.id)
     # Then it completed with its output and every later hook ran
     assert run.status is RunStatus.COMPLETED and run.attempt_count == 1 and run.output == "ok"
-    assert notes(handle.id) == ["run", "global on_success raised", "task on_success",
-                                "task on_complete"]
+    assert notes(handle.id) == [
+        "run",
+        "global on_success raised",
+        "task on_success",
+        "task on_complete",
+    ]
 
 
 def test_an_error_in_on_start_attempt_fails_the_attempt_and_is_retried(engine: Engine) -> None:
@@ -281,10 +362,10 @@ def test_a_cleanup_error_on_the_last_attempt_fails_the_run(engine: Engine) -> No
     assert run.error is not None and run.error.message == "cleanup raised"
 
 
-def test_a_middleware_error_is_retried_without_catch_error_or_on_failure(
-        engine: Engine) -> None:
+def test_a_middleware_error_is_retried_without_catch_error_or_on_failure(engine: Engine) -> None:
     """§1.5, D-3: an error thrown by middleware fails the attempt with TASK_MIDDLEWARE_ERROR;
     catch_error and on_failure are not called; the policy retries it."""
+
     # Given a global middleware that raises before next() on attempt 1
     def flaky_middleware(payload: Any, *, ctx: ct.Context, next: Callable[[], Any]) -> None:
         if ctx.attempt.number == 1:
@@ -305,6 +386,7 @@ def test_a_middleware_error_is_retried_without_catch_error_or_on_failure(
 def test_a_middleware_error_on_every_attempt_fails_the_run(engine: Engine) -> None:
     """§1.5, D-3: when the attempts run out the run is FAILED with TASK_MIDDLEWARE_ERROR, and
     neither catch_error nor on_failure ran at any point."""
+
     # Given a global middleware that always raises
     def broken_middleware(payload: Any, *, ctx: ct.Context, next: Callable[[], Any]) -> None:
         note(ctx.run.id, f"middleware raised {ctx.attempt.number}")
@@ -367,15 +449,22 @@ def test_config_on_failure_runs_first_for_every_final_failure(make_engine: Any) 
         wait_for_status(second.id, "FAILED")
     # Then each final failure ran config, global, task on_failure, in that order, once
     for handle, runs in ((first, ["run 1", "run 2"]), (second, ["run 1"])):
-        assert notes(handle.id) == [*runs, "config on_failure", "global on_failure",
-                                    "task on_failure"]
+        assert notes(handle.id) == [
+            *runs,
+            "config on_failure",
+            "global on_failure",
+            "task on_failure",
+        ]
 
 
 def test_config_hooks_run_before_global_hooks_of_the_same_kind(make_engine: Any) -> None:
     """§15.1 (config init, on_start, on_success are global hooks registered first), §1.5."""
     # Given config hooks and global hooks of the same kinds
-    engine = make_engine(init=recorder("config init"), on_start=recorder("config on_start"),
-                         on_success=recorder("config on_success"))
+    engine = make_engine(
+        init=recorder("config init"),
+        on_start=recorder("config on_start"),
+        on_success=recorder("config on_success"),
+    )
     _register_globals("init", "on_start", "on_success")
     with engine.worker():
         # When a run succeeds
@@ -383,5 +472,11 @@ def test_config_hooks_run_before_global_hooks_of_the_same_kind(make_engine: Any)
         wait_for_status(handle.id, "COMPLETED")
     # Then every config hook ran just before the global hook of its kind
     ran = [n for n in notes(handle.id) if n.startswith(("config", "global"))]
-    assert ran == ["config init", "global init", "config on_start", "global on_start",
-                   "config on_success", "global on_success"]
+    assert ran == [
+        "config init",
+        "global init",
+        "config on_start",
+        "global on_start",
+        "config on_success",
+        "global on_success",
+    ]

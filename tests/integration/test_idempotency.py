@@ -20,8 +20,7 @@ import celery_trigger as ct
 
 from .conftest import Engine, wait_for, wait_for_status
 
-RETRY3 = {"max_attempts": 3, "min_timeout_in_ms": 10, "max_timeout_in_ms": 10,
-          "randomize": False}
+RETRY3 = {"max_attempts": 3, "min_timeout_in_ms": 10, "max_timeout_in_ms": 10, "randomize": False}
 RUNS: Counter[str] = Counter()
 SEEN: dict[str, list[Any]] = {}
 GATES: dict[str, threading.Event] = {}
@@ -53,8 +52,12 @@ def test_create_outside_a_run_is_global(engine: Engine) -> None:
     key = ct.idempotency_keys.create("k")
     assert key == ct.idempotency_keys.create("k", scope="attempt") == sha("k")
     assert isinstance(key, ct.IdempotencyKey) and key.user_key == "k" and key.scope == "run"
-    for bad, error in (("", ValueError), ([], TypeError), ([1], TypeError),
-                       ("x" * 2049, ValueError)):
+    for bad, error in (
+        ("", ValueError),
+        ([], TypeError),
+        ([1], TypeError),
+        ("x" * 2049, ValueError),
+    ):
         with pytest.raises(error):
             ct.idempotency_keys.create(bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="scope"):
@@ -65,10 +68,12 @@ def test_create_outside_a_run_is_global(engine: Engine) -> None:
 def idem_derive(payload: Any, ctx: ct.Context) -> dict[str, str]:
     if ctx.attempt.number == 1:
         raise RuntimeError("first attempt fails")
-    return {"run": ct.idempotency_keys.create("k"),
-            "attempt": ct.idempotency_keys.create("k", scope="attempt"),
-            "list": ct.idempotency_keys.create(["a", "b"]),
-            "global": ct.idempotency_keys.create("k", scope="global")}
+    return {
+        "run": ct.idempotency_keys.create("k"),
+        "attempt": ct.idempotency_keys.create("k", scope="attempt"),
+        "list": ct.idempotency_keys.create(["a", "b"]),
+        "global": ct.idempotency_keys.create("k", scope="global"),
+    }
 
 
 def test_create_inside_a_run_adds_the_run_id_and_attempt(engine: Engine) -> None:
@@ -77,8 +82,12 @@ def test_create_inside_a_run_adds_the_run_id_and_attempt(engine: Engine) -> None
     with engine.worker():
         run = wait_for_status(idem_derive.trigger(None).id)
     rid = run.id
-    assert run.output == {"run": sha(f"k-{rid}"), "attempt": sha(f"k-{rid}-2"),
-                          "list": sha(f"a-b-{rid}"), "global": sha("k")}
+    assert run.output == {
+        "run": sha(f"k-{rid}"),
+        "attempt": sha(f"k-{rid}-2"),
+        "list": sha(f"a-b-{rid}"),
+        "global": sha("k"),
+    }
 
 
 # retries of the parent ----------------------------------------------------------------
@@ -94,14 +103,16 @@ def idem_parent_retried(payload: dict[str, Any], ctx: ct.Context) -> None:
 
 @pytest.mark.parametrize(("scope", "children"), [("run", 1), ("attempt", 3)])
 def test_parent_retried_three_times_gets_one_child_per_key_scope(
-        engine: Engine, scope: str, children: int) -> None:
+    engine: Engine, scope: str, children: int
+) -> None:
     """IDEM-8 (run-scoped raw key → one child across 3 attempts), IDEM-9 (attempt scope →
     three children)."""
     tag = f"retried-{scope}-{uuid.uuid4().hex[:6]}"
     with engine.worker():
         # When a parent triggers a keyed child and fails, on each of its 3 attempts
-        parent = wait_for_status(idem_parent_retried.trigger(
-            {"key": "send-email", "scope": scope, "tag": tag}).id)
+        parent = wait_for_status(
+            idem_parent_retried.trigger({"key": "send-email", "scope": scope, "tag": tag}).id
+        )
         wait_for(lambda: RUNS[tag] == children, timeout=10)
     # Then the children created match the scope, and later attempts got cached handles
     assert parent.status is ct.RunStatus.FAILED and parent.attempt_count == 3
@@ -109,8 +120,9 @@ def test_parent_retried_three_times_gets_one_child_per_key_scope(
     assert len(created) == children and RUNS[tag] == children
     handles = SEEN[tag]
     assert len({h for h, _ in handles}) == children
-    assert [cached for _, cached in handles] == ([False, True, True] if children == 1
-                                                 else [False, False, False])
+    assert [cached for _, cached in handles] == (
+        [False, True, True] if children == 1 else [False, False, False]
+    )
 
 
 # waiting on cached runs --------------------------------------------------------------------
@@ -127,13 +139,12 @@ def test_trigger_and_wait_on_a_completed_cached_run_returns_its_output(engine: E
     key = f"done-{uuid.uuid4().hex[:6]}"
     with engine.worker():
         # Given a completed run owning a global key
-        first = idem_child.trigger({"tag": key},
-                                   idempotency_key=ct.idempotency_keys.create(key,
-                                                                              scope="global"))
+        first = idem_child.trigger(
+            {"tag": key}, idempotency_key=ct.idempotency_keys.create(key, scope="global")
+        )
         wait_for_status(first.id, "COMPLETED")
         # When a parent trigger_and_waits with the same key and another payload
-        parent = wait_for_status(idem_waiter.trigger(
-            {"key": key, "child": {"tag": "never"}}).id)
+        parent = wait_for_status(idem_waiter.trigger({"key": key, "child": {"tag": "never"}}).id)
     # Then it got the stored result of the first run
     assert parent.output == {"ok": True, "id": first.id, "output": {"echo": {"tag": key}}}
     assert RUNS[key] == 1 and RUNS["never"] == 0
@@ -147,9 +158,10 @@ def test_trigger_and_wait_on_a_running_cached_run_waits_for_it(engine: Engine) -
     GATES[key] = threading.Event()
     with engine.worker(concurrency=4):
         # Given a run with a global key, blocked while executing
-        first = idem_child.trigger({"tag": key, "gate": key},
-                                   idempotency_key=ct.idempotency_keys.create(key,
-                                                                              scope="global"))
+        first = idem_child.trigger(
+            {"tag": key, "gate": key},
+            idempotency_key=ct.idempotency_keys.create(key, scope="global"),
+        )
         wait_for_status(first.id, "EXECUTING")
         # When a parent waits on the same key
         parent = idem_waiter.trigger({"key": key, "child": {"tag": "never"}})
@@ -157,8 +169,7 @@ def test_trigger_and_wait_on_a_running_cached_run_waits_for_it(engine: Engine) -
         GATES[key].set()
         run = wait_for_status(parent.id, timeout=20)
     # Then it resumed with the first run's output
-    assert run.output == {"ok": True, "id": first.id,
-                          "output": {"echo": {"tag": key, "gate": key}}}
+    assert run.output == {"ok": True, "id": first.id, "output": {"echo": {"tag": key, "gate": key}}}
     assert RUNS["never"] == 0
 
 
@@ -171,7 +182,8 @@ def idem_raw_parent(payload: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("length", "deduplicated"), [(64, True), (63, False)])
 def test_a_64_character_raw_key_is_global_a_63_character_one_run_scoped(
-        engine: Engine, length: int, deduplicated: bool) -> None:
+    engine: Engine, length: int, deduplicated: bool
+) -> None:
     """IDEM-11: a 64-char raw key used by two parent runs deduplicates across them; a 63-char
     raw key does not (it is run-scoped)."""
     raw = ("k" * 70)[:length]
@@ -229,8 +241,10 @@ def idem_batcher(payload: dict[str, Any]) -> dict[str, Any]:
         key = ct.idempotency_keys.create(key)
     first = idem_child.batch_trigger(items, idempotency_key=key)
     again = idem_child.batch_trigger(items, idempotency_key=key)
-    return {"first": [first.batch_id, first.is_cached, first.runs],
-            "again": [again.batch_id, again.is_cached, again.runs]}
+    return {
+        "first": [first.batch_id, first.is_cached, first.runs],
+        "again": [again.batch_id, again.is_cached, again.runs],
+    }
 
 
 def test_repeated_batch_key_in_a_run_returns_the_cached_batch(engine: Engine) -> None:
@@ -251,8 +265,11 @@ def idem_item_keys(payload: dict[str, Any]) -> list[str]:
     key: Any = payload.get("key")
     if payload.get("derived"):
         key = ct.idempotency_keys.create(key)
-    items: list[Any] = [{"payload": {"tag": "i0"}}, {"payload": {"tag": "i1"}},
-                        {"payload": {"tag": "i2"}, "options": {"idempotency_key": "own"}}]
+    items: list[Any] = [
+        {"payload": {"tag": "i0"}},
+        {"payload": {"tag": "i1"}},
+        {"payload": {"tag": "i2"}, "options": {"idempotency_key": "own"}},
+    ]
     return idem_child.batch_trigger(items, idempotency_key=key).runs
 
 
@@ -276,16 +293,19 @@ def test_items_get_keys_derived_from_the_batch_key(engine: Engine) -> None:
     assert ct.runs.retrieve(raw.output[0]).idempotency_key == "b-0"
 
 
-def test_batch_key_outside_a_run_is_cached_and_the_ttl_reaches_the_items(
-        engine: Engine) -> None:
+def test_batch_key_outside_a_run_is_cached_and_the_ttl_reaches_the_items(engine: Engine) -> None:
     """IDEM-12, §5.3: from backend code a repeat returns the cached batch without creating
     runs; the batch TTL is the items' default key TTL."""
-    items = [{"payload": {"tag": "bk"}}, {"payload": {"tag": "bk"},
-                                          "options": {"idempotency_key_ttl": "1h"}}]
-    first = ct.tasks.batch_trigger("idem-child", items, idempotency_key="bk",
-                                   idempotency_key_ttl="10m")
-    again = ct.batch.trigger([{"id": "idem-child", "payload": {"tag": "other"}}],
-                             idempotency_key="bk")
+    items = [
+        {"payload": {"tag": "bk"}},
+        {"payload": {"tag": "bk"}, "options": {"idempotency_key_ttl": "1h"}},
+    ]
+    first = ct.tasks.batch_trigger(
+        "idem-child", items, idempotency_key="bk", idempotency_key_ttl="10m"
+    )
+    again = ct.batch.trigger(
+        [{"id": "idem-child", "payload": {"tag": "other"}}], idempotency_key="bk"
+    )
     assert not first.is_cached and again.is_cached
     assert (again.batch_id, again.runs) == (first.batch_id, first.runs)
     assert engine.store.raw().zcard(engine.store.keys.by_created()) == 2
@@ -297,8 +317,8 @@ def test_batch_key_outside_a_run_is_cached_and_the_ttl_reaches_the_items(
 @ct.task(id="idem-batch-waiter", retry=RETRY3)
 def idem_batch_waiter(payload: dict[str, Any], ctx: ct.Context) -> str:
     result = idem_child.batch_trigger_and_wait(
-        [{"payload": {"tag": f"{payload['tag']}-{i}"}} for i in range(2)],
-        idempotency_key="bw")
+        [{"payload": {"tag": f"{payload['tag']}-{i}"}} for i in range(2)], idempotency_key="bw"
+    )
     SEEN.setdefault(payload["tag"], []).append((result.id, [r.id for r in result]))
     if ctx.attempt.number == 1:
         raise RuntimeError("fail after the batch")
@@ -356,8 +376,9 @@ def test_reset_rebuilds_run_scoped_keys_from_the_parent_run(engine: Engine) -> N
         ct.idempotency_keys.reset("idem-child", "x")
     with pytest.raises(ValueError, match="attempt_number is required"):
         ct.idempotency_keys.reset("idem-child", "x", scope="attempt", parent_run_id=outside.id)
-    assert ct.idempotency_keys.reset("idem-child", "x", parent_run_id=outside.id) == \
-        {"id": sha(f"x-{outside.id}")}
+    assert ct.idempotency_keys.reset("idem-child", "x", parent_run_id=outside.id) == {
+        "id": sha(f"x-{outside.id}")
+    }
     assert inside.output["reset"] == {"id": sha(f"x-{inside.id}")}
     assert inside.output["second"] != inside.output["first"]
 

@@ -78,8 +78,12 @@ def _in_processes(engine: Engine, script: str, args: Callable[[str], list[str]])
     start = f"{engine.prefix}:start-{uuid.uuid4().hex[:6]}"
     url = engine.trigger.settings.redis_url
     command = [sys.executable, "-c", script, url, engine.prefix, *args(start)]
-    procs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(PROCESSES)]
+    procs = [
+        subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(PROCESSES)
+    ]
     engine.store.raw().rpush(start, *["go"] * PROCESSES)
     outs = []
     for proc in procs:
@@ -114,8 +118,7 @@ def test_many_threads_with_one_key_converge_on_one_run(engine: Engine) -> None:
     assert _count_runs(engine) == 1
 
 
-def test_threads_racing_to_replace_a_failed_owner_converge_on_one_new_run(
-        engine: Engine) -> None:
+def test_threads_racing_to_replace_a_failed_owner_converge_on_one_new_run(engine: Engine) -> None:
     """IDEM-6 (race), §5.2: a key still held by a FAILED run; 16 concurrent triggers create
     exactly one replacement."""
     old = race_target.trigger({"i": -1}, idempotency_key="failed-owner")
@@ -141,8 +144,9 @@ def test_threads_racing_to_replace_a_failed_owner_converge_on_one_new_run(
 def test_several_processes_with_one_key_converge_on_one_run(engine: Engine) -> None:
     """IDEM-3 (race across processes), §5.2: 4 processes x 4 threads trigger with one key at
     the same moment: one run exists and all 16 handles name it."""
-    outs = _in_processes(engine, TRIGGER_SCRIPT,
-                         lambda start: [engine.queue, start, "4", "cross-process"])
+    outs = _in_processes(
+        engine, TRIGGER_SCRIPT, lambda start: [engine.queue, start, "4", "cross-process"]
+    )
     handles = [h for out in outs for h in json.loads(out)]
     assert len(handles) == 16
     assert len({run_id for run_id, _ in handles}) == 1

@@ -28,8 +28,12 @@ def plain(payload: dict[str, Any]) -> dict[str, Any]:
 async def async_with_ctx(payload: dict[str, Any], ctx: ct.Context) -> dict[str, Any]:
     await asyncio.sleep(0.01)
     loop = asyncio.get_running_loop()
-    return {"n": payload["n"], "attempt": ctx.attempt.number, "loop": id(loop),
-            "sees_ctx": ct.context.current() is ctx}
+    return {
+        "n": payload["n"],
+        "attempt": ctx.attempt.number,
+        "loop": id(loop),
+        "sees_ctx": ct.context.current() is ctx,
+    }
 
 
 @ct.task(id="lc-async-plain")
@@ -57,8 +61,10 @@ def on_cpu_memory(payload: Any, ctx: ct.Context) -> str:
 @ct.task(id="lc-costed", machine="small-2x")
 def costed(payload: Any, ctx: ct.Context) -> dict[str, float]:
     time.sleep(0.2)
-    return {"cents_per_ms": ctx.machine.cents_per_ms,
-            "base_cost_in_cents": ctx.run.base_cost_in_cents}
+    return {
+        "cents_per_ms": ctx.machine.cents_per_ms,
+        "base_cost_in_cents": ctx.run.base_cost_in_cents,
+    }
 
 
 RATES = {"vcpu_second": 0.5, "gb_second": 0.25, "run": 0.1}

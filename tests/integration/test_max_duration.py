@@ -39,11 +39,16 @@ def _hook(label: str) -> Any:
     return hook
 
 
-@ct.task(id="md-busy", max_duration=5,
-         retry={"max_attempts": 3, "min_timeout_in_ms": 50, "randomize": False},
-         on_failure=_hook("on_failure"), on_success=_hook("on_success"),
-         on_complete=_hook("on_complete"), cleanup=_hook("cleanup"),
-         catch_error=_hook("catch_error"))
+@ct.task(
+    id="md-busy",
+    max_duration=5,
+    retry={"max_attempts": 3, "min_timeout_in_ms": 50, "randomize": False},
+    on_failure=_hook("on_failure"),
+    on_success=_hook("on_success"),
+    on_complete=_hook("on_complete"),
+    cleanup=_hook("cleanup"),
+    catch_error=_hook("catch_error"),
+)
 def busy_task(payload: Any, ctx: ct.Context) -> str:
     note(ctx.run.id, f"attempt {ctx.attempt.number}")
     busy(20)
@@ -51,8 +56,11 @@ def busy_task(payload: Any, ctx: ct.Context) -> str:
     return "not interrupted"
 
 
-@ct.task(id="md-retried", max_duration=5,
-         retry={"max_attempts": 2, "min_timeout_in_ms": 50, "randomize": False})
+@ct.task(
+    id="md-retried",
+    max_duration=5,
+    retry={"max_attempts": 2, "min_timeout_in_ms": 50, "randomize": False},
+)
 def retried(payload: Any, ctx: ct.Context) -> int:
     busy(3)
     if ctx.attempt.number == 1:

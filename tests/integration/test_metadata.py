@@ -70,8 +70,7 @@ def meta_ops(payload: Any) -> dict[str, Any]:
     return seen
 
 
-def test_operations_change_the_local_copy_at_once_and_the_stored_one_after(
-        engine: Engine) -> None:
+def test_operations_change_the_local_copy_at_once_and_the_stored_one_after(engine: Engine) -> None:
     """META-1, META-3..7, §8.2: each operation is visible to ``get``/``current`` in the run at
     once; the stored document at the end is the local one; mutators chain."""
     with engine.worker():
@@ -83,8 +82,7 @@ def test_operations_change_the_local_copy_at_once_and_the_stored_one_after(
     assert seen["append"] == ["a", "b"] and seen["remove"] == ["b"]
     assert seen["n"] == -0.5 and seen["path"] == {"step": 2, "total": 3}
     assert seen["deleted"] is None
-    assert seen["before_replace"] == {"logs": ["b"], "n": -0.5,
-                                      "progress": {"step": 2, "total": 3}}
+    assert seen["before_replace"] == {"logs": ["b"], "n": -0.5, "progress": {"step": 2, "total": 3}}
     assert seen["replaced"] == {"x": 1}
     # And the stored document equals the run's final local copy
     assert run.metadata == {"x": 1, "y": [1, {"z": []}]}
@@ -133,7 +131,8 @@ def meta_fails(payload: Any, ctx: ct.Context) -> Any:
 
 
 def test_writes_of_a_failing_attempt_are_stored_and_the_next_attempt_starts_from_them(
-        make_engine: Any) -> None:
+    make_engine: Any,
+) -> None:
     """META-10, §8.3 (retries): the final flush happens on failure too; attempt 2 starts from
     the stored value (no periodic flush: interval 60 s)."""
     engine = make_engine(metadata_flush_interval=60)
@@ -159,7 +158,8 @@ def meta_child_counter(payload: Any) -> None:
 @ct.task(id="meta-fanout")
 def meta_fanout(payload: dict[str, Any]) -> Any:
     results = meta_child_counter.batch_trigger_and_wait(
-        [{"payload": i} for i in range(payload["n"])])
+        [{"payload": i} for i in range(payload["n"])]
+    )
     assert all(r.ok for r in results)
     return ct.metadata.current()
 
@@ -277,7 +277,8 @@ def meta_big(payload: Any) -> str:
 
 
 def test_oversized_write_keeps_the_stored_value_and_logs(
-        engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
     """META-13, §8.3: a write making the document 300 KB: the run completes, the stored
     metadata keeps its previous value, an error is logged; the local copy keeps the write."""
     caplog.set_level(logging.ERROR, logger="celery_trigger")
@@ -286,13 +287,15 @@ def test_oversized_write_keeps_the_stored_value_and_logs(
         run = wait_for_status(handle.id)
     assert run.status is ct.RunStatus.COMPLETED and run.output == "still running"
     assert run.metadata == {"a": 1}
-    assert any("Metadata exceeds maximum size of 262144 bytes" in r.getMessage()
-               and handle.id in r.getMessage() for r in caplog.records)
+    assert any(
+        "Metadata exceeds maximum size of 262144 bytes" in r.getMessage()
+        and handle.id in r.getMessage()
+        for r in caplog.records
+    )
 
 
 @pytest.mark.parametrize("interval", [0, -1, "1s", True])
-def test_flush_interval_setting_must_be_a_positive_number(make_engine: Any,
-                                                          interval: Any) -> None:
+def test_flush_interval_setting_must_be_a_positive_number(make_engine: Any, interval: Any) -> None:
     """§8.1 (flush interval), configuration: a bad ``trigger_metadata_flush_interval`` is a
     ConfigurationError at ``setup``."""
     with pytest.raises(ct.ConfigurationError, match="trigger_metadata_flush_interval"):
@@ -313,21 +316,24 @@ def test_outside_a_run_mutators_do_nothing_and_readers_return_none(engine: Engin
     assert engine.store.raw().zcard(engine.store.keys.by_created()) == 0
 
 
-@pytest.mark.parametrize(("call", "error"), [
-    (lambda: ct.metadata.set("__proto__", 1), ValueError),
-    (lambda: ct.metadata.set("$.a.constructor", 1), ValueError),
-    (lambda: ct.metadata.parent.append("$.prototype.x", 1), ValueError),
-    (lambda: ct.metadata.del_("$.a.b"), ValueError),
-    (lambda: ct.metadata.set("$.a..b", 1), ValueError),
-    (lambda: ct.metadata.set("", 1), ValueError),
-    (lambda: ct.metadata.set("k", object()), TypeError),
-    (lambda: ct.metadata.increment("k", "1"), TypeError),
-    (lambda: ct.metadata.increment("k", True), TypeError),
-    (lambda: ct.metadata.increment("k", float("nan")), ValueError),
-    (lambda: ct.metadata.set("k", "\ud800"), ValueError),
-    (lambda: ct.metadata.replace({"__proto__": {}}), ValueError),
-    (lambda: ct.metadata.replace([1]), TypeError),  # type: ignore[arg-type]
-])
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda: ct.metadata.set("__proto__", 1), ValueError),
+        (lambda: ct.metadata.set("$.a.constructor", 1), ValueError),
+        (lambda: ct.metadata.parent.append("$.prototype.x", 1), ValueError),
+        (lambda: ct.metadata.del_("$.a.b"), ValueError),
+        (lambda: ct.metadata.set("$.a..b", 1), ValueError),
+        (lambda: ct.metadata.set("", 1), ValueError),
+        (lambda: ct.metadata.set("k", object()), TypeError),
+        (lambda: ct.metadata.increment("k", "1"), TypeError),
+        (lambda: ct.metadata.increment("k", True), TypeError),
+        (lambda: ct.metadata.increment("k", float("nan")), ValueError),
+        (lambda: ct.metadata.set("k", "\ud800"), ValueError),
+        (lambda: ct.metadata.replace({"__proto__": {}}), ValueError),
+        (lambda: ct.metadata.replace([1]), TypeError),  # type: ignore[arg-type]
+    ],
+)
 def test_bad_input_raises_at_the_call(engine: Engine, call: Any, error: type) -> None:
     """§8.2 (unsafe keys), issue 5: unsafe keys, paths to del_, non-JSON values and
     non-numbers raise a typed error at the call, in or out of a run."""
@@ -383,9 +389,13 @@ def test_api_updates_are_accepted_for_an_hour_after_completion(engine: Engine) -
     _finished_ago(engine, recent.id, 30 * 60_000)
     _finished_ago(engine, old.id, 2 * 3600_000)
     # When both are updated through the API
-    doc = ct.runs.update_metadata(recent.id, operations=[
-        {"type": "increment", "key": "v", "value": 2}, {"type": "set", "key": "$.a.b",
-                                                         "value": "c"}])
+    doc = ct.runs.update_metadata(
+        recent.id,
+        operations=[
+            {"type": "increment", "key": "v", "value": 2},
+            {"type": "set", "key": "$.a.b", "value": "c"},
+        ],
+    )
     with pytest.raises(ct.InvalidRunStateError, match="Cannot update metadata for a completed"):
         ct.runs.update_metadata(old.id, {"replaced": True})
     # Then only the recent run changed, and neither changed status (STATUS-6)
@@ -404,12 +414,14 @@ def test_api_update_errors_are_typed_and_write_nothing(engine: Engine) -> None:
     with pytest.raises(ValueError):
         ct.runs.update_metadata(handle.id, operations=[{"type": "explode", "key": "a"}])
     with pytest.raises(ValueError, match="reserved"):
-        ct.runs.update_metadata(handle.id, operations=[{"type": "set", "key": "__proto__",
-                                                        "value": 1}])
+        ct.runs.update_metadata(
+            handle.id, operations=[{"type": "set", "key": "__proto__", "value": 1}]
+        )
     assert stored(handle.id) == {"v": 0}
     # And replace plus operations in one call apply in order
-    assert ct.runs.update_metadata(handle.id, {"a": [1]}, operations=[
-        {"type": "append", "key": "a", "value": 2}]) == {"a": [1, 2]}
+    assert ct.runs.update_metadata(
+        handle.id, {"a": [1]}, operations=[{"type": "append", "key": "a", "value": 2}]
+    ) == {"a": [1, 2]}
 
 
 # durable execution ------------------------------------------------------------------------
@@ -423,7 +435,8 @@ def meta_parks(payload: Any) -> Any:
 
 
 def test_writes_before_a_park_are_stored_then_not_repeated_by_replay(
-        make_engine: Any, caplog: pytest.LogCaptureFixture) -> None:
+    make_engine: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     """D-17, DESIGN §4, META-2: the park flushes (interval 60 s, so nothing else could), the
     resumed attempt reads the writes back, and replaying the code before the wait applies
     neither the metadata writes nor ``tags.add`` again."""

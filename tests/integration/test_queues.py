@@ -30,7 +30,8 @@ def _work(payload: dict[str, Any], ctx: ct.Context) -> dict[str, Any]:
     time.sleep(payload.get("s", 0.0))
     with _lock:
         SPANS.setdefault(payload["group"], []).append(
-            (started, time.monotonic(), ctx.run.id, payload.get("key", "")))
+            (started, time.monotonic(), ctx.run.id, payload.get("key", ""))
+        )
     return {"queue": ctx.queue.name}
 
 
@@ -111,8 +112,10 @@ def test_each_concurrency_key_gets_its_own_limit(engine: Engine) -> None:
     4 in total (the worker has 6 threads)."""
     with engine.worker(concurrency=6):
         # Given six keyed runs triggered together
-        handles = [tq_keyed.trigger({"group": "q2", "key": k, "s": 0.3}, concurrency_key=k)
-                   for k in "aaabbb"]
+        handles = [
+            tq_keyed.trigger({"group": "q2", "key": k, "s": 0.3}, concurrency_key=k)
+            for k in "aaabbb"
+        ]
         # When they finish
         for h in handles:
             assert wait_for_status(h.id).status == ct.RunStatus.COMPLETED
@@ -127,8 +130,10 @@ def test_two_tasks_sharing_a_limit_one_queue_never_overlap(engine: Engine) -> No
     """QUEUE-3: two tasks on one queue({name: "shared", concurrency_limit: 1})."""
     with engine.worker(concurrency=4):
         # Given runs of both tasks triggered together
-        handles = [task.trigger({"group": "q3", "s": 0.1})
-                   for task in (tq_shared_a, tq_shared_b, tq_shared_a, tq_shared_b)]
+        handles = [
+            task.trigger({"group": "q3", "s": 0.1})
+            for task in (tq_shared_a, tq_shared_b, tq_shared_a, tq_shared_b)
+        ]
         for h in handles:
             assert wait_for_status(h.id).status == ct.RunStatus.COMPLETED
     # Then no two ever executed at once
@@ -197,8 +202,9 @@ def test_queue_names_are_sanitised(engine: Engine) -> None:
     """QUEUE-10: "my queue!" is stored as "myqueue"."""
     with engine.worker(concurrency=2):
         # When a run is triggered into a dynamic queue named "my queue!"
-        handle = tq_free.trigger({"group": "q10"},
-                                 queue={"name": "my queue!", "concurrency_limit": 3})
+        handle = tq_free.trigger(
+            {"group": "q10"}, queue={"name": "my queue!", "concurrency_limit": 3}
+        )
         run = wait_for_status(handle.id)
     # Then the queue is "myqueue" everywhere
     assert run.output == {"queue": "myqueue"}
@@ -225,4 +231,3 @@ def test_task_level_limit_without_a_name_limits_the_task_queue(engine: Engine) -
     assert max_overlap(spans("own")) == 1
     assert runs[0].output == {"queue": "task/tq-own-limit"}
     assert ct.queues.retrieve({"type": "task", "name": "tq-own-limit"}).concurrency_limit == 1
-

@@ -41,8 +41,14 @@ def test_retrieve_counts_running_and_queued_runs(engine: Engine) -> None:
         # When the queue is retrieved
         info = wait_for(lambda: (q := ct.queues.retrieve("tqa-emails")).queued == 1 and q)
         # Then two hold slots and one waits
-        assert (info.name, info.type, info.running, info.queued, info.paused,
-                info.concurrency_limit) == ("tqa-emails", "custom", 2, 1, False, 2)
+        assert (
+            info.name,
+            info.type,
+            info.running,
+            info.queued,
+            info.paused,
+            info.concurrency_limit,
+        ) == ("tqa-emails", "custom", 2, 1, False, 2)
         GATE.set()
         for h in handles:
             wait_for_status(h.id)
@@ -62,7 +68,7 @@ def test_list_pages_through_known_queues_by_name(engine: Engine) -> None:
     assert {"tqa-emails", "tqa-dynamic", "task/tqa-plain"} <= set(names)
     assert names == sorted(set(names))
     assert [q.name for q in first] == names[:1]
-    assert all(len(page) == 50 for page in pages[:len(names) // 50])
+    assert all(len(page) == 50 for page in pages[: len(names) // 50])
     dynamic = next(q for q in everything if q.name == "tqa-dynamic")
     assert dynamic.concurrency_limit == 4 and dynamic.type == "custom"
     assert ct.queues.retrieve({"type": "task", "name": "tqa-plain"}).type == "task"
@@ -94,16 +100,20 @@ def test_unknown_queue_raises_queue_not_found(engine: Engine) -> None:
     assert engine.store.get_queue("no-such-queue") is None
 
 
-@pytest.mark.parametrize("call, error", [
-    (lambda: ct.queues.retrieve(7), TypeError),
-    (lambda: ct.queues.retrieve(""), TypeError),
-    (lambda: ct.queues.retrieve({"type": "nope", "name": "x"}), ValueError),
-    (lambda: ct.queues.list(page=0), ValueError),
-    (lambda: ct.queues.list(per_page=101), ValueError),
-    (lambda: ct.queues.list(per_page=True), ValueError),
-])
-def test_bad_queue_arguments_raise_typed_errors(engine: Engine, call: Any,
-                                                error: type[Exception]) -> None:
+@pytest.mark.parametrize(
+    "call, error",
+    [
+        (lambda: ct.queues.retrieve(7), TypeError),
+        (lambda: ct.queues.retrieve(""), TypeError),
+        (lambda: ct.queues.retrieve({"type": "nope", "name": "x"}), ValueError),
+        (lambda: ct.queues.list(page=0), ValueError),
+        (lambda: ct.queues.list(per_page=101), ValueError),
+        (lambda: ct.queues.list(per_page=True), ValueError),
+    ],
+)
+def test_bad_queue_arguments_raise_typed_errors(
+    engine: Engine, call: Any, error: type[Exception]
+) -> None:
     """§6.1, API.md: bad arguments raise at the call."""
     with pytest.raises(error):
         call()

@@ -69,9 +69,16 @@ def tql_parker(payload: dict[str, Any], ctx: ct.Context) -> str:
     return "done"
 
 
-@ct.task(id="tql-flaky", queue=LIMIT1,
-         retry={"max_attempts": 2, "min_timeout_in_ms": 600, "max_timeout_in_ms": 600,
-                "randomize": False})
+@ct.task(
+    id="tql-flaky",
+    queue=LIMIT1,
+    retry={
+        "max_attempts": 2,
+        "min_timeout_in_ms": 600,
+        "max_timeout_in_ms": 600,
+        "randomize": False,
+    },
+)
 def tql_flaky(payload: dict[str, Any], ctx: ct.Context) -> int:
     mark(f"flaky-{ctx.attempt.number}-start")
     time.sleep(0.05)
@@ -128,8 +135,12 @@ def test_long_retry_delay_releases_the_slot(make_engine: Any) -> None:
     with engine.worker(concurrency=4):
         # Given a run whose first attempt fails with a 0.6 s retry delay
         flaky = tql_flaky.trigger({})
-        wait_for(lambda: ct.runs.retrieve(flaky.id).attempt_count == 1 and
-                 ct.runs.retrieve(flaky.id).status == ct.RunStatus.QUEUED)
+        wait_for(
+            lambda: (
+                ct.runs.retrieve(flaky.id).attempt_count == 1
+                and ct.runs.retrieve(flaky.id).status == ct.RunStatus.QUEUED
+            )
+        )
         # When another run of its limit-1 queue is triggered during the delay
         other = tql_quick.trigger({"name": "Q"})
         # Then it runs in the freed slot, before the second attempt
@@ -180,8 +191,14 @@ def test_machine_preset_runs_go_to_their_celery_queue(make_engine: Any) -> None:
     engine = make_engine(machine_queues={"large-1x": big_queue})
     try:
         # Given a worker consuming only the large-1x Celery queue
-        with start_worker(engine.app, pool="threads", concurrency=2, perform_ping_check=False,
-                          queues=[big_queue], loglevel="WARNING"):
+        with start_worker(
+            engine.app,
+            pool="threads",
+            concurrency=2,
+            perform_ping_check=False,
+            queues=[big_queue],
+            loglevel="WARNING",
+        ):
             # When a large-1x run and a default-machine run are triggered
             big = tql_big.trigger(None)
             small = tql_small.trigger(None)

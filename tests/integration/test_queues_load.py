@@ -45,14 +45,22 @@ def tq_load_free(payload: dict[str, Any]) -> None:
 def _drive(engine: Engine, task: Any, keyed: bool) -> tuple[float, list[str]]:
     """Trigger the 2,000 runs in two batches; return the wall time until all bodies ran."""
     BODIES.clear()
-    items = [{"payload": {"key": f"k{i % KEYS}"},
-              "options": {"concurrency_key": f"k{i % KEYS}"} if keyed else {}}
-             for i in range(RUNS)]
+    items = [
+        {
+            "payload": {"key": f"k{i % KEYS}"},
+            "options": {"concurrency_key": f"k{i % KEYS}"} if keyed else {},
+        }
+        for i in range(RUNS)
+    ]
     with engine.worker(concurrency=THREADS):
         started = time.monotonic()
-        handles = [task.batch_trigger(items[i:i + 1000]) for i in range(0, RUNS, 1000)]
-        wait_for(lambda: len(BODIES) >= RUNS, timeout=90, interval=0.05,
-                 message=f"only {len(BODIES)} of {RUNS} runs finished")
+        handles = [task.batch_trigger(items[i : i + 1000]) for i in range(0, RUNS, 1000)]
+        wait_for(
+            lambda: len(BODIES) >= RUNS,
+            timeout=90,
+            interval=0.05,
+            message=f"only {len(BODIES)} of {RUNS} runs finished",
+        )
         wall = time.monotonic() - started
     return wall, [run_id for h in handles for run_id in h.runs]
 
@@ -70,7 +78,8 @@ def _violations(bodies: list[tuple[float, float, str]]) -> int:
 
 
 def test_two_thousand_runs_over_a_hundred_keys_never_break_a_limit(
-        engine: Engine, record_property: Any) -> None:
+    engine: Engine, record_property: Any
+) -> None:
     """QUEUE-2 at load: 2,000 runs, 100 keys, limit 1 per key, 8 worker threads: zero
     violations, every run completes, no slot left; utilisation is reported, next to the same
     work on an unlimited queue."""
@@ -91,6 +100,8 @@ def test_two_thousand_runs_over_a_hundred_keys_never_break_a_limit(
     record_property("utilisation", round(utilisation, 3))
     record_property("runs_per_second", round(RUNS / wall, 1))
     record_property("vs_unlimited", round(free_wall / wall, 3))
-    print(f"\n{RUNS} runs over {KEYS} keys: {wall:.1f} s, {RUNS / wall:.0f} runs/s, "
-          f"utilisation {utilisation:.0%} of {THREADS} threads; the same runs on an unlimited "
-          f"queue: {free_wall:.1f} s (keyed rate = {free_wall / wall:.2f}x unlimited)")
+    print(
+        f"\n{RUNS} runs over {KEYS} keys: {wall:.1f} s, {RUNS / wall:.0f} runs/s, "
+        f"utilisation {utilisation:.0%} of {THREADS} threads; the same runs on an unlimited "
+        f"queue: {free_wall:.1f} s (keyed rate = {free_wall / wall:.2f}x unlimited)"
+    )

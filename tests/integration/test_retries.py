@@ -31,7 +31,7 @@ def gaps(run_id: str) -> list[float]:
     events = [n for n in notes(run_id) if n[0] in ("start", "fail")]
     fails = [t for kind, t in events if kind == "fail"]
     starts = [t for kind, t in events if kind == "start"]
-    return [start - fail for fail, start in zip(fails[:len(starts) - 1], starts[1:], strict=True)]
+    return [start - fail for fail, start in zip(fails[: len(starts) - 1], starts[1:], strict=True)]
 
 
 def _always_fails(payload: Any, ctx: ct.Context) -> None:
@@ -43,8 +43,7 @@ def _always_fails(payload: Any, ctx: ct.Context) -> None:
 def _delay_recorder(answer: Callable[[ct.Context], Any]) -> Callable[..., Any]:
     """A catch_error hook that notes what it was given and answers with ``answer(ctx)``."""
 
-    def catch_error(*, ctx: ct.Context, retry: Any, retry_delay_in_ms: Any,
-                    retry_at: Any) -> Any:
+    def catch_error(*, ctx: ct.Context, retry: Any, retry_delay_in_ms: Any, retry_at: Any) -> Any:
         note(ctx.run.id, ("catch", ctx.attempt.number, retry, retry_delay_in_ms, retry_at))
         return answer(ctx)
 
@@ -55,29 +54,63 @@ def catches(run_id: str) -> list[tuple[Any, ...]]:
     return [n for n in notes(run_id) if n[0] == "catch"]
 
 
-fixed = ct.task(id="rt-fixed", run=_always_fails,
-                retry={"max_attempts": 3, "factor": 2, "min_timeout_in_ms": 1000,
-                       "max_timeout_in_ms": 60000, "randomize": False})
-randomized = ct.task(id="rt-randomized", run=_always_fails,
-                     retry={"max_attempts": 4, "factor": 2, "min_timeout_in_ms": 200,
-                            "max_timeout_in_ms": 1000, "randomize": True},
-                     catch_error=_delay_recorder(lambda ctx: None))
-five_attempts = ct.task(id="rt-five", run=_always_fails, retry={"max_attempts": 5},
-                        catch_error=_delay_recorder(lambda ctx: {"skip_retrying": True}))
+fixed = ct.task(
+    id="rt-fixed",
+    run=_always_fails,
+    retry={
+        "max_attempts": 3,
+        "factor": 2,
+        "min_timeout_in_ms": 1000,
+        "max_timeout_in_ms": 60000,
+        "randomize": False,
+    },
+)
+randomized = ct.task(
+    id="rt-randomized",
+    run=_always_fails,
+    retry={
+        "max_attempts": 4,
+        "factor": 2,
+        "min_timeout_in_ms": 200,
+        "max_timeout_in_ms": 1000,
+        "randomize": True,
+    },
+    catch_error=_delay_recorder(lambda ctx: None),
+)
+five_attempts = ct.task(
+    id="rt-five",
+    run=_always_fails,
+    retry={"max_attempts": 5},
+    catch_error=_delay_recorder(lambda ctx: {"skip_retrying": True}),
+)
 no_retry_option = ct.task(id="rt-no-retry", run=_always_fails)
-builtin_default = ct.task(id="rt-builtin", run=_always_fails,
-                          catch_error=_delay_recorder(lambda ctx: {"retry_delay_in_ms": 20}))
-ten_attempts = ct.task(id="rt-ten", run=_always_fails,
-                       retry={"max_attempts": 10, "min_timeout_in_ms": 50, "randomize": False})
-four_attempts = ct.task(id="rt-four", run=_always_fails,
-                        retry={"max_attempts": 4, "min_timeout_in_ms": 50, "randomize": False})
-dev_task = ct.task(id="rt-dev", run=_always_fails,
-                   retry={"max_attempts": 3, "min_timeout_in_ms": 50, "randomize": False},
-                   catch_error=_delay_recorder(lambda ctx: None))
+builtin_default = ct.task(
+    id="rt-builtin",
+    run=_always_fails,
+    catch_error=_delay_recorder(lambda ctx: {"retry_delay_in_ms": 20}),
+)
+ten_attempts = ct.task(
+    id="rt-ten",
+    run=_always_fails,
+    retry={"max_attempts": 10, "min_timeout_in_ms": 50, "randomize": False},
+)
+four_attempts = ct.task(
+    id="rt-four",
+    run=_always_fails,
+    retry={"max_attempts": 4, "min_timeout_in_ms": 50, "randomize": False},
+)
+dev_task = ct.task(
+    id="rt-dev",
+    run=_always_fails,
+    retry={"max_attempts": 3, "min_timeout_in_ms": 50, "randomize": False},
+    catch_error=_delay_recorder(lambda ctx: None),
+)
 
 
-@ct.task(id="rt-flaky", retry={"max_attempts": 3, "factor": 1, "min_timeout_in_ms": 300,
-                              "randomize": False})
+@ct.task(
+    id="rt-flaky",
+    retry={"max_attempts": 3, "factor": 1, "min_timeout_in_ms": 300, "randomize": False},
+)
 def flaky(payload: dict[str, Any], ctx: ct.Context) -> dict[str, Any]:
     started = time.monotonic()
     time.sleep(payload.get("work_s", 0.0))
@@ -91,10 +124,18 @@ def _retry_once_after(delay_ms: int) -> Callable[[ct.Context], Any]:
     return lambda ctx: {"retry_delay_in_ms": delay_ms} if ctx.attempt.number == 1 else None
 
 
-warm_then_done = ct.task(id="rt-warm", run=flaky.fn, retry={"max_attempts": 2},
-                         catch_error=_delay_recorder(_retry_once_after(1000)))
-cold_then_done = ct.task(id="rt-cold", run=flaky.fn, retry={"max_attempts": 2},
-                         catch_error=_delay_recorder(_retry_once_after(1500)))
+warm_then_done = ct.task(
+    id="rt-warm",
+    run=flaky.fn,
+    retry={"max_attempts": 2},
+    catch_error=_delay_recorder(_retry_once_after(1000)),
+)
+cold_then_done = ct.task(
+    id="rt-cold",
+    run=flaky.fn,
+    retry={"max_attempts": 2},
+    catch_error=_delay_recorder(_retry_once_after(1500)),
+)
 
 
 def status_timeline(run_id: str, timeout: float = 15.0) -> list[tuple[RunStatus, float]]:
@@ -157,9 +198,10 @@ def test_partial_retry_option_inherits_the_default_policy(engine: Engine) -> Non
         handle = five_attempts.trigger({})
         wait_for_status(handle.id, "FAILED")
     # Then the policy in force is the default one with 5 attempts
-    (_, _, policy, delay, _), = catches(handle.id)
-    assert policy == ct.RetryOptions(max_attempts=5, factor=2, min_timeout_in_ms=1000,
-                                     max_timeout_in_ms=60000, randomize=True)
+    ((_, _, policy, delay, _),) = catches(handle.id)
+    assert policy == ct.RetryOptions(
+        max_attempts=5, factor=2, min_timeout_in_ms=1000, max_timeout_in_ms=60000, randomize=True
+    )
     assert 1000 <= delay < 2000
 
 
@@ -190,8 +232,17 @@ def test_without_configuration_the_builtin_default_policy_applies(engine: Engine
     assert run.max_attempts == 3
     seen = catches(handle.id)
     assert [c[1] for c in seen] == [1, 2, 3]
-    assert all(c[2] == ct.RetryOptions(max_attempts=3, factor=2, min_timeout_in_ms=1000,
-                                       max_timeout_in_ms=10000, randomize=True) for c in seen)
+    assert all(
+        c[2]
+        == ct.RetryOptions(
+            max_attempts=3,
+            factor=2,
+            min_timeout_in_ms=1000,
+            max_timeout_in_ms=10000,
+            randomize=True,
+        )
+        for c in seen
+    )
     assert 1000 <= seen[0][3] < 2000 and 2000 <= seen[1][3] < 4000 and seen[2][3] is None
 
 
@@ -212,8 +263,9 @@ def test_config_default_policy_applies_to_tasks_without_their_own(make_engine: A
     """CFG-2: with retries.default {max_attempts: 2} a task without retry makes 2 attempts; a
     task with retry {max_attempts: 4} makes 4."""
     # Given a project default of 2 attempts (short delays to stay fast)
-    engine = make_engine(retries={"default": {"max_attempts": 2, "min_timeout_in_ms": 50,
-                                              "randomize": False}})
+    engine = make_engine(
+        retries={"default": {"max_attempts": 2, "min_timeout_in_ms": 50, "randomize": False}}
+    )
     with engine.worker():
         # When a task without retry and one with 4 attempts fail
         plain = no_retry_option.trigger({})
@@ -237,8 +289,10 @@ def test_short_retry_delay_keeps_the_run_executing(engine: Engine) -> None:
         timeline = status_timeline(handle.id)
     # Then once executing it never went back to QUEUED
     statuses = [s for s, _ in timeline]
-    assert statuses[statuses.index(RunStatus.EXECUTING):] == [RunStatus.EXECUTING,
-                                                              RunStatus.COMPLETED]
+    assert statuses[statuses.index(RunStatus.EXECUTING) :] == [
+        RunStatus.EXECUTING,
+        RunStatus.COMPLETED,
+    ]
     assert [n[1] for n in notes(handle.id) if n[0] == "attempt"] == [1, 2]
 
 
@@ -256,8 +310,12 @@ def test_long_retry_delay_puts_the_run_back_in_the_queue(make_engine: Any) -> No
     # Then it was QUEUED between the attempts for about the retry delay
     statuses = [s for s, _ in timeline]
     first_exec = statuses.index(RunStatus.EXECUTING)
-    assert statuses[first_exec:] == [RunStatus.EXECUTING, RunStatus.QUEUED,
-                                     RunStatus.EXECUTING, RunStatus.COMPLETED]
+    assert statuses[first_exec:] == [
+        RunStatus.EXECUTING,
+        RunStatus.QUEUED,
+        RunStatus.EXECUTING,
+        RunStatus.COMPLETED,
+    ]
     queued_for = timeline[first_exec + 2][1] - timeline[first_exec + 1][1]
     assert 1.3 <= queued_for <= 1.5 + 1.5
     assert run.attempt_count == 2 and run.output == {"attempt": 2}

@@ -55,8 +55,9 @@ class ScriptedServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = False  # so server_close() joins every handler thread
         self._httpd.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,),
-                                        daemon=True)  # a short poll makes shutdown() quick
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.02,), daemon=True
+        )  # a short poll makes shutdown() quick
 
     @property
     def url(self) -> str:
@@ -87,14 +88,22 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
 
         def answer(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
-            reply = server.take(Seen(time.monotonic(), self.command,
-                                     self.headers.get("x-retry-count"), dict(self.headers), body))
+            reply = server.take(
+                Seen(
+                    time.monotonic(),
+                    self.command,
+                    self.headers.get("x-retry-count"),
+                    dict(self.headers),
+                    body,
+                )
+            )
             if reply.hang_s:
                 server.stopping.wait(reply.hang_s)
                 self.close_connection = True
                 return
-            payload = (reply.body if isinstance(reply.body, bytes)
-                       else json.dumps(reply.body).encode())
+            payload = (
+                reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+            )
             self.send_response(reply.status)
             for name, value in reply.headers.items():
                 self.send_header(name, value)
@@ -203,8 +212,9 @@ def test_on_throw_awaits_async_functions(slept: list[float]) -> None:
         return ctx.attempt * 10
 
     # When on_throw's coroutine is awaited
-    result = asyncio.run(retry.on_throw(flaky, max_attempts=3, min_timeout_in_ms=50,
-                                        randomize=False))
+    result = asyncio.run(
+        retry.on_throw(flaky, max_attempts=3, min_timeout_in_ms=50, randomize=False)
+    )
     # Then the second try's result comes back after one 50 ms pause
     assert (attempts, result, slept) == ([1, 2], 20, [0.05])
 
@@ -331,8 +341,10 @@ def test_fetch_checks_status_patterns_in_insertion_order(
     """§1.4: by_status keys are checked in insertion order; the first match decides."""
     # Given two patterns matching 503, the first allowing no retry
     server.script = [Reply(503), Reply(200)]
-    policy = {"5xx": {"strategy": "backoff", "max_attempts": 1},
-              "503": {"strategy": "backoff", "max_attempts": 3}}
+    policy = {
+        "5xx": {"strategy": "backoff", "max_attempts": 1},
+        "503": {"strategy": "backoff", "max_attempts": 3},
+    }
     # When it is fetched
     response = retry.fetch(server.url, retry={"by_status": policy})
     # Then the first pattern won: no retry
@@ -357,9 +369,15 @@ def test_fetch_headers_strategy_waits_until_the_reset(server: ScriptedServer) ->
     """§1.4 "headers" strategy: retry at the instant the reset header names (real sleep)."""
     # Given a 429 whose reset header says "in 300 ms", then a 200
     server.script = [Reply(429, headers={"x-reset": "300ms"}), Reply(200)]
-    policy = {"429": {"strategy": "headers", "limit_header": "x-limit",
-                      "remaining_header": "x-remaining", "reset_header": "x-reset",
-                      "reset_format": "iso_8601_duration_openai_variant"}}
+    policy = {
+        "429": {
+            "strategy": "headers",
+            "limit_header": "x-limit",
+            "remaining_header": "x-remaining",
+            "reset_header": "x-reset",
+            "reset_format": "iso_8601_duration_openai_variant",
+        }
+    }
     # When it is fetched
     response = retry.fetch(server.url, retry={"by_status": policy})
     # Then the second request came after the reset
@@ -372,8 +390,14 @@ def test_fetch_headers_strategy_without_reset_header_returns_the_response(
 ) -> None:
     """§1.4: if the reset header is missing or unreadable the response is returned."""
     # Given a 429 without the reset header, and one with a garbled reset header
-    policy = {"429": {"strategy": "headers", "limit_header": "x-limit",
-                      "remaining_header": "x-remaining", "reset_header": "x-reset"}}
+    policy = {
+        "429": {
+            "strategy": "headers",
+            "limit_header": "x-limit",
+            "remaining_header": "x-remaining",
+            "reset_header": "x-reset",
+        }
+    }
     for reply in (Reply(429), Reply(429, headers={"x-reset": "soon"})):
         server.script, server.seen = [reply, Reply(200)], []
         # When it is fetched
@@ -384,8 +408,13 @@ def test_fetch_headers_strategy_without_reset_header_returns_the_response(
 
 def test_fetch_body_filter_selects_the_strategy(server: ScriptedServer, slept: list[float]) -> None:
     """§1.4 body_filter: a strategy applies only when the JSON body matches its filter."""
-    policy = {"429": {"strategy": "backoff", "min_timeout_in_ms": 1,
-                      "body_filter": {"error": {"type": ["rate_limit", "overloaded"]}}}}
+    policy = {
+        "429": {
+            "strategy": "backoff",
+            "min_timeout_in_ms": 1,
+            "body_filter": {"error": {"type": ["rate_limit", "overloaded"]}},
+        }
+    }
     # Given a 429 whose body matches the filter
     server.script = [Reply(429, {"error": {"type": "rate_limit"}}), Reply(200)]
     # When it is fetched, Then it is retried
@@ -405,8 +434,9 @@ def test_fetch_sends_method_body_and_headers_on_every_try(
     # Given an endpoint that fails once
     server.script = [Reply(502), Reply(201)]
     # When a POST with a JSON body and a custom header is fetched
-    response = retry.fetch(server.url, method="post", json={"n": 1},
-                           headers={"authorization": "Bearer t"})
+    response = retry.fetch(
+        server.url, method="post", json={"n": 1}, headers={"authorization": "Bearer t"}
+    )
     # Then both tries carried method, body and header, and distinct retry counts
     assert response.status_code == 201
     assert [s.method for s in server.seen] == ["POST", "POST"]
@@ -436,15 +466,33 @@ def test_fetch_async_shares_the_retry_rules(server: ScriptedServer, slept: list[
         ({"retry": ["5xx"]}, TypeError, "retry must be a dict"),
         ({"retry": {"by_status": {"5x": {"strategy": "backoff"}}}}, ValueError, "status pattern"),
         ({"retry": {"by_status": {"500": {"strategy": "wait"}}}}, ValueError, "strategy"),
-        ({"retry": {"by_status": {"500": {"strategy": "backoff", "tries": 2}}}}, ValueError,
-         "unknown key"),
-        ({"retry": {"by_status": {"500": {"strategy": "backoff", "factor": -1}}}}, ValueError,
-         "factor"),
+        (
+            {"retry": {"by_status": {"500": {"strategy": "backoff", "tries": 2}}}},
+            ValueError,
+            "unknown key",
+        ),
+        (
+            {"retry": {"by_status": {"500": {"strategy": "backoff", "factor": -1}}}},
+            ValueError,
+            "factor",
+        ),
         ({"retry": {"by_status": {"429": {"strategy": "headers"}}}}, ValueError, "reset_header"),
-        ({"retry": {"by_status": {"429": {"strategy": "headers", "reset_header": "r",
-                                          "reset_format": "rfc"}}}}, ValueError, "reset_format"),
-        ({"retry": {"by_status": {"429": {"strategy": "backoff", "body_filter": {"a": "b"}}}}},
-         ValueError, "allowed values"),
+        (
+            {
+                "retry": {
+                    "by_status": {
+                        "429": {"strategy": "headers", "reset_header": "r", "reset_format": "rfc"}
+                    }
+                }
+            },
+            ValueError,
+            "reset_format",
+        ),
+        (
+            {"retry": {"by_status": {"429": {"strategy": "backoff", "body_filter": {"a": "b"}}}}},
+            ValueError,
+            "allowed values",
+        ),
         ({"retry": {"timeout": {"max_attempts": 0}}}, ValueError, "max_attempts"),
         ({"timeout_in_ms": 0}, ValueError, "timeout_in_ms"),
         ({"timeout_in_ms": 100, "timeout": 5}, TypeError, "timeout"),

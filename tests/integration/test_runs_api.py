@@ -37,8 +37,9 @@ def rapi_parent(payload: Any) -> str:
     return rapi_echo.trigger({"child": True}).id
 
 
-@ct.task(id="rapi-spawner", retry={"max_attempts": 3, "min_timeout_in_ms": 60_000,
-                                   "randomize": False})
+@ct.task(
+    id="rapi-spawner", retry={"max_attempts": 3, "min_timeout_in_ms": 60_000, "randomize": False}
+)
 def rapi_spawner(payload: Any) -> None:
     """Fires a delayed child and an immediate child, then fails into a 60 s (queued) retry."""
     rapi_echo.trigger({"kind": "delayed"}, delay="1h")
@@ -99,8 +100,9 @@ def test_list_filters_and_pages_newest_first(engine: Engine) -> None:
         plain = [rapi_echo.trigger(i) for i in range(3)]
         for handle in [*tagged, *failed, *plain]:
             wait_for_status(handle.id)
-    expected = sorted((ct.runs.retrieve(h.id) for h in tagged),
-                      key=lambda r: (r.created_at, r.id), reverse=True)
+    expected = sorted(
+        (ct.runs.retrieve(h.id) for h in tagged), key=lambda r: (r.created_at, r.id), reverse=True
+    )
     # When completed runs tagged "t" are listed three at a time
     first = ct.runs.list(status=["COMPLETED"], tag="t", limit=3)
     # Then iterating walks every page, newest first, each run once
@@ -141,8 +143,12 @@ def test_cancel_cascades_to_children_triggered_inside_the_run(engine: Engine) ->
     with engine.worker():
         # Given a parent that fired two children and now waits QUEUED for a 60 s retry
         parent = rapi_spawner.trigger({})
-        wait_for(lambda: len(ct.runs.retrieve(parent.id).children) == 2
-                 and ct.runs.retrieve(parent.id).status is ct.RunStatus.QUEUED)
+        wait_for(
+            lambda: (
+                len(ct.runs.retrieve(parent.id).children) == 2
+                and ct.runs.retrieve(parent.id).status is ct.RunStatus.QUEUED
+            )
+        )
         delayed_id, immediate_id = ct.runs.retrieve(parent.id).children
         wait_for_status(immediate_id, "COMPLETED")
         assert ct.runs.retrieve(delayed_id).status is ct.RunStatus.DELAYED
@@ -178,8 +184,9 @@ def test_replay_copies_payload_tags_seed_metadata_not_the_key(engine: Engine) ->
     idempotency key, ``is_replay`` true (also in ctx)."""
     with engine.worker():
         # Given a completed run whose metadata was changed after it was triggered
-        original = rapi_echo.trigger({"p": 1}, tags=["a", "b"], metadata={"m": 1},
-                                     idempotency_key="replay-key")
+        original = rapi_echo.trigger(
+            {"p": 1}, tags=["a", "b"], metadata={"m": 1}, idempotency_key="replay-key"
+        )
         wait_for_status(original.id)
         engine.store.raw().hset(engine.store.keys.run(original.id), "meta", '{"m":2}')
         assert ct.runs.retrieve(original.id).metadata == {"m": 2}

@@ -33,14 +33,20 @@ def fixed_now(schedule_clock: Callable[..., Any]) -> None:
 
 
 def test_create_returns_the_schedule_with_every_field(
-        engine: Engine, define: Callable[..., Any], fixed_now: None) -> None:
+    engine: Engine, define: Callable[..., Any], fixed_now: None
+) -> None:
     """§10.1 ScheduleObject: id sched_, type, task, active, cron, description, timezone,
     external id, deduplication key, next run, environments."""
     # Given a scheduled task
     reminder = define()
     # When a schedule is created for it
-    created = ct.schedules.create(task=reminder, cron="0 9 * * *", timezone="Asia/Tokyo",
-                                  external_id="user-1", deduplication_key="reminder-user-1")
+    created = ct.schedules.create(
+        task=reminder,
+        cron="0 9 * * *",
+        timezone="Asia/Tokyo",
+        external_id="user-1",
+        deduplication_key="reminder-user-1",
+    )
     # Then every field is set, and retrieve returns the same object
     assert created.id.startswith("sched_")
     assert (created.type, created.task, created.active) == ("IMPERATIVE", reminder.id, True)
@@ -53,14 +59,16 @@ def test_create_returns_the_schedule_with_every_field(
 
 
 def test_create_with_the_same_deduplication_key_updates_that_schedule(
-        engine: Engine, define: Callable[..., Any], fixed_now: None) -> None:
+    engine: Engine, define: Callable[..., Any], fixed_now: None
+) -> None:
     """SCHED-5: two creates with one key give one id; the second cron is in effect."""
     # Given a schedule created with a deduplication key
     task = define()
     first = ct.schedules.create(task=task.id, cron="0 9 * * *", deduplication_key="k1")
     # When it is created again with another cron and zone
-    second = ct.schedules.create(task=task.id, cron="*/5 * * * *", deduplication_key="k1",
-                                 timezone="Europe/London")
+    second = ct.schedules.create(
+        task=task.id, cron="*/5 * * * *", deduplication_key="k1", timezone="Europe/London"
+    )
     # Then it is the same schedule with the new cron, zone and next run
     assert second.id == first.id and count() == 1
     assert (second.cron, second.timezone) == ("*/5 * * * *", "Europe/London")
@@ -68,14 +76,18 @@ def test_create_with_the_same_deduplication_key_updates_that_schedule(
     assert ct.schedules.retrieve(first.id).cron == "*/5 * * * *"
 
 
-@pytest.mark.parametrize(("cron", "tz", "message"), [
-    ("0 0 0 * * *", "UTC", "CRON expressions with seconds are not allowed"),
-    ("61 * * * *", "UTC", "out of range"),
-    ("0 9 * * *", "Mars/Base", "Invalid timezone 'Mars/Base'"),
-    ("", "UTC", "CRON expression is required"),
-])
+@pytest.mark.parametrize(
+    ("cron", "tz", "message"),
+    [
+        ("0 0 0 * * *", "UTC", "CRON expressions with seconds are not allowed"),
+        ("61 * * * *", "UTC", "out of range"),
+        ("0 9 * * *", "Mars/Base", "Invalid timezone 'Mars/Base'"),
+        ("", "UTC", "CRON expression is required"),
+    ],
+)
 def test_bad_cron_or_timezone_fails_at_the_call_with_nothing_written(
-        engine: Engine, define: Callable[..., Any], cron: str, tz: str, message: str) -> None:
+    engine: Engine, define: Callable[..., Any], cron: str, tz: str, message: str
+) -> None:
     """SCHED-6: six fields, a value out of range, an unknown zone fail; nothing is stored."""
     # Given a scheduled task
     task = define()
@@ -89,6 +101,7 @@ def test_bad_cron_or_timezone_fails_at_the_call_with_nothing_written(
 def test_only_scheduled_tasks_can_be_scheduled(engine: Engine) -> None:
     """SCHED-13: a plain task fails with "… is not a scheduled task"; an unknown task with
     TaskNotFoundError; nothing is written."""
+
     # Given a plain task
     @ct.task(id="sched-api-plain-task")
     def plain(payload: dict[str, Any]) -> None:
@@ -106,8 +119,12 @@ def test_only_scheduled_tasks_can_be_scheduled(engine: Engine) -> None:
 def test_tasks_known_from_a_workers_definitions_are_checked_too(engine: Engine) -> None:
     """SCHED-13: a process that does not import the task checks the stored definitions."""
     # Given definitions stored by a worker of another codebase
-    engine.store.put_task_defs({"remote-scheduled": dumps({"scheduled": True}),
-                                "remote-plain": dumps({"scheduled": False})})
+    engine.store.put_task_defs(
+        {
+            "remote-scheduled": dumps({"scheduled": True}),
+            "remote-plain": dumps({"scheduled": False}),
+        }
+    )
     # When schedules are created for both
     made = ct.schedules.create(task="remote-scheduled", cron="@daily", deduplication_key="r")
     with pytest.raises(ValueError, match="is not a scheduled task"):
@@ -117,13 +134,19 @@ def test_tasks_known_from_a_workers_definitions_are_checked_too(engine: Engine) 
 
 
 def test_update_replaces_mutable_fields_and_resets_omitted_ones(
-        engine: Engine, define: Callable[..., Any], fixed_now: None) -> None:
+    engine: Engine, define: Callable[..., Any], fixed_now: None
+) -> None:
     """SCHED-10: update without timezone/external_id resets them to "UTC" and None; the
     task is validated but never changed."""
     # Given a schedule in Europe/London for external id u1
     task, other = define(), define()
-    made = ct.schedules.create(task=task, cron="0 9 * * *", timezone="Europe/London",
-                               external_id="u1", deduplication_key="u1")
+    made = ct.schedules.create(
+        task=task,
+        cron="0 9 * * *",
+        timezone="Europe/London",
+        external_id="u1",
+        deduplication_key="u1",
+    )
     # When it is updated with only task and cron
     updated = ct.schedules.update(made.id, task=other, cron="30 10 * * *")
     # Then the zone is UTC, the external id is gone, the cron and next run are new
@@ -138,7 +161,8 @@ def test_update_replaces_mutable_fields_and_resets_omitted_ones(
 
 
 def test_deactivate_and_activate_flip_active_only(
-        engine: Engine, define: Callable[..., Any], fixed_now: None) -> None:
+    engine: Engine, define: Callable[..., Any], fixed_now: None
+) -> None:
     """SCHED-9 (API side): deactivate/activate change ``active`` and keep the occurrence."""
     # Given an active schedule
     made = ct.schedules.create(task=define(), cron="*/10 * * * *", deduplication_key="a")
@@ -150,18 +174,19 @@ def test_deactivate_and_activate_flip_active_only(
     assert off.next_run == on.next_run == made.next_run
 
 
-def test_delete_then_retrieve_raises_not_found(
-        engine: Engine, define: Callable[..., Any]) -> None:
+def test_delete_then_retrieve_raises_not_found(engine: Engine, define: Callable[..., Any]) -> None:
     """§10.1 del: returns {id}; the schedule is gone; every call on it raises."""
     # Given a schedule
     made = ct.schedules.create(task=define(), cron="@hourly", deduplication_key="d")
     # When it is deleted
     assert ct.schedules.del_(made.id) == {"id": made.id}
     # Then retrieve, update, activate and delete raise ScheduleNotFoundError
-    for call in (lambda: ct.schedules.retrieve(made.id),
-                 lambda: ct.schedules.update(made.id, task=made.task, cron="@daily"),
-                 lambda: ct.schedules.activate(made.id),
-                 lambda: ct.schedules.del_(made.id)):
+    for call in (
+        lambda: ct.schedules.retrieve(made.id),
+        lambda: ct.schedules.update(made.id, task=made.task, cron="@daily"),
+        lambda: ct.schedules.activate(made.id),
+        lambda: ct.schedules.del_(made.id),
+    ):
         with pytest.raises(ScheduleNotFoundError):
             call()
     assert count() == 0
@@ -171,14 +196,18 @@ def test_list_pages_schedules(engine: Engine, define: Callable[..., Any]) -> Non
     """§10.1 list: offset pages (default 20, max 100) with currentPage/totalPages/count."""
     # Given three schedules
     task = define()
-    made = [ct.schedules.create(task=task, cron="@daily", deduplication_key=f"k{i}")
-            for i in range(3)]
+    made = [
+        ct.schedules.create(task=task, cron="@daily", deduplication_key=f"k{i}") for i in range(3)
+    ]
     # When they are listed two per page
     first, second = (ct.schedules.list(page=p, per_page=2) for p in (1, 2))
     # Then the pages hold them in creation order with the pagination
     assert [s.id for s in first] + [s.id for s in second] == [s.id for s in made]
-    assert (second.pagination.current_page, second.pagination.total_pages,
-            second.pagination.count) == (2, 2, 3)
+    assert (
+        second.pagination.current_page,
+        second.pagination.total_pages,
+        second.pagination.count,
+    ) == (2, 2, 3)
     assert all(isinstance(s, Schedule) for s in first.data) and len(first) == 2
     for bad in ({"page": 0}, {"per_page": 101}, {"per_page": 0}):
         with pytest.raises(ValueError):
@@ -200,7 +229,8 @@ def test_timezones_lists_iana_names(engine: Engine) -> None:
 
 
 def test_declarative_schedules_cannot_be_changed_through_the_api_but_resync_updates_them(
-        engine: Engine, define: Callable[..., Any], fixed_now: None) -> None:
+    engine: Engine, define: Callable[..., Any], fixed_now: None
+) -> None:
     """SCHED-11: update/delete/activate of a declarative schedule fail; changing the cron in
     code and syncing again updates it."""
     # Given a declarative schedule synced from code
@@ -210,9 +240,11 @@ def test_declarative_schedules_cannot_be_changed_through_the_api_but_resync_upda
     assert (synced.type, synced.task, synced.cron) == ("DECLARATIVE", task.id, "0 * * * *")
     assert synced.deduplication_key is None and synced.next_run == at("2030-01-01T11:00:00")
     # When the API tries to change it
-    for call in (lambda: ct.schedules.update(synced.id, task=task, cron="@daily"),
-                 lambda: ct.schedules.del_(synced.id),
-                 lambda: ct.schedules.deactivate(synced.id)):
+    for call in (
+        lambda: ct.schedules.update(synced.id, task=task, cron="@daily"),
+        lambda: ct.schedules.del_(synced.id),
+        lambda: ct.schedules.deactivate(synced.id),
+    ):
         with pytest.raises(ValueError, match="declarative schedule"):
             call()
     # Then it is unchanged; and when the code changes its cron and syncs again, it follows
@@ -225,8 +257,8 @@ def test_declarative_schedules_cannot_be_changed_through_the_api_but_resync_upda
 
 
 def test_declarative_sync_follows_the_environment(
-        make_engine: Callable[..., Engine], define: Callable[..., Any],
-        fixed_now: None) -> None:
+    make_engine: Callable[..., Engine], define: Callable[..., Any], fixed_now: None
+) -> None:
     """§10.1: a declarative schedule with environments syncs only where they include
     trigger_environment; a task whose cron no longer applies loses its schedule."""
     # Given a task scheduled for STAGING only
@@ -270,7 +302,8 @@ def test_declarative_cron_is_validated_at_definition(define: Callable[..., Any])
 
 
 def test_next_run_is_the_first_occurrence_after_now(
-        engine: Engine, define: Callable[..., Any], fixed_now: None) -> None:
+    engine: Engine, define: Callable[..., Any], fixed_now: None
+) -> None:
     """D-12: a new schedule's first occurrence is strictly after the current time."""
     # Given the clock at 10:00:30
     # When an every-minute schedule is created

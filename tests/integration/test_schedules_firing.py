@@ -29,8 +29,9 @@ from .schedule_helpers import at, define, schedule_clock  # noqa: F401  (fixture
 
 def runs_of(task_id: str) -> list[ct.Run]:
     """The task's runs, oldest nominal time first."""
-    return sorted(ct.runs.list(task_identifier=task_id, limit=100),
-                  key=lambda r: r.created_at or datetime.min)
+    return sorted(
+        ct.runs.list(task_identifier=task_id, limit=100), key=lambda r: r.created_at or datetime.min
+    )
 
 
 def completed(task_id: str, n: int, timeout: float = 20.0) -> list[ct.Run]:
@@ -47,8 +48,8 @@ def fire(engine: Engine, schedule_id: str) -> None:
 
 # the fire handler -------------------------------------------------------------------------
 def test_concurrent_and_repeated_fires_of_one_occurrence_create_one_run(
-        engine: Engine, define: Callable[..., Any],
-        schedule_clock: Callable[..., Any]) -> None:
+    engine: Engine, define: Callable[..., Any], schedule_clock: Callable[..., Any]
+) -> None:
     """D-12, SCHED-12: an occurrence is keyed by (schedule, nominal time): a fire repeated
     after a crash and four workers firing at once create one run and advance once."""
     # Given an every-minute schedule whose 10:01 occurrence is due
@@ -58,8 +59,9 @@ def test_concurrent_and_repeated_fires_of_one_occurrence_create_one_run(
     # When a worker triggered it and died before advancing it
     record = engine.store.get_schedule(made.id)
     nominal = engine_schedules.to_ms(at("2030-01-01T10:01:00"))
-    engine_schedules._trigger_occurrence(engine.trigger, record, nominal,
-                                         *engine_schedules.check_cron("* * * * *", "UTC"))
+    engine_schedules._trigger_occurrence(
+        engine.trigger, record, nominal, *engine_schedules.check_cron("* * * * *", "UTC")
+    )
     # and four timer services then fire it at the same time
     threads = [threading.Thread(target=fire, args=(engine, made.id)) for _ in range(4)]
     for t in threads:
@@ -77,8 +79,8 @@ def test_concurrent_and_repeated_fires_of_one_occurrence_create_one_run(
 
 
 def test_a_late_fire_triggers_the_registered_occurrence_once_without_backfill(
-        engine: Engine, define: Callable[..., Any],
-        schedule_clock: Callable[..., Any]) -> None:
+    engine: Engine, define: Callable[..., Any], schedule_clock: Callable[..., Any]
+) -> None:
     """§10.2 missed occurrences: after downtime the registered occurrence fires late once;
     the ones that passed meanwhile are skipped (no backfill)."""
     # Given an every-minute schedule registered for 10:01
@@ -93,8 +95,8 @@ def test_a_late_fire_triggers_the_registered_occurrence_once_without_backfill(
 
 
 def test_a_fire_claimed_before_its_time_is_re_armed_and_triggers_nothing(
-        engine: Engine, define: Callable[..., Any],
-        schedule_clock: Callable[..., Any]) -> None:
+    engine: Engine, define: Callable[..., Any], schedule_clock: Callable[..., Any]
+) -> None:
     """D-12: runs fire at or after their nominal time, never before."""
     # Given a schedule due at 10:01 and the clock at 10:00:30
     clock = schedule_clock("2030-01-01T10:00:30")
@@ -109,8 +111,8 @@ def test_a_fire_claimed_before_its_time_is_re_armed_and_triggers_nothing(
 
 
 def test_a_deleted_schedule_fires_nothing(
-        engine: Engine, define: Callable[..., Any],
-        schedule_clock: Callable[..., Any]) -> None:
+    engine: Engine, define: Callable[..., Any], schedule_clock: Callable[..., Any]
+) -> None:
     """§10.1 del: a timer of a deleted schedule triggers nothing and is not re-armed."""
     # Given a due schedule that is then deleted
     schedule_clock("2030-01-01T10:00:30")
@@ -126,8 +128,8 @@ def test_a_deleted_schedule_fires_nothing(
 
 # end to end -------------------------------------------------------------------------------
 def test_declarative_schedule_fires_on_its_nominal_times_through_a_worker(
-        engine: Engine, define: Callable[..., Any],
-        schedule_clock: Callable[..., Any]) -> None:
+    engine: Engine, define: Callable[..., Any], schedule_clock: Callable[..., Any]
+) -> None:
     """SCHED-1, SCHED-3, SCHED-4, D-8: "0 */2 * * *" synced at worker start fires on the
     even UTC hours; payloads carry the nominal timestamp, the previous one, UTC and 10
     increasing upcoming times."""
@@ -143,11 +145,15 @@ def test_declarative_schedule_fires_on_its_nominal_times_through_a_worker(
     assert all(s.hour % 2 == 0 and (s.minute, s.second) == (0, 0) for s in stamps)
     assert [b - a for a, b in itertools.pairwise(stamps)] == [timedelta(hours=2)] * 2
     assert {(o["cls"], o["timezone"], o["type"]) for o in outputs} == {
-        ("ScheduledPayload", "UTC", "DECLARATIVE")}
+        ("ScheduledPayload", "UTC", "DECLARATIVE")
+    }
     assert {o["schedule_id"] for o in outputs} == {engine_schedules.declarative_id(task.id)}
     # the first has no last_timestamp, each next one the previous timestamp
-    assert [o["last_timestamp"] for o in outputs] == [None, outputs[0]["timestamp"],
-                                                      outputs[1]["timestamp"]]
+    assert [o["last_timestamp"] for o in outputs] == [
+        None,
+        outputs[0]["timestamp"],
+        outputs[1]["timestamp"],
+    ]
     # upcoming: 10 strictly increasing times starting two hours after the timestamp
     for out, stamp in zip(outputs, stamps, strict=True):
         upcoming = [datetime.fromisoformat(u) for u in out["upcoming"]]
@@ -158,8 +164,8 @@ def test_declarative_schedule_fires_on_its_nominal_times_through_a_worker(
 
 
 def test_every_minute_schedule_pauses_while_deactivated_and_resumes_without_backfill(
-        engine: Engine, define: Callable[..., Any],
-        schedule_clock: Callable[..., Any]) -> None:
+    engine: Engine, define: Callable[..., Any], schedule_clock: Callable[..., Any]
+) -> None:
     """SCHED-9, SCHED-2 (zone in the payload), SCHED-3: an imperative every-minute schedule
     in Asia/Tokyo fires through a worker; while deactivated it produces no runs; after
     activate it resumes at the next occurrence, and that run's last_timestamp is the last
@@ -167,8 +173,13 @@ def test_every_minute_schedule_pauses_while_deactivated_and_resumes_without_back
     # Given an every-minute schedule for user u1 in Tokyo, a minute per second
     task = define()
     schedule_clock("2030-01-01T10:00:50", speed=120)
-    made = ct.schedules.create(task=task, cron="* * * * *", timezone="Asia/Tokyo",
-                               external_id="u1", deduplication_key="u1-minutely")
+    made = ct.schedules.create(
+        task=task,
+        cron="* * * * *",
+        timezone="Asia/Tokyo",
+        external_id="u1",
+        deduplication_key="u1-minutely",
+    )
     with engine.worker():
         # When two occurrences fired
         first = completed(task.id, 2)
@@ -178,8 +189,10 @@ def test_every_minute_schedule_pauses_while_deactivated_and_resumes_without_back
         wait_for(lambda: ct.schedules.retrieve(made.id).next_run > paused_at)
         before = len(runs_of(task.id))
         # and three more occurrences pass while it is inactive
-        wait_for(lambda: ct.schedules.retrieve(made.id).next_run >= paused_at +
-                 timedelta(minutes=4), timeout=20)
+        wait_for(
+            lambda: ct.schedules.retrieve(made.id).next_run >= paused_at + timedelta(minutes=4),
+            timeout=20,
+        )
         during = len(runs_of(task.id))
         resumed_from = ct.schedules.activate(made.id).next_run
         # and then it is activated again
@@ -193,27 +206,35 @@ def test_every_minute_schedule_pauses_while_deactivated_and_resumes_without_back
     # and its last_timestamp is the last occurrence that triggered a run
     assert resumed["last_timestamp"] == last_before["timestamp"]
     # and every payload carried the zone and external id
-    assert {(r.output["timezone"], r.output["external_id"]) for r in runs} == {
-        ("Asia/Tokyo", "u1")}
+    assert {(r.output["timezone"], r.output["external_id"]) for r in runs} == {("Asia/Tokyo", "u1")}
     assert first[0].output["last_timestamp"] is None
 
 
 def test_a_scheduled_task_triggered_by_hand_gets_a_scheduled_payload(
-        engine: Engine, define: Callable[..., Any]) -> None:
+    engine: Engine, define: Callable[..., Any]
+) -> None:
     """§10.1: a scheduled task's payload is a ScheduledPayload, also when it is triggered by
     hand (a test run); a payload that is not one fails at trigger time."""
     # Given a scheduled task and a worker
     task = define()
     payload = ct.schedules.ScheduledPayload(
-        timestamp=at("2030-01-01T09:00:00"), last_timestamp=None, timezone="UTC",
-        schedule_id="sched_manual", external_id="u9", upcoming=[at("2030-01-02T09:00:00")])
+        timestamp=at("2030-01-01T09:00:00"),
+        last_timestamp=None,
+        timezone="UTC",
+        schedule_id="sched_manual",
+        external_id="u9",
+        upcoming=[at("2030-01-02T09:00:00")],
+    )
     with engine.worker():
         # When it is triggered with a ScheduledPayload
         run = ct.runs.poll(task.trigger(payload), poll_interval_ms=20)
     # Then the run received it as one
     assert run.status is ct.RunStatus.COMPLETED, run.error
     assert (run.output["cls"], run.output["timestamp"], run.output["external_id"]) == (
-        "ScheduledPayload", "2030-01-01T09:00:00+00:00", "u9")
+        "ScheduledPayload",
+        "2030-01-01T09:00:00+00:00",
+        "u9",
+    )
     # and a payload of another shape is refused before anything is written
     with pytest.raises(ct.PayloadValidationError, match="not a scheduled task payload"):
         task.trigger({"hello": "world"})

@@ -34,9 +34,13 @@ def _catch_error(payload: Any, *, ctx: ct.Context, **_: Any) -> None:
     _record(ctx.run.id, "catch_error")
 
 
-@ct.schema_task(id="sch-person", schema=Person,
-                retry={"max_attempts": 5, "min_timeout_in_ms": 50, "randomize": False},
-                on_failure=_on_failure, catch_error=_catch_error)
+@ct.schema_task(
+    id="sch-person",
+    schema=Person,
+    retry={"max_attempts": 5, "min_timeout_in_ms": 50, "randomize": False},
+    on_failure=_on_failure,
+    catch_error=_catch_error,
+)
 def sch_person(person: Person, ctx: ct.Context) -> dict[str, Any]:
     _record(ctx.run.id, "run")
     return {"type": type(person).__name__, "name": person.name, "age": person.age}
@@ -63,7 +67,8 @@ def test_invalid_payload_is_rejected_at_trigger_and_creates_no_run(engine: Engin
 
 
 def test_trigger_by_id_skips_client_validation_and_the_run_fails_input_error(
-        engine: Engine) -> None:
+    engine: Engine,
+) -> None:
     """SCHEMA-2: by id there is no client check; the run fails TASK_INPUT_ERROR, 1 attempt,
     no hooks, even with retry.max_attempts 5."""
     # Given a worker
@@ -76,7 +81,8 @@ def test_trigger_by_id_skips_client_validation_and_the_run_fails_input_error(
     assert run.attempt_count == 1
     assert run.error is not None and run.error.name == "TASK_INPUT_ERROR"
     assert run.error.message.startswith(
-        "TaskPayloadParsedError: Parsing payload with schema failed:")
+        "TaskPayloadParsedError: Parsing payload with schema failed:"
+    )
     # And neither the run function nor any hook was called
     assert calls.get(handle.id, []) == []
 

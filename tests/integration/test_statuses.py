@@ -44,8 +44,11 @@ def st_throws(payload: Any) -> None:
     raise RuntimeError("plain failure")
 
 
-@ct.task(id="st-busy", max_duration=5,
-         retry={"max_attempts": 3, "min_timeout_in_ms": 50, "randomize": False})
+@ct.task(
+    id="st-busy",
+    max_duration=5,
+    retry={"max_attempts": 3, "min_timeout_in_ms": 50, "randomize": False},
+)
 def st_busy(payload: Any) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -62,8 +65,7 @@ def timer_service(engine: Engine) -> Iterator[None]:
         service.stop()
 
 
-def test_run_goes_queued_executing_completed_and_finishes_only_at_the_end(
-        engine: Engine) -> None:
+def test_run_goes_queued_executing_completed_and_finishes_only_at_the_end(engine: Engine) -> None:
     """STATUS-1: QUEUED → EXECUTING → COMPLETED; ``finished_at`` only on the final status."""
     # Given a run triggered while no worker runs
     handle = st_gated.trigger({})
@@ -170,16 +172,18 @@ def test_final_runs_are_not_changed_by_cancel_or_reschedule(engine: Engine) -> N
 
 
 @pytest.mark.parametrize("status", list(ct.RunStatus))
-def test_every_status_round_trips_through_retrieve_and_list(engine: Engine,
-                                                            status: ct.RunStatus) -> None:
+def test_every_status_round_trips_through_retrieve_and_list(
+    engine: Engine, status: ct.RunStatus
+) -> None:
     """STATUS-7, D-6: each of the 13 statuses is representable, read back by retrieve and
     selected by the ``runs.list`` status filter; ``is_completed`` ⇔ final."""
     # Given two runs, one of them stored with the status under test
     target, other = st_record.batch_trigger([{"payload": 1}, {"payload": 2}]).runs
     client = engine.store.raw()
     client.hset(engine.store.keys.run(target), "status", status.value)
-    other_status = ct.RunStatus.QUEUED if status is not ct.RunStatus.QUEUED \
-        else ct.RunStatus.COMPLETED
+    other_status = (
+        ct.RunStatus.QUEUED if status is not ct.RunStatus.QUEUED else ct.RunStatus.COMPLETED
+    )
     client.hset(engine.store.keys.run(other), "status", other_status.value)
     # When it is read back and listed by status
     run = ct.runs.retrieve(target)
@@ -191,5 +195,6 @@ def test_every_status_round_trips_through_retrieve_and_list(engine: Engine,
     assert run.is_completed == status.is_final
     assert run.is_success == (status is ct.RunStatus.COMPLETED)
     assert run.is_failed == (status.is_final and status is not ct.RunStatus.COMPLETED)
-    assert run.is_queued == (status in {ct.RunStatus.QUEUED, ct.RunStatus.DELAYED,
-                                        ct.RunStatus.PENDING_VERSION})
+    assert run.is_queued == (
+        status in {ct.RunStatus.QUEUED, ct.RunStatus.DELAYED, ct.RunStatus.PENDING_VERSION}
+    )

@@ -34,7 +34,8 @@ def test_add_deduplicates_and_leaves_ctx_tags_unchanged(engine: Engine) -> None:
 
 
 def test_adding_past_ten_tags_adds_none_and_logs(
-        engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
     """TAG-2: a run with 9 tags calling ``tags.add(["x","y"])`` keeps 9, does not throw, and
     an error is logged; a later add that fits still works."""
     caplog.set_level(logging.ERROR, logger="celery_trigger")
@@ -44,16 +45,17 @@ def test_adding_past_ten_tags_adds_none_and_logs(
         run = wait_for_status(handle.id)
     assert run.status is ct.RunStatus.COMPLETED
     assert run.tags == [*nine, "z"]
-    assert any("cannot have more than 10 tags" in r.getMessage() and handle.id in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "cannot have more than 10 tags" in r.getMessage() and handle.id in r.getMessage()
+        for r in caplog.records
+    )
     assert not ct.runs.list(tag="x").data
 
 
 def test_blank_tags_change_nothing(engine: Engine) -> None:
     """TAG-3, D-14: ``tags.add("")`` and ``tags.add("   ")`` are no-ops."""
     with engine.worker():
-        run = wait_for_status(tag_adder.trigger({"add": ["", "   ", ["", " "]]},
-                                                tags=["a"]).id)
+        run = wait_for_status(tag_adder.trigger({"add": ["", "   ", ["", " "]]}, tags=["a"]).id)
     assert run.status is ct.RunStatus.COMPLETED and run.tags == ["a"]
 
 
@@ -76,9 +78,15 @@ def test_add_outside_a_run_raises(engine: Engine) -> None:
         ct.tags.add("x")
 
 
-@pytest.mark.parametrize(("tags", "error"), [
-    ("x" * 65, ValueError), ([f"t{i}" for i in range(11)], ValueError), ([1], TypeError),
-    ({"a"}, TypeError)])
+@pytest.mark.parametrize(
+    ("tags", "error"),
+    [
+        ("x" * 65, ValueError),
+        ([f"t{i}" for i in range(11)], ValueError),
+        ([1], TypeError),
+        ({"a"}, TypeError),
+    ],
+)
 def test_bad_tags_raise_at_the_call(engine: Engine, tags: Any, error: type) -> None:
     """D-14, issue 5: too long, too many in one call, or not strings: a typed error at once,
     before the run context is even looked at."""

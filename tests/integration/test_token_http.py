@@ -58,8 +58,9 @@ def serve(make_engine: Callable[..., Engine]) -> Iterator[Callable[..., Served]]
 
     def start(**overrides: Any) -> Served:
         server = make_server("127.0.0.1", 0, wsgi_app(), handler_class=_QuietHandler)
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                  daemon=True)
+        thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         thread.start()
         servers.append((server, thread))
         url = f"http://127.0.0.1:{server.server_port}"
@@ -77,6 +78,7 @@ def _status(token_id: str) -> str:
 
 
 # --- callback URL (WSGI over real HTTP) ------------------------------------------------------
+
 
 def test_post_to_token_url_resumes_parked_run_with_body(serve: Callable[..., Served]) -> None:
     """WAIT-12, WAIT-9: POST token.url with a JSON body completes the token with that body and
@@ -100,7 +102,8 @@ def test_post_to_token_url_resumes_parked_run_with_body(serve: Callable[..., Ser
 
 @pytest.mark.parametrize("body", [b"", b"not json", b'{"a": ', b"NaN"])
 def test_post_with_empty_or_non_json_body_completes_with_empty_object(
-        serve: Callable[..., Served], body: bytes) -> None:
+    serve: Callable[..., Served], body: bytes
+) -> None:
     """WAIT-12: a missing or non-JSON body completes the token with ``{}``."""
     srv = serve()
     # Given a waiting token
@@ -113,21 +116,21 @@ def test_post_with_empty_or_non_json_body_completes_with_empty_object(
     assert (record.status, record.output) == ("COMPLETED", {})
 
 
-def test_post_with_json_scalar_body_completes_with_that_value(
-        serve: Callable[..., Served]) -> None:
+def test_post_with_json_scalar_body_completes_with_that_value(serve: Callable[..., Served]) -> None:
     """§7.2: the JSON request body *is* the output, whatever JSON value it is."""
     # Given a waiting token
     srv = serve()
     token = ct.wait.create_token()
     # When its URL is POSTed with a JSON array
-    response = srv.post(token.url, content=b"[1, \"two\", null]")
+    response = srv.post(token.url, content=b'[1, "two", null]')
     # Then the array is the output
     assert response.status_code == 200
     assert ct.wait.retrieve_token(token.id).output == [1, "two", None]
 
 
 def test_post_with_tampered_hash_is_401_and_token_stays_waiting(
-        serve: Callable[..., Served]) -> None:
+    serve: Callable[..., Served],
+) -> None:
     """WAIT-12: a wrong hash is refused with 401 and changes nothing."""
     srv = serve()
     # Given a waiting token and its URL with one hash character changed
@@ -143,8 +146,7 @@ def test_post_with_tampered_hash_is_401_and_token_stays_waiting(
     assert _status(token.id) == "WAITING"
 
 
-def test_second_post_returns_success_and_keeps_first_output(
-        serve: Callable[..., Served]) -> None:
+def test_second_post_returns_success_and_keeps_first_output(serve: Callable[..., Served]) -> None:
     """§7.2, WAIT-10 over HTTP: already completed ⇒ 200 {"success": true}, no change."""
     # Given a token completed over HTTP
     srv = serve()
@@ -158,7 +160,8 @@ def test_second_post_returns_success_and_keeps_first_output(
 
 
 def test_post_to_timed_out_token_returns_success_and_stays_timed_out(
-        serve: Callable[..., Served]) -> None:
+    serve: Callable[..., Served],
+) -> None:
     """§7.2, WAIT-10 over HTTP: a timed-out token answers 200 and stays TIMED_OUT."""
     srv = serve()
     # Given a token the worker's timer service has timed out
@@ -205,8 +208,9 @@ def test_post_above_payload_limit_is_413(serve: Callable[..., Served]) -> None:
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
-def test_non_post_on_token_url_is_405_with_allow_post(serve: Callable[..., Served],
-                                                      method: str) -> None:
+def test_non_post_on_token_url_is_405_with_allow_post(
+    serve: Callable[..., Served], method: str
+) -> None:
     """§7.2: non-POST methods on the callback URL answer 405 with ``Allow: POST``."""
     # Given a served app and a waiting token
     serve()
@@ -234,6 +238,7 @@ def test_unknown_token_is_404_and_unknown_path_is_404(serve: Callable[..., Serve
 
 # --- /complete with a bearer token (WSGI over real HTTP) -------------------------------------
 
+
 def _complete_url(srv: Served, token_id: str) -> str:
     return f"{srv.url}/api/v1/waitpoints/tokens/{token_id}/complete"
 
@@ -245,8 +250,11 @@ def test_complete_with_the_tokens_public_access_token(serve: Callable[..., Serve
     token = ct.wait.create_token()
     assert token.public_access_token
     # When the complete route is called with the token's own access token
-    response = srv.post(_complete_url(srv, token.id), json={"data": {"a": 1}},
-                        headers={"Authorization": f"Bearer {token.public_access_token}"})
+    response = srv.post(
+        _complete_url(srv, token.id),
+        json={"data": {"a": 1}},
+        headers={"Authorization": f"Bearer {token.public_access_token}"},
+    )
     # Then the token is completed with the data, and CORS is open for browsers
     assert (response.status_code, response.json()) == (200, {"success": True})
     assert response.headers["access-control-allow-origin"] == "*"
@@ -261,26 +269,39 @@ def test_complete_with_global_scope_or_secret_key(serve: Callable[..., Served]) 
     scoped = ct.auth.create_public_token(scopes={"write": {"waitpoints": True}})
     secret = srv.engine.trigger.settings.secret_key
     # When each completes one token
-    r1 = srv.post(_complete_url(srv, first.id), json={"data": 1},
-                  headers={"Authorization": f"Bearer {scoped}"})
-    r2 = srv.post(_complete_url(srv, second.id), json={"data": 2},
-                  headers={"Authorization": f"bearer {secret}"})
+    r1 = srv.post(
+        _complete_url(srv, first.id),
+        json={"data": 1},
+        headers={"Authorization": f"Bearer {scoped}"},
+    )
+    r2 = srv.post(
+        _complete_url(srv, second.id),
+        json={"data": 2},
+        headers={"Authorization": f"bearer {secret}"},
+    )
     # Then both are completed with their data
     assert (r1.status_code, r2.status_code) == (200, 200)
     assert [ct.wait.retrieve_token(t.id).output for t in (first, second)] == [1, 2]
 
 
 def _bad_auth_headers(secret: str, other_token: str) -> dict[str, dict[str, str]]:
-    expired = jwt.encode({"scopes": ["write:waitpoints"], "exp": int(time.time()) - 60},
-                         secret, algorithm="HS256")
-    forged = jwt.encode({"scopes": ["write:waitpoints"], "exp": int(time.time()) + 60},
-                        "another-secret-0123456789abcdef0123456789", algorithm="HS256")
+    expired = jwt.encode(
+        {"scopes": ["write:waitpoints"], "exp": int(time.time()) - 60}, secret, algorithm="HS256"
+    )
+    forged = jwt.encode(
+        {"scopes": ["write:waitpoints"], "exp": int(time.time()) + 60},
+        "another-secret-0123456789abcdef0123456789",
+        algorithm="HS256",
+    )
     read_only = ct.auth.create_public_token(scopes=["read:waitpoints"])
-    return {"missing": {}, "not-bearer": {"Authorization": f"Basic {secret}"},
-            "expired": {"Authorization": f"Bearer {expired}"},
-            "forged": {"Authorization": f"Bearer {forged}"},
-            "other-token": {"Authorization": f"Bearer {other_token}"},
-            "read-scope": {"Authorization": f"Bearer {read_only}"}}
+    return {
+        "missing": {},
+        "not-bearer": {"Authorization": f"Basic {secret}"},
+        "expired": {"Authorization": f"Bearer {expired}"},
+        "forged": {"Authorization": f"Bearer {forged}"},
+        "other-token": {"Authorization": f"Bearer {other_token}"},
+        "read-scope": {"Authorization": f"Bearer {read_only}"},
+    }
 
 
 def test_complete_with_bad_or_missing_auth_is_401(serve: Callable[..., Served]) -> None:
@@ -327,12 +348,21 @@ def test_complete_route_answers_cors_preflight(serve: Callable[..., Served]) -> 
 
 # --- ASGI -------------------------------------------------------------------------------------
 
-def call_asgi(app: Any, method: str, path: str, *, headers: Sequence[tuple[str, str]] = (),
-              chunks: Sequence[bytes] = (b"",),
-              root_path: str = "") -> tuple[int, dict[str, str], Any]:
+
+def call_asgi(
+    app: Any,
+    method: str,
+    path: str,
+    *,
+    headers: Sequence[tuple[str, str]] = (),
+    chunks: Sequence[bytes] = (b"",),
+    root_path: str = "",
+) -> tuple[int, dict[str, str], Any]:
     """Call an ASGI app once; return (status, headers, decoded JSON body)."""
-    messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
-                for i, c in enumerate(chunks)]
+    messages = [
+        {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+        for i, c in enumerate(chunks)
+    ]
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -341,9 +371,17 @@ def call_asgi(app: Any, method: str, path: str, *, headers: Sequence[tuple[str, 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-             "method": method, "path": path, "raw_path": path.encode(), "root_path": root_path,
-             "query_string": b"", "headers": [(k.lower().encode(), v.encode()) for k, v in headers]}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": root_path,
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
+    }
     asyncio.run(app(scope, receive, send))
     start, body = sent
     out_headers = {k.decode(): v.decode() for k, v in start["headers"]}
@@ -365,10 +403,15 @@ def test_asgi_complete_resumes_parked_run(engine: Engine) -> None:
         wait_for_status(handle.id, "WAITING")
         # When the complete route receives the data in two body chunks
         status, headers, reply = call_asgi(
-            app, "POST", f"/trigger/api/v1/waitpoints/tokens/{token.id}/complete",
-            headers=[("Authorization", f"Bearer {token.public_access_token}"),
-                     ("Content-Length", str(len(body)))],
-            chunks=[body[:5], body[5:]])
+            app,
+            "POST",
+            f"/trigger/api/v1/waitpoints/tokens/{token.id}/complete",
+            headers=[
+                ("Authorization", f"Bearer {token.public_access_token}"),
+                ("Content-Length", str(len(body))),
+            ],
+            chunks=[body[:5], body[5:]],
+        )
         # Then it succeeds and the run resumes with the data
         assert (status, reply) == (200, {"success": True})
         assert headers["content-type"] == "application/json"
@@ -396,8 +439,9 @@ def test_asgi_callback_rules(make_engine: Callable[..., Engine]) -> None:
     assert ct.wait.retrieve_token(token.id).status == "WAITING"
     # When a good request arrives, Then its body is the output
     body = b'{"status": "approved"}'
-    status, _, reply = call_asgi(app, "POST", path, headers=[("Content-Length", "22")],
-                                 chunks=[body])
+    status, _, reply = call_asgi(
+        app, "POST", path, headers=[("Content-Length", "22")], chunks=[body]
+    )
     assert (status, reply) == (200, {"success": True})
     assert ct.wait.retrieve_token(token.id).output == {"status": "approved"}
 
@@ -408,11 +452,14 @@ def test_store_unreachable_is_503(engine: Engine) -> None:
     trigger = engine.trigger
     down = ct.Trigger(engine.app, trigger.settings, RedisStore("redis://127.0.0.1:1/0"))
     token_id = "waitpoint_unreachable000"
-    path = f"/api/v1/waitpoints/tokens/{token_id}/callback/" \
+    path = (
+        f"/api/v1/waitpoints/tokens/{token_id}/callback/"
         f"{callback_hash(trigger.settings.secret_key, token_id)}"
+    )
     # When a valid callback arrives
-    status, _, reply = call_asgi(asgi_app(engine=down), "POST", path,
-                                 headers=[("Content-Length", "2")], chunks=[b"{}"])
+    status, _, reply = call_asgi(
+        asgi_app(engine=down), "POST", path, headers=[("Content-Length", "2")], chunks=[b"{}"]
+    )
     # Then the answer is 503 with a JSON error
     down.store.close()
     assert status == 503 and "error" in reply
@@ -424,7 +471,12 @@ def test_before_setup_the_app_answers_503() -> None:
     _setup.reset()
     app = asgi_app()
     # When a request arrives
-    status, _, reply = call_asgi(app, "POST", "/api/v1/waitpoints/tokens/w/complete",
-                                 headers=[("Content-Length", "2")], chunks=[b"{}"])
+    status, _, reply = call_asgi(
+        app,
+        "POST",
+        "/api/v1/waitpoints/tokens/w/complete",
+        headers=[("Content-Length", "2")],
+        chunks=[b"{}"],
+    )
     # Then it is answered with 503, not an exception
     assert status == 503 and "setup" in reply["error"]

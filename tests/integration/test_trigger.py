@@ -36,8 +36,7 @@ def _record(run_id: str, value: Any) -> None:
 @ct.task(id="trg-echo")
 def trg_echo(payload: Any, ctx: ct.Context) -> dict[str, Any]:
     _record(ctx.run.id, payload)
-    return {"payload": payload, "max_duration": ctx.run.max_duration,
-            "is_test": ctx.run.is_test}
+    return {"payload": payload, "max_duration": ctx.run.max_duration, "is_test": ctx.run.is_test}
 
 
 @ct.task(id="trg-other")
@@ -93,17 +92,25 @@ def test_trigger_returns_run_id_and_a_one_hour_read_token(engine: Engine) -> Non
     assert claims["exp"] == claims["iat"] + 3600
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: trg_echo.trigger_and_wait({}), "trigger_and_wait"),
-    (lambda: ct.tasks.trigger_and_wait("trg-echo", {}), "trigger_and_wait"),
-    (lambda: trg_echo.batch_trigger_and_wait([{"payload": 1}]), "batch_trigger_and_wait"),
-    (lambda: ct.tasks.batch_trigger_and_wait("trg-echo", [{"payload": 1}]),
-     "batch_trigger_and_wait"),
-    (lambda: ct.batch.trigger_and_wait([{"id": "trg-echo", "payload": 1}]),
-     "batch_trigger_and_wait"),
-])
-def test_and_wait_outside_a_run_raises_runtime_error(engine: Engine, call: Any,
-                                                     message: str) -> None:
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: trg_echo.trigger_and_wait({}), "trigger_and_wait"),
+        (lambda: ct.tasks.trigger_and_wait("trg-echo", {}), "trigger_and_wait"),
+        (lambda: trg_echo.batch_trigger_and_wait([{"payload": 1}]), "batch_trigger_and_wait"),
+        (
+            lambda: ct.tasks.batch_trigger_and_wait("trg-echo", [{"payload": 1}]),
+            "batch_trigger_and_wait",
+        ),
+        (
+            lambda: ct.batch.trigger_and_wait([{"id": "trg-echo", "payload": 1}]),
+            "batch_trigger_and_wait",
+        ),
+    ],
+)
+def test_and_wait_outside_a_run_raises_runtime_error(
+    engine: Engine, call: Any, message: str
+) -> None:
     """TRIG-2: ``…_and_wait`` outside a run raises with the documented message."""
     # When an …_and_wait function is called from plain code
     with pytest.raises(RuntimeError) as info:
@@ -126,13 +133,18 @@ def test_delay_string_creates_a_delayed_run(engine: Engine) -> None:
     assert abs((run.delayed_until - before).total_seconds() - 3600) < 5
 
 
-@pytest.mark.parametrize("delay, ttl", [
-    (3600, timedelta(minutes=2)),
-    (timedelta(hours=1), 120),
-    (datetime.now(timezone.utc) + timedelta(days=400), "2m"),
-], ids=["seconds", "timedelta", "aware datetime"])
-def test_delay_and_ttl_accept_numbers_timedeltas_and_datetimes(engine: Engine, delay: Any,
-                                                               ttl: Any) -> None:
+@pytest.mark.parametrize(
+    "delay, ttl",
+    [
+        (3600, timedelta(minutes=2)),
+        (timedelta(hours=1), 120),
+        (datetime.now(timezone.utc) + timedelta(days=400), "2m"),
+    ],
+    ids=["seconds", "timedelta", "aware datetime"],
+)
+def test_delay_and_ttl_accept_numbers_timedeltas_and_datetimes(
+    engine: Engine, delay: Any, ttl: Any
+) -> None:
     """API.md durations, TRIG-9: seconds, timedelta and aware datetimes all delay the run;
     the TTL is kept for when it enters the queue."""
     handle = trg_echo.trigger({}, delay=delay, ttl=ttl)
@@ -223,8 +235,7 @@ def trg_busy(payload: Any, ctx: ct.Context) -> None:
 
 
 @pytest.mark.parametrize("priority, first", [(1.0, "B"), (0.1, "A")])
-def test_priority_reorders_within_a_busy_queue(engine: Engine, priority: float,
-                                               first: str) -> None:
+def test_priority_reorders_within_a_busy_queue(engine: Engine, priority: float, first: str) -> None:
     """TRIG-13 (scaled 1:20): in a busy limit-1 queue, A (no priority) is triggered at t=0 and
     B at t=0.4 s; with priority 1 s B starts first, with priority 0.1 s A does."""
     executed.pop("busy-order", None)
@@ -413,7 +424,8 @@ def test_same_key_on_two_tasks_creates_two_runs(engine: Engine) -> None:
 
 
 def test_failed_or_expired_owner_is_replaced_completed_or_canceled_is_cached(
-        engine: Engine) -> None:
+    engine: Engine,
+) -> None:
     """IDEM-6: FAILED/EXPIRED owners give a new run; COMPLETED/CANCELED owners are returned."""
     # Given an expired owner (timer service only) and a canceled one
     with timer_service(engine):
@@ -449,8 +461,7 @@ def tr_late_queue_user(payload: Any) -> str:
     return "ran"
 
 
-def test_run_for_an_unknown_queue_waits_until_a_worker_defines_the_queue(
-        make_engine: Any) -> None:
+def test_run_for_an_unknown_queue_waits_until_a_worker_defines_the_queue(make_engine: Any) -> None:
     """TRIG-17, D-18: a run sent to a queue nobody defines waits in PENDING_VERSION and is
     released when a worker that defines that queue starts."""
     engine = make_engine()

@@ -26,8 +26,14 @@ FINAL = ["COMPLETED", "CANCELED", "FAILED", "CRASHED", "SYSTEM_FAILURE", "EXPIRE
 T = TypeVar("T")
 
 
-def new_run(run_id: str, *, task_id: str = "t.send", status: str = "QUEUED",
-            fields: dict[str, str] | None = None, **options: Any) -> NewRun:
+def new_run(
+    run_id: str,
+    *,
+    task_id: str = "t.send",
+    status: str = "QUEUED",
+    fields: dict[str, str] | None = None,
+    **options: Any,
+) -> NewRun:
     record = {"id": run_id, "task_id": task_id, "status": status, "queued_at": str(NOW)}
     record.update(fields or {})
     return NewRun(run_id=run_id, task_id=task_id, fields=record, **options)
@@ -38,8 +44,14 @@ def create(store: Store, run_id: str, now: int = NOW, **kwargs: Any) -> tuple[st
     return created.run_id, created.cached
 
 
-def claim(store: Store, run_id: str, token: str = "tok-1", now: int = NOW, mode: str = "new",
-          drop: tuple[str, ...] = ()) -> Claim:
+def claim(
+    store: Store,
+    run_id: str,
+    token: str = "tok-1",
+    now: int = NOW,
+    mode: str = "new",
+    drop: tuple[str, ...] = (),
+) -> Claim:
     return store.claim_attempt(run_id, token, now, LEASE, mode, drop)
 
 
@@ -52,13 +64,21 @@ def test_create_writes_the_record_and_every_index(store: Store) -> None:
     # Given a parent run
     create(store, "run_parent")
     # When a child with tags, a timer and an unknown version is created
-    run = new_run("run_a", tags=["a", "b"], timers=[("wake:run_a", NOW + 5000)],
-                  parent_id="run_parent", pending_version=True, fields={"payload": "{}"})
+    run = new_run(
+        "run_a",
+        tags=["a", "b"],
+        timers=[("wake:run_a", NOW + 5000)],
+        parent_id="run_parent",
+        pending_version=True,
+        fields={"payload": "{}"},
+    )
     assert store.create_runs([run], NOW + 1) == [Created("run_a", False)]
     # Then the record, both listings, the children list, the timer and the pending set hold it
     assert store.get_run("run_a") == run.fields
     assert store.list_run_ids(index=None, before=None, count=10) == [
-        ("run_a", NOW + 1), ("run_parent", NOW)]
+        ("run_a", NOW + 1),
+        ("run_parent", NOW),
+    ]
     assert store.list_run_ids(index="a", before=None, count=10) == [("run_a", NOW + 1)]
     assert store.list_run_ids(index="b", before=None, count=10) == [("run_a", NOW + 1)]
     assert store.children("run_parent") == ["run_a"]
@@ -76,13 +96,20 @@ def test_create_many_answers_in_order_and_lists_children_in_trigger_order(store:
     assert store.get_runs(["run_2", "nope", "run_0"]) == [runs[2].fields, None, runs[0].fields]
 
 
-def test_second_create_with_the_same_key_returns_the_owner_and_writes_nothing(
-        store: Store) -> None:
+def test_second_create_with_the_same_key_returns_the_owner_and_writes_nothing(store: Store) -> None:
     # Given a run owning key "k" (IDEM-3, IDEM-7)
     create(store, "run_a", idempotency_key="k", idempotency_ttl_ms=60_000)
     # When another run with the same key, tags, timers and a parent is created
-    result = create(store, "run_b", idempotency_key="k", idempotency_ttl_ms=60_000, tags=["x"],
-                    timers=[("wake:run_b", NOW)], parent_id="run_p", pending_version=True)
+    result = create(
+        store,
+        "run_b",
+        idempotency_key="k",
+        idempotency_ttl_ms=60_000,
+        tags=["x"],
+        timers=[("wake:run_b", NOW)],
+        parent_id="run_p",
+        pending_version=True,
+    )
     # Then the owner comes back cached and none of run_b's writes happened
     assert result == ("run_a", True)
     assert store.get_run("run_b") is None
@@ -96,25 +123,35 @@ def test_second_create_with_the_same_key_returns_the_owner_and_writes_nothing(
 def test_same_key_deduplicates_within_one_call_but_not_across_tasks(store: Store) -> None:
     # Given / When one call creates two runs of t.send and one of t.other with key "k" (IDEM-4)
     opts: dict[str, Any] = {"idempotency_key": "k", "idempotency_ttl_ms": 60_000}
-    created = store.create_runs([new_run("run_a", **opts), new_run("run_b", **opts),
-                                 new_run("run_c", task_id="t.other", **opts)], NOW)
+    created = store.create_runs(
+        [
+            new_run("run_a", **opts),
+            new_run("run_b", **opts),
+            new_run("run_c", task_id="t.other", **opts),
+        ],
+        NOW,
+    )
     # Then the second is a hit on the first and the other task gets its own run
     assert [(c.run_id, c.cached) for c in created] == [
-        ("run_a", False), ("run_a", True), ("run_c", False)]
+        ("run_a", False),
+        ("run_a", True),
+        ("run_c", False),
+    ]
 
 
 def test_replace_owner_lets_the_new_run_take_the_key(store: Store) -> None:
     # Given run_a owns "k" (it failed: IDEM-6)
     create(store, "run_a", idempotency_key="k", idempotency_ttl_ms=60_000)
     # When run_b is created allowed to replace run_a
-    taken = create(store, "run_b", idempotency_key="k", idempotency_ttl_ms=60_000,
-                   replace_owner="run_a")
+    taken = create(
+        store, "run_b", idempotency_key="k", idempotency_ttl_ms=60_000, replace_owner="run_a"
+    )
     # Then run_b is new and now owns the key; a replace naming someone else is a hit
     assert taken == ("run_b", False)
-    assert create(store, "run_c", idempotency_key="k", idempotency_ttl_ms=60_000) == (
-        "run_b", True)
-    assert create(store, "run_d", idempotency_key="k", idempotency_ttl_ms=60_000,
-                  replace_owner="run_a") == ("run_b", True)
+    assert create(store, "run_c", idempotency_key="k", idempotency_ttl_ms=60_000) == ("run_b", True)
+    assert create(
+        store, "run_d", idempotency_key="k", idempotency_ttl_ms=60_000, replace_owner="run_a"
+    ) == ("run_b", True)
 
 
 def test_idempotency_key_expires_after_its_ttl(store: Store) -> None:
@@ -124,8 +161,9 @@ def test_idempotency_key_expires_after_its_ttl(store: Store) -> None:
     counter = iter(range(10_000))
 
     def fresh_create() -> bool:
-        _, cached = create(store, f"run_{next(counter)}", idempotency_key="k",
-                           idempotency_ttl_ms=60_000)
+        _, cached = create(
+            store, f"run_{next(counter)}", idempotency_key="k", idempotency_ttl_ms=60_000
+        )
         return not cached
 
     wait_for(fresh_create)
@@ -141,7 +179,9 @@ def test_delete_idempotency_key_frees_the_key_once(store: Store) -> None:
     # Then only the first deleted something and the key is free again
     assert (first, second) == (True, False)
     assert create(store, "run_b", idempotency_key="k", idempotency_ttl_ms=60_000) == (
-        "run_b", False)
+        "run_b",
+        False,
+    )
 
 
 def test_recreating_an_existing_run_id_is_cached_and_keeps_the_record(store: Store) -> None:
@@ -185,10 +225,26 @@ def test_claim_takes_a_runnable_run_under_a_lease(store: Store, status: str) -> 
     result = claim(store, "run_a", drop=("ttl:run_a",))
     # Then the record says EXECUTING under our lease, attempt 1, started now
     assert result.action == "ok" and result.record is not None
-    assert {k: result.record[k] for k in ("status", "lease", "lease_exp", "attempt", "started",
-                                          "attempt_started", "updated")} == {
-        "status": "EXECUTING", "lease": "tok-1", "lease_exp": str(NOW + LEASE), "attempt": "1",
-        "started": str(NOW), "attempt_started": str(NOW), "updated": str(NOW)}
+    assert {
+        k: result.record[k]
+        for k in (
+            "status",
+            "lease",
+            "lease_exp",
+            "attempt",
+            "started",
+            "attempt_started",
+            "updated",
+        )
+    } == {
+        "status": "EXECUTING",
+        "lease": "tok-1",
+        "lease_exp": str(NOW + LEASE),
+        "attempt": "1",
+        "started": str(NOW),
+        "attempt_started": str(NOW),
+        "updated": str(NOW),
+    }
     assert store.get_run("run_a") == result.record
     assert store.timer_due("ttl:run_a") is None
     assert store.timer_due("keep") == NOW + 2
@@ -203,8 +259,11 @@ def test_claim_counts_attempts_and_keeps_the_first_start(store: Store) -> None:
     result = claim(store, "run_a", token="tok-2", now=NOW + 1000)
     # Then attempt is 2, started is unchanged, attempt_started is now
     assert result.record is not None
-    assert (result.record["attempt"], result.record["started"],
-            result.record["attempt_started"]) == ("2", str(NOW), str(NOW + 1000))
+    assert (
+        result.record["attempt"],
+        result.record["started"],
+        result.record["attempt_started"],
+    ) == ("2", str(NOW), str(NOW + 1000))
 
 
 @pytest.mark.parametrize("status", FINAL)
@@ -219,9 +278,10 @@ def test_claim_drops_a_run_in_a_final_status(store: Store, status: str) -> None:
     assert store.timer_due("t1") == NOW
 
 
-@pytest.mark.parametrize(("status", "reason"), [
-    ("DELAYED", "DELAYED"), ("PENDING_VERSION", "PENDING_VERSION"),
-    ("WAITING", "waiting")])  # a WAITING run needs woken = 1 (test_contract_durable.py)
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [("DELAYED", "DELAYED"), ("PENDING_VERSION", "PENDING_VERSION"), ("WAITING", "waiting")],
+)  # a WAITING run needs woken = 1 (test_contract_durable.py)
 def test_claim_drops_a_run_that_is_not_runnable(store: Store, status: str, reason: str) -> None:
     create(store, "run_a", status=status)
     assert claim(store, "run_a") == Claim("drop", reason=reason)
@@ -266,7 +326,10 @@ def test_warm_claim_needs_the_same_live_token(store: Store) -> None:
     assert queued == Claim("drop", reason="lease lost")
     assert same.record is not None
     assert (same.record["attempt"], same.record["lease_exp"], same.record["takeover"]) == (
-        "2", str(NOW + 5 + LEASE), "0")  # its own live lease: no takeover
+        "2",
+        str(NOW + 5 + LEASE),
+        "0",
+    )  # its own live lease: no takeover
 
 
 def test_claim_drops_a_queued_run_whose_ttl_passed(store: Store) -> None:
@@ -346,8 +409,11 @@ def test_renew_extends_only_leases_still_held(store: Store) -> None:
         claim(store, run_id, token="tok-other" if run_id == "run_c" else "tok-1")
     store.finish_attempt("run_b", "tok-1", "COMPLETED", NOW, fields={})
     # When the heartbeat renews all three plus a missing run
-    lost = store.renew_leases([("run_a", "tok-1"), ("run_b", "tok-1"), ("run_c", "tok-1"),
-                               ("gone", "tok-1")], NOW + 1000, LEASE)
+    lost = store.renew_leases(
+        [("run_a", "tok-1"), ("run_b", "tok-1"), ("run_c", "tok-1"), ("gone", "tok-1")],
+        NOW + 1000,
+        LEASE,
+    )
     # Then only run_a is extended; the others are reported lost and left alone
     assert lost == ["run_b", "run_c", "gone"]
     assert (store.get_run("run_a") or {})["lease_exp"] == str(NOW + 1000 + LEASE)
@@ -362,15 +428,29 @@ def test_finish_with_the_lease_writes_the_outcome(store: Store) -> None:
     create(store, "run_a")
     claim(store, "run_a")
     # When it completes with output and a follow-up timer
-    ok = store.finish_attempt("run_a", "tok-1", "COMPLETED", NOW + 500,
-                              fields={"output": '{"x": 1}'}, timers=[("notify", NOW + 600)])
+    ok = store.finish_attempt(
+        "run_a",
+        "tok-1",
+        "COMPLETED",
+        NOW + 500,
+        fields={"output": '{"x": 1}'},
+        timers=[("notify", NOW + 600)],
+    )
     # Then the outcome, the finish time and the timer are written and the lease is gone
     record = store.get_run("run_a") or {}
     assert ok == 1  # written, and no run is parked on it (2 would say "notify waiters")
-    assert {k: record[k] for k in ("status", "lease", "lease_exp", "updated", "finished",
-                                   "output", "queued_at")} == {
-        "status": "COMPLETED", "lease": "", "lease_exp": "0", "updated": str(NOW + 500),
-        "finished": str(NOW + 500), "output": '{"x": 1}', "queued_at": str(NOW)}
+    assert {
+        k: record[k]
+        for k in ("status", "lease", "lease_exp", "updated", "finished", "output", "queued_at")
+    } == {
+        "status": "COMPLETED",
+        "lease": "",
+        "lease_exp": "0",
+        "updated": str(NOW + 500),
+        "finished": str(NOW + 500),
+        "output": '{"x": 1}',
+        "queued_at": str(NOW),
+    }
     assert store.timer_due("notify") == NOW + 600
 
 
@@ -383,10 +463,17 @@ def test_finish_without_the_lease_writes_nothing(store: Store) -> None:
     store.transition("run_b", NOW + 1, allowed="*", status="CANCELED")
     before = store.get_runs(["run_a", "run_b", "run_c"])
     # When finishing with a wrong token, after the cancel, and without a claim
-    outcomes = [store.finish_attempt(run_id, token, "COMPLETED", NOW + 2, fields={"o": "1"},
-                                     timers=[("t", NOW)])
-                for run_id, token in (("run_a", "tok-x"), ("run_b", "tok-1"),
-                                      ("run_c", "tok-1"), ("gone", "tok-1"))]
+    outcomes = [
+        store.finish_attempt(
+            run_id, token, "COMPLETED", NOW + 2, fields={"o": "1"}, timers=[("t", NOW)]
+        )
+        for run_id, token in (
+            ("run_a", "tok-x"),
+            ("run_b", "tok-1"),
+            ("run_c", "tok-1"),
+            ("gone", "tok-1"),
+        )
+    ]
     # Then every call is refused and nothing changed
     assert outcomes == [False, False, False, False]
     assert store.get_runs(["run_a", "run_b", "run_c"]) == before
@@ -398,8 +485,9 @@ def test_finish_to_queued_stamps_queued_at_not_finished(store: Store) -> None:
     create(store, "run_a")
     claim(store, "run_a")
     # When it is re-queued with a retry timer
-    store.finish_attempt("run_a", "tok-1", "QUEUED", NOW + 70, fields={},
-                         timers=[("retry:run_a", NOW + 60_000)])
+    store.finish_attempt(
+        "run_a", "tok-1", "QUEUED", NOW + 70, fields={}, timers=[("retry:run_a", NOW + 60_000)]
+    )
     # Then queued_at moves, finished is absent, the timer is due later
     record = store.get_run("run_a") or {}
     assert (record["status"], record["queued_at"]) == ("QUEUED", str(NOW + 70))
@@ -412,11 +500,20 @@ def test_finish_releases_the_key_of_a_failed_owner(store: Store) -> None:
     create(store, "run_a", idempotency_key="k", idempotency_ttl_ms=60_000)
     claim(store, "run_a")
     # When it finishes with release_key
-    store.finish_attempt("run_a", "tok-1", "FAILED", NOW, fields={},
-                         idempotency_key=idem(store, "k"), release_key=True)
+    store.finish_attempt(
+        "run_a",
+        "tok-1",
+        "FAILED",
+        NOW,
+        fields={},
+        idempotency_key=idem(store, "k"),
+        release_key=True,
+    )
     # Then the next trigger with "k" creates a new run
     assert create(store, "run_b", idempotency_key="k", idempotency_ttl_ms=60_000) == (
-        "run_b", False)
+        "run_b",
+        False,
+    )
 
 
 def test_finish_keeps_the_key_unless_released_and_owned(store: Store) -> None:
@@ -427,15 +524,21 @@ def test_finish_keeps_the_key_unless_released_and_owned(store: Store) -> None:
     claim(store, "run_a")
     claim(store, "run_b")
     # When run_a completes without release and run_b fails with release
-    store.finish_attempt("run_a", "tok-1", "COMPLETED", NOW, fields={},
-                         idempotency_key=idem(store, "k"))
-    store.finish_attempt("run_b", "tok-1", "FAILED", NOW, fields={},
-                         idempotency_key=idem(store, "j"), release_key=True)
+    store.finish_attempt(
+        "run_a", "tok-1", "COMPLETED", NOW, fields={}, idempotency_key=idem(store, "k")
+    )
+    store.finish_attempt(
+        "run_b",
+        "tok-1",
+        "FAILED",
+        NOW,
+        fields={},
+        idempotency_key=idem(store, "j"),
+        release_key=True,
+    )
     # Then both keys still name their owners (IDEM-6: COMPLETED keeps the key)
-    assert create(store, "run_x", idempotency_key="k", idempotency_ttl_ms=60_000) == (
-        "run_a", True)
-    assert create(store, "run_y", idempotency_key="j", idempotency_ttl_ms=60_000) == (
-        "run_c", True)
+    assert create(store, "run_x", idempotency_key="k", idempotency_ttl_ms=60_000) == ("run_a", True)
+    assert create(store, "run_y", idempotency_key="j", idempotency_ttl_ms=60_000) == ("run_c", True)
 
 
 # transition ---------------------------------------------------------------------------
@@ -443,15 +546,24 @@ def test_transition_from_an_allowed_status_applies_every_change(store: Store) ->
     # Given a delayed run with its delay timer
     create(store, "run_a", status="DELAYED", timers=[("delay:run_a", NOW + 9000)])
     # When the delay fires: DELAYED -> QUEUED, timer swapped, a field written
-    result = store.transition("run_a", NOW + 9000, allowed="WAITING,DELAYED", status="QUEUED",
-                              remove_timers=["delay:run_a"], add_timers=[("ttl:run_a", NOW + 1)],
-                              fields={"delayed_until": ""})
+    result = store.transition(
+        "run_a",
+        NOW + 9000,
+        allowed="WAITING,DELAYED",
+        status="QUEUED",
+        remove_timers=["delay:run_a"],
+        add_timers=[("ttl:run_a", NOW + 1)],
+        fields={"delayed_until": ""},
+    )
     # Then the returned record is the stored one, with the new status and stamps
     assert result.ok and result.status == "QUEUED"
     assert result.record == store.get_run("run_a")
     assert result.record is not None
-    assert (result.record["updated"], result.record["queued_at"],
-            result.record["delayed_until"]) == (str(NOW + 9000), str(NOW + 9000), "")
+    assert (
+        result.record["updated"],
+        result.record["queued_at"],
+        result.record["delayed_until"],
+    ) == (str(NOW + 9000), str(NOW + 9000), "")
     assert "finished" not in result.record
     assert store.timer_due("delay:run_a") is None
     assert store.timer_due("ttl:run_a") == NOW + 1
@@ -462,8 +574,15 @@ def test_transition_from_a_status_not_allowed_changes_nothing(store: Store) -> N
     create(store, "run_a", timers=[("t", NOW)])
     before = store.get_run("run_a")
     # When asked to move it only from DELAYED
-    result = store.transition("run_a", NOW, allowed="DELAYED", status="CANCELED",
-                              remove_timers=["t"], add_timers=[("u", NOW)], fields={"x": "1"})
+    result = store.transition(
+        "run_a",
+        NOW,
+        allowed="DELAYED",
+        status="CANCELED",
+        remove_timers=["t"],
+        add_timers=[("u", NOW)],
+        fields={"x": "1"},
+    )
     # Then it is refused with the current status
     assert (result.ok, result.status, result.record) == (False, "QUEUED", None)
     assert store.get_run("run_a") == before
@@ -490,8 +609,11 @@ def test_transition_to_a_final_status_ends_the_lease(store: Store) -> None:
     result = store.transition("run_a", NOW + 3, allowed="*", status="CANCELED")
     # Then finished is stamped and the lease is cleared, so the holder cannot finish
     assert result.record is not None
-    assert (result.record["finished"], result.record["lease"],
-            result.record["lease_exp"]) == (str(NOW + 3), "", "0")
+    assert (result.record["finished"], result.record["lease"], result.record["lease_exp"]) == (
+        str(NOW + 3),
+        "",
+        "0",
+    )
     assert store.renew_leases([("run_a", "tok-1")], NOW + 4, LEASE) == ["run_a"]
 
 
@@ -516,8 +638,9 @@ def test_transition_removes_the_run_from_the_named_set(store: Store) -> None:
     create(store, "run_b", status="PENDING_VERSION", pending_version=True, now=NOW + 1)
     # When run_a is released to the queue
     pending_key = store.keys.pending_version("t.send")
-    store.transition("run_a", NOW + 2, allowed="PENDING_VERSION", status="QUEUED",
-                     remove_from=pending_key)
+    store.transition(
+        "run_a", NOW + 2, allowed="PENDING_VERSION", status="QUEUED", remove_from=pending_key
+    )
     # Then only run_b is still pending
     assert store.pending_runs("t.send", 10) == ["run_b"]
 
@@ -538,8 +661,7 @@ def test_list_is_newest_first_and_limited(store: Store) -> None:
     assert store.list_run_ids(index=None, before=None, count=0) == []
 
 
-def test_paging_through_a_large_batch_created_in_one_ms_yields_every_run_once(
-        store: Store) -> None:
+def test_paging_through_a_large_batch_created_in_one_ms_yields_every_run_once(store: Store) -> None:
     # Given 130 runs tagged "b" created in one call (one ms) plus older ones (RUNS-4, TAG-4)
     store.create_runs([new_run(f"run_{i:03d}", tags=["b"]) for i in range(130)], NOW)
     store.create_runs([new_run(f"old_{i}", tags=["b"]) for i in range(3)], NOW - 1)
@@ -554,8 +676,7 @@ def test_paging_through_a_large_batch_created_in_one_ms_yields_every_run_once(
         seen.extend(run_id for run_id, _ in page)
         cursor = (page[-1][1], page[-1][0])
     # Then every tagged run appears exactly once, newest first
-    assert seen == [f"run_{i:03d}" for i in reversed(range(130))] + [
-        "old_2", "old_1", "old_0"]
+    assert seen == [f"run_{i:03d}" for i in reversed(range(130))] + ["old_2", "old_1", "old_0"]
 
 
 # timers -------------------------------------------------------------------------------
@@ -564,7 +685,10 @@ def test_add_timers_sets_and_moves_due_times(store: Store) -> None:
     store.add_timers([("a", NOW + 30)])
     store.add_timers([])
     assert (store.timer_due("a"), store.timer_due("b"), store.timer_due("c")) == (
-        NOW + 30, NOW + 20, None)
+        NOW + 30,
+        NOW + 20,
+        None,
+    )
 
 
 def test_claim_timers_hands_out_due_members_oldest_first_up_to_the_limit(store: Store) -> None:

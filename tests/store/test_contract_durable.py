@@ -26,19 +26,43 @@ def executing(store: Store, run_id: str = "run_p", token: str = "tok-1") -> None
     assert claim(store, run_id, token=token).action == "ok"
 
 
-def park(store: Store, run_id: str = "run_p", *, k: int = 0, entry: str = "e0",
-         members: tuple[str, ...] = (), due: int | None = None, now: int = NOW + 5,
-         token: str = "tok-1", fields: dict[str, str] | None = None) -> str:
-    return store.park(run_id, token, now, k, entry, due_ms=due, members=list(members),
-                      fields=fields or {})
+def park(
+    store: Store,
+    run_id: str = "run_p",
+    *,
+    k: int = 0,
+    entry: str = "e0",
+    members: tuple[str, ...] = (),
+    due: int | None = None,
+    now: int = NOW + 5,
+    token: str = "tok-1",
+    fields: dict[str, str] | None = None,
+) -> str:
+    return store.park(
+        run_id, token, now, k, entry, due_ms=due, members=list(members), fields=fields or {}
+    )
 
 
-def token(store: Store, token_id: str, *, now: int = NOW, key: str | None = None,
-          key_ttl_ms: int = 0, timeout_ms: int | None = None,
-          tags: tuple[str, ...] = ()) -> Created:
+def token(
+    store: Store,
+    token_id: str,
+    *,
+    now: int = NOW,
+    key: str | None = None,
+    key_ttl_ms: int = 0,
+    timeout_ms: int | None = None,
+    tags: tuple[str, ...] = (),
+) -> Created:
     fields = {"id": token_id, "status": "WAITING", "created": str(now)}
-    return store.create_token(token_id, now, key=key, key_ttl_ms=key_ttl_ms,
-                              timeout_ms=timeout_ms, fields=fields, tags=list(tags))
+    return store.create_token(
+        token_id,
+        now,
+        key=key,
+        key_ttl_ms=key_ttl_ms,
+        timeout_ms=timeout_ms,
+        fields=fields,
+        tags=list(tags),
+    )
 
 
 def status(store: Store, run_id: str) -> str:
@@ -50,10 +74,12 @@ def test_journal_append_adds_entry_k_only_when_the_journal_has_k_entries(store: 
     # Given an executing attempt (D-17)
     executing(store)
     # When entries are appended in order, replayed, and one skips a position
-    lengths = [store.journal_append("run_p", "tok-1", 0, "a"),
-               store.journal_append("run_p", "tok-1", 0, "a-replayed"),
-               store.journal_append("run_p", "tok-1", 2, "gap"),
-               store.journal_append("run_p", "tok-1", 1, "b")]
+    lengths = [
+        store.journal_append("run_p", "tok-1", 0, "a"),
+        store.journal_append("run_p", "tok-1", 0, "a-replayed"),
+        store.journal_append("run_p", "tok-1", 2, "gap"),
+        store.journal_append("run_p", "tok-1", 1, "b"),
+    ]
     # Then only the first write of each position lands and the length comes back
     assert lengths == [1, 1, 1, 2]
     assert store.journal("run_p") == ["a", "b"]
@@ -64,9 +90,11 @@ def test_journal_append_without_the_lease_writes_nothing(store: Store) -> None:
     executing(store)
     create(store, "run_q")
     # When appending with another token, to a queued run and to a missing run
-    outcomes = [store.journal_append("run_p", "tok-x", 0, "a"),
-                store.journal_append("run_q", "tok-1", 0, "a"),
-                store.journal_append("gone", "tok-1", 0, "a")]
+    outcomes = [
+        store.journal_append("run_p", "tok-x", 0, "a"),
+        store.journal_append("run_q", "tok-1", 0, "a"),
+        store.journal_append("gone", "tok-1", 0, "a"),
+    ]
     # Then each is refused with -1 and every journal stays empty
     assert outcomes == [-1, -1, -1]
     assert (store.journal("run_p"), store.journal("run_q"), store.journal("gone")) == ([], [], [])
@@ -86,8 +114,9 @@ def test_park_without_the_lease_is_lost_and_writes_nothing(store: Store) -> None
 
 
 @pytest.mark.parametrize("child_status", FINAL)
-def test_park_on_a_finished_child_is_ready_and_keeps_the_lease(store: Store,
-                                                               child_status: str) -> None:
+def test_park_on_a_finished_child_is_ready_and_keeps_the_lease(
+    store: Store, child_status: str
+) -> None:
     # Given a child that already reached a final status (IDEM-10, TRIG-7)
     executing(store)
     create(store, "run_c", status=child_status)
@@ -102,23 +131,49 @@ def test_park_on_a_finished_child_is_ready_and_keeps_the_lease(store: Store,
 
 
 @pytest.mark.parametrize("child_status", ["QUEUED", "DELAYED", "EXECUTING", "WAITING"])
-def test_park_on_an_unfinished_child_parks_and_registers_the_waiter(store: Store,
-                                                                    child_status: str) -> None:
+def test_park_on_an_unfinished_child_parks_and_registers_the_waiter(
+    store: Store, child_status: str
+) -> None:
     # Given a parent at its third durable operation and an unfinished child (STATUS-3)
     executing(store)
     store.journal_append("run_p", "tok-1", 0, "e0")
     store.journal_append("run_p", "tok-1", 1, "e1")
     create(store, "run_c", status=child_status)
     # When it parks on the child with its usage totals
-    result = park(store, k=2, entry="e2", members=("run_c",),
-                  fields={"duration_ms": "120", "attempt_ms": "120"})
+    result = park(
+        store,
+        k=2,
+        entry="e2",
+        members=("run_c",),
+        fields={"duration_ms": "120", "attempt_ms": "120"},
+    )
     # Then it is WAITING without a lease, the entry is journaled, the child knows its waiter
     record = store.get_run("run_p") or {}
     assert result == "parked"
-    assert {f: record[f] for f in ("status", "lease", "lease_exp", "woken", "wait_k", "updated",
-                                   "duration_ms", "attempt_ms", "attempt")} == {
-        "status": "WAITING", "lease": "", "lease_exp": "0", "woken": "0", "wait_k": "2",
-        "updated": str(NOW + 5), "duration_ms": "120", "attempt_ms": "120", "attempt": "1"}
+    assert {
+        f: record[f]
+        for f in (
+            "status",
+            "lease",
+            "lease_exp",
+            "woken",
+            "wait_k",
+            "updated",
+            "duration_ms",
+            "attempt_ms",
+            "attempt",
+        )
+    } == {
+        "status": "WAITING",
+        "lease": "",
+        "lease_exp": "0",
+        "woken": "0",
+        "wait_k": "2",
+        "updated": str(NOW + 5),
+        "duration_ms": "120",
+        "attempt_ms": "120",
+        "attempt": "1",
+    }
     assert store.journal("run_p") == ["e0", "e1", "e2"]
     assert store.waiters("run_c") == ["run_p|2"]
     assert store.timer_due("resume|run_p") is None
@@ -135,16 +190,22 @@ def test_park_on_a_batch_awaits_only_the_unfinished_children(store: Store) -> No
     assert park(store, members=("run_done", "run_1", "run_2")) == "parked"
     # Then only the unfinished ones know the waiter, and only they count for waking
     assert (store.waiters("run_done"), store.waiters("run_1"), store.waiters("run_2")) == (
-        [], ["run_p|0"], ["run_p|0"])
+        [],
+        ["run_p|0"],
+        ["run_p|0"],
+    )
     assert store.notify("run_p|0", "run_done", NOW + 10, SAFETY) is False
     assert store.notify("run_p|0", "run_1", NOW + 10, SAFETY) is False
     assert store.notify("run_p|0", "run_2", NOW + 10, SAFETY) is True
 
 
-@pytest.mark.parametrize(("token_status", "expected"), [
-    ("WAITING", "parked"), ("COMPLETED", "ready"), ("TIMED_OUT", "ready")])
-def test_park_on_a_token_waits_only_while_it_is_waiting(store: Store, token_status: str,
-                                                       expected: str) -> None:
+@pytest.mark.parametrize(
+    ("token_status", "expected"),
+    [("WAITING", "parked"), ("COMPLETED", "ready"), ("TIMED_OUT", "ready")],
+)
+def test_park_on_a_token_waits_only_while_it_is_waiting(
+    store: Store, token_status: str, expected: str
+) -> None:
     # Given a token in some status (WAIT-9: completed before the wait resumes at once)
     executing(store)
     token(store, "tk")
@@ -193,9 +254,11 @@ def test_notify_wakes_only_when_the_last_member_resolves_and_only_once(store: St
     assert (store.get_run("run_p") or {})["woken"] == "0"
     assert store.timer_due("resume|run_p") is None
     # When the second resolves, and both notifications are repeated
-    outcomes = [store.notify("run_p|0", "run_b", NOW + 200, SAFETY),
-                store.notify("run_p|0", "run_b", NOW + 300, SAFETY),
-                store.notify("run_p|0", "run_a", NOW + 300, SAFETY)]
+    outcomes = [
+        store.notify("run_p|0", "run_b", NOW + 200, SAFETY),
+        store.notify("run_p|0", "run_b", NOW + 300, SAFETY),
+        store.notify("run_p|0", "run_a", NOW + 300, SAFETY),
+    ]
     # Then exactly one call woke it, with the fallback resume timer behind it
     assert outcomes == [True, False, False]
     assert (store.get_run("run_p") or {})["woken"] == "1"
@@ -209,9 +272,11 @@ def test_notify_ignores_another_wait_position_and_runs_not_waiting(store: Store)
     park(store, members=("run_c",))
     executing(store, "run_x")
     # When notified for position 1, and for runs that are not WAITING or do not exist
-    outcomes = [store.notify("run_p|1", "run_c", NOW, SAFETY),
-                store.notify("run_x|0", "run_c", NOW, SAFETY),
-                store.notify("gone|0", "run_c", NOW, SAFETY)]
+    outcomes = [
+        store.notify("run_p|1", "run_c", NOW, SAFETY),
+        store.notify("run_x|0", "run_c", NOW, SAFETY),
+        store.notify("gone|0", "run_c", NOW, SAFETY),
+    ]
     # Then nothing is woken, and the wait at k=0 still counts run_c
     assert outcomes == [False, False, False]
     assert "woken" not in (store.get_run("run_x") or {})
@@ -259,8 +324,7 @@ def test_claim_of_a_waiting_run_needs_it_woken(store: Store) -> None:
     before = store.get_run("run_p")
     # When a new and a warm claim arrive / Then both are dropped and nothing changes
     assert claim(store, "run_p", token="tok-2", now=NOW + 10) == Claim("drop", reason="waiting")
-    assert claim(store, "run_p", now=NOW + 10, mode="warm") == Claim("drop",
-                                                                      reason="lease lost")
+    assert claim(store, "run_p", now=NOW + 10, mode="warm") == Claim("drop", reason="lease lost")
     assert store.get_run("run_p") == before
 
 
@@ -274,19 +338,40 @@ def test_resumed_claim_continues_the_same_attempt_with_its_journal(store: Store)
     result = claim(store, "run_p", token="tok-2", now=NOW + 30_000, drop=("resume|run_p",))
     # Then it executes under the new lease in attempt 1, journal and usage intact
     assert result.action == "ok" and result.record is not None
-    assert {f: result.record[f] for f in (
-        "status", "lease", "lease_exp", "woken", "resumed", "attempt", "attempt_started",
-        "started", "updated", "attempt_ms")} == {
-        "status": "EXECUTING", "lease": "tok-2", "lease_exp": str(NOW + 30_000 + LEASE),
-        "woken": "0", "resumed": "1", "attempt": "1", "attempt_started": str(NOW),
-        "started": str(NOW), "updated": str(NOW + 30_000), "attempt_ms": "250"}
+    assert {
+        f: result.record[f]
+        for f in (
+            "status",
+            "lease",
+            "lease_exp",
+            "woken",
+            "resumed",
+            "attempt",
+            "attempt_started",
+            "started",
+            "updated",
+            "attempt_ms",
+        )
+    } == {
+        "status": "EXECUTING",
+        "lease": "tok-2",
+        "lease_exp": str(NOW + 30_000 + LEASE),
+        "woken": "0",
+        "resumed": "1",
+        "attempt": "1",
+        "attempt_started": str(NOW),
+        "started": str(NOW),
+        "updated": str(NOW + 30_000),
+        "attempt_ms": "250",
+    }
     assert store.get_run("run_p") == result.record
     assert store.journal("run_p") == ["step", "wait"]
     assert store.timer_due("resume|run_p") is None
     assert store.timer_due("lease|run_p") == NOW + 30_000 + LEASE + 1000
     # And a second resume message is a duplicate of the live lease
     assert claim(store, "run_p", token="tok-3", now=NOW + 30_001) == Claim(
-        "drop", reason="executing")
+        "drop", reason="executing"
+    )
 
 
 def test_a_new_attempt_clears_the_journal_and_the_resume_state(store: Store) -> None:
@@ -301,8 +386,11 @@ def test_a_new_attempt_clears_the_journal_and_the_resume_state(store: Store) -> 
     result = claim(store, "run_p", token="tok-3", now=NOW + 1000)
     # Then it starts from an empty journal with fresh usage and resume flags
     assert result.record is not None
-    assert (result.record["attempt"], result.record["resumed"],
-            result.record["attempt_ms"]) == ("2", "0", "0")
+    assert (result.record["attempt"], result.record["resumed"], result.record["attempt_ms"]) == (
+        "2",
+        "0",
+        "0",
+    )
     assert store.journal("run_p") == []
 
 
@@ -318,7 +406,9 @@ def test_claims_arm_the_lease_timer_and_mark_takeovers(store: Store) -> None:
     assert first.record is not None and taken.record is not None
     assert (first.record["takeover"], armed) == ("0", NOW + LEASE + 1000)
     assert (taken.record["takeover"], store.timer_due("lease|run_a")) == (
-        "1", NOW + 2 * LEASE + 1000)
+        "1",
+        NOW + 2 * LEASE + 1000,
+    )
 
 
 def test_a_resumed_claim_arms_the_lease_timer_without_takeover(store: Store) -> None:
@@ -407,14 +497,15 @@ def test_create_token_writes_the_record_the_indexes_and_the_timeout(store: Store
     assert store.get_token("tk_a") == {"id": "tk_a", "status": "WAITING", "created": str(NOW)}
     assert store.get_token("missing") is None
     assert store.list_token_ids(tag=None, before=None, count=10) == [
-        ("tk_b", NOW + 1), ("tk_a", NOW)]
+        ("tk_b", NOW + 1),
+        ("tk_a", NOW),
+    ]
     assert store.list_token_ids(tag="vip", before=None, count=10) == [("tk_a", NOW)]
     assert store.timer_due("tokento|tk_a") == NOW + 1000
     assert store.timer_due("tokento|tk_b") is None
 
 
-def test_create_token_with_a_live_key_returns_the_owner_and_writes_nothing(
-        store: Store) -> None:
+def test_create_token_with_a_live_key_returns_the_owner_and_writes_nothing(store: Store) -> None:
     # Given a token owning key "x" (WAIT-11)
     token(store, "tk_a", key="x", key_ttl_ms=60_000)
     # When another token is created with the same key, tags and a timeout
@@ -433,8 +524,7 @@ def test_token_key_expires_after_its_ttl_and_never_without_one(store: Store) -> 
     token(store, "tk_forever", key="forever", key_ttl_ms=0)
     counter = iter(range(10_000))
     # When the short one has expired
-    wait_for(lambda: not token(store, f"tk_{next(counter)}", key="short",
-                               key_ttl_ms=60_000).cached)
+    wait_for(lambda: not token(store, f"tk_{next(counter)}", key="short", key_ttl_ms=60_000).cached)
     # Then the key without ttl still names its owner
     assert token(store, "tk_other", key="forever") == Created("tk_forever", True)
 
@@ -449,8 +539,13 @@ def test_complete_token_first_wins(store: Store) -> None:
     late = store.complete_token("tk", NOW + 30, "TIMED_OUT", "error", "{}")
     # Then the first wins: stamped, timeout timer gone, no notify without waiters
     assert (first, second, late) == (("ok", []), ("done", []), ("done", []))
-    assert after_first == {"id": "tk", "status": "COMPLETED", "created": str(NOW),
-                           "completed_at": str(NOW + 10), "output": '{"a": 1}'}
+    assert after_first == {
+        "id": "tk",
+        "status": "COMPLETED",
+        "created": str(NOW),
+        "completed_at": str(NOW + 10),
+        "output": '{"a": 1}',
+    }
     assert store.get_token("tk") == after_first
     assert store.timer_due("tokento|tk") is None
     assert store.timer_due("notify|token:tk") is None
@@ -478,8 +573,7 @@ def test_completing_a_token_returns_its_waiters_and_schedules_notify(store: Stor
     # Then both waiters come back, the safety net is scheduled, and notifying wakes each
     assert (result, sorted(waiters)) == ("ok", ["run_a|0", "run_b|0"])
     assert store.timer_due("notify|token:tk") == NOW + 100 + SAFETY
-    assert [store.notify(w, "token:tk", NOW + 101, SAFETY) for w in sorted(waiters)] == [
-        True, True]
+    assert [store.notify(w, "token:tk", NOW + 101, SAFETY) for w in sorted(waiters)] == [True, True]
 
 
 def test_list_token_ids_pages_newest_first_without_repeats(store: Store) -> None:
@@ -496,10 +590,14 @@ def test_list_token_ids_pages_newest_first_without_repeats(store: Store) -> None
         seen.extend(page)
         cursor = (page[-1][1], page[-1][0])
     # Then every token appears once, ties by id descending; a tag lists only its own
-    assert seen == [("tk_e", NOW + 9), ("tk_d", NOW + 5), ("tk_c", NOW + 5),
-                    ("tk_b", NOW + 5), ("tk_a", NOW)]
-    assert store.list_token_ids(tag="t", before=(NOW + 5, "tk_c"), count=10) == [
-        ("tk_b", NOW + 5)]
+    assert seen == [
+        ("tk_e", NOW + 9),
+        ("tk_d", NOW + 5),
+        ("tk_c", NOW + 5),
+        ("tk_b", NOW + 5),
+        ("tk_a", NOW),
+    ]
+    assert store.list_token_ids(tag="t", before=(NOW + 5, "tk_c"), count=10) == [("tk_b", NOW + 5)]
     assert store.list_token_ids(tag=None, before=None, count=0) == []
 
 

@@ -32,8 +32,15 @@ def run_with(store: Store, run_id: str = "run_m", meta: Any = None, **fields: st
     return run_id
 
 
-def apply(store: Store, ops: list[dict[str, Any]], run_id: str = "run_m", *,
-          window_ms: int | None = None, now: int = NOW, limit: int = LIMIT) -> MetaResult:
+def apply(
+    store: Store,
+    ops: list[dict[str, Any]],
+    run_id: str = "run_m",
+    *,
+    window_ms: int | None = None,
+    now: int = NOW,
+    limit: int = LIMIT,
+) -> MetaResult:
     update = MetaUpdate(run_id, json.dumps(ops), window_ms=window_ms, reply=True)
     return store.apply_metadata([update], now, max_bytes=limit)[0]
 
@@ -57,43 +64,74 @@ CASES = [
     # (check ids, initial document, operations, expected document)
     ("META-1 set", {}, [op("set", "progress", 0.5)], {"progress": 0.5}),
     ("META-3 append to missing", {}, [op("append", "logs", "a")], {"logs": ["a"]}),
-    ("META-3 append twice", {}, [op("append", "logs", "a"), op("append", "logs", "b")],
-     {"logs": ["a", "b"]}),
-    ("META-3 append to scalar", {"logs": "x"}, [op("append", "logs", "a")],
-     {"logs": ["x", "a"]}),
-    ("META-3 append to null", {"logs": None}, [op("append", "logs", "a")],
-     {"logs": [None, "a"]}),
-    ("META-4 remove all equal", {"logs": ["a", "b", "a"]}, [op("remove", "logs", "a")],
-     {"logs": ["b"]}),
-    ("META-4 remove deep-equal", {"l": [{"x": [1]}, {"x": [2]}]},
-     [op("remove", "l", {"x": [1]})], {"l": [{"x": [2]}]}),
-    ("META-4 remove leaves booleans", {"l": [1, True, 1.0]}, [op("remove", "l", 1)],
-     {"l": [True]}),
+    (
+        "META-3 append twice",
+        {},
+        [op("append", "logs", "a"), op("append", "logs", "b")],
+        {"logs": ["a", "b"]},
+    ),
+    ("META-3 append to scalar", {"logs": "x"}, [op("append", "logs", "a")], {"logs": ["x", "a"]}),
+    ("META-3 append to null", {"logs": None}, [op("append", "logs", "a")], {"logs": [None, "a"]}),
+    (
+        "META-4 remove all equal",
+        {"logs": ["a", "b", "a"]},
+        [op("remove", "logs", "a")],
+        {"logs": ["b"]},
+    ),
+    (
+        "META-4 remove deep-equal",
+        {"l": [{"x": [1]}, {"x": [2]}]},
+        [op("remove", "l", {"x": [1]})],
+        {"l": [{"x": [2]}]},
+    ),
+    ("META-4 remove leaves booleans", {"l": [1, True, 1.0]}, [op("remove", "l", 1)], {"l": [True]}),
     ("META-5 increment missing", {}, [op("increment", "n", 1)], {"n": 1}),
     ("META-5 increment float", {"n": 0.1}, [op("increment", "n", 0.4)], {"n": 0.5}),
     ("META-5 decrement", {"n": 5}, [op("increment", "n", -2)], {"n": 3}),
-    ("META-5 increment non-number", {"n": "x", "b": True},
-     [op("increment", "n", 2), op("increment", "b", 1)], {"n": 2, "b": 1}),
+    (
+        "META-5 increment non-number",
+        {"n": "x", "b": True},
+        [op("increment", "n", 2), op("increment", "b", 1)],
+        {"n": 2, "b": 1},
+    ),
     ("META-6 set path", {}, [op("set", "$.a.b", 1)], {"a": {"b": 1}}),
     ("META-6 set path over scalar", {"a": 3}, [op("set", "$.a.b", 1)], {"a": {"b": 1}}),
-    ("META-6 increment path", {"p": {"done": 2}}, [op("increment", "$.p.done", 3)],
-     {"p": {"done": 5}}),
+    (
+        "META-6 increment path",
+        {"p": {"done": 2}},
+        [op("increment", "$.p.done", 3)],
+        {"p": {"done": 5}},
+    ),
     ("META-6 append path", {}, [op("append", "$.p.log", "x")], {"p": {"log": ["x"]}}),
-    ("META-6 path into an array element", {"items": [{"done": False}, {"done": False}]},
-     [op("set", "$.items.1.done", True)], {"items": [{"done": False}, {"done": True}]}),
+    (
+        "META-6 path into an array element",
+        {"items": [{"done": False}, {"done": False}]},
+        [op("set", "$.items.1.done", True)],
+        {"items": [{"done": False}, {"done": True}]},
+    ),
     ("META-7 replace", {"a": 1, "b": 2}, [op("update", None, {"x": 1})], {"x": 1}),
     ("§8.2 del", {"a": 1, "b": 2}, [op("delete", "a"), op("delete", "zz")], {"b": 2}),
     ("§8.2 set null", {"a": 1}, [op("set", "a", None)], {"a": None}),
-    ("§8.2 order of operations", {}, [op("set", "s", "a"), op("append", "s", "b"),
-                                      op("update", None, {"k": []}), op("append", "k", 1)],
-     {"k": [1]}),
+    (
+        "§8.2 order of operations",
+        {},
+        [
+            op("set", "s", "a"),
+            op("append", "s", "b"),
+            op("update", None, {"k": []}),
+            op("append", "k", 1),
+        ],
+        {"k": [1]},
+    ),
 ]
 
 
-@pytest.mark.parametrize(("initial", "ops", "expected"), [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
-def test_operations_apply_to_the_stored_document(store: Store, initial: Any, ops: Any,
-                                                 expected: Any) -> None:
+@pytest.mark.parametrize(
+    ("initial", "ops", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_operations_apply_to_the_stored_document(
+    store: Store, initial: Any, ops: Any, expected: Any
+) -> None:
     """META-1..7, §8.2: each operation's effect on the stored value."""
     # Given a run whose stored metadata is ``initial``
     run_with(store, meta=initial)
@@ -109,9 +147,20 @@ def test_operations_apply_to_the_stored_document(store: Store, initial: Any, ops
 def test_empty_containers_unicode_and_numbers_survive_a_rewrite(store: Store) -> None:
     """§8.1: rewriting the document keeps [] and {} apart, UTF-8 text and exact numbers."""
     # Given a document with the shapes a JSON round trip through Lua could damage
-    doc = {"empty_list": [], "empty_obj": {}, "nested": {"l": [[], {}]}, "text": "é/中\n\"q\"",
-           "ts_ms": 1_700_000_000_123, "big": 9_007_199_254_740_991, "f": 0.1, "e": 1e-7,
-           "neg": -2.5, "t": True, "null": None, "arr": [1, "two", None, False]}
+    doc = {
+        "empty_list": [],
+        "empty_obj": {},
+        "nested": {"l": [[], {}]},
+        "text": 'é/中\n"q"',
+        "ts_ms": 1_700_000_000_123,
+        "big": 9_007_199_254_740_991,
+        "f": 0.1,
+        "e": 1e-7,
+        "neg": -2.5,
+        "t": True,
+        "null": None,
+        "arr": [1, "two", None, False],
+    }
     run_with(store, meta=doc)
     # When an unrelated key is changed
     result = apply(store, [op("set", "x", 1)])
@@ -128,8 +177,9 @@ def test_operations_that_apply_to_nothing_write_nothing(store: Store) -> None:
     run_with(store, meta={"s": "x", "items": [1]})
     before = store.get_run("run_m")
     # When only unapplicable operations are sent
-    result = apply(store, [op("remove", "s", "x"), op("set", "$.items.5.a", 1),
-                           op("remove", "nope", 1)])
+    result = apply(
+        store, [op("remove", "s", "x"), op("set", "$.items.5.a", 1), op("remove", "nope", 1)]
+    )
     # Then the reply is ok and the record is untouched
     assert result.status == "ok"
     assert store.get_run("run_m") == before
@@ -143,8 +193,7 @@ def test_a_run_without_metadata_gets_a_document_on_first_write(store: Store) -> 
 
 
 # limits -------------------------------------------------------------------------------
-def test_a_write_over_the_size_limit_is_refused_and_the_stored_value_kept(
-        store: Store) -> None:
+def test_a_write_over_the_size_limit_is_refused_and_the_stored_value_kept(store: Store) -> None:
     """META-13, §8.3: the stored document keeps its previous value; at the limit it passes."""
     # Given a run with small metadata and a limit of 100 bytes
     run_with(store, meta={"a": 1})
@@ -159,11 +208,19 @@ def test_a_write_over_the_size_limit_is_refused_and_the_stored_value_kept(
     assert exact.status == "ok" and stored(store) == at_limit
 
 
-@pytest.mark.parametrize(("status", "finished_ago", "outcome"), [
-    ("EXECUTING", None, "ok"), ("COMPLETED", HOUR // 2, "ok"), ("FAILED", HOUR - 1, "ok"),
-    ("COMPLETED", 2 * HOUR, "closed"), ("CANCELED", HOUR + 1, "closed")])
+@pytest.mark.parametrize(
+    ("status", "finished_ago", "outcome"),
+    [
+        ("EXECUTING", None, "ok"),
+        ("COMPLETED", HOUR // 2, "ok"),
+        ("FAILED", HOUR - 1, "ok"),
+        ("COMPLETED", 2 * HOUR, "closed"),
+        ("CANCELED", HOUR + 1, "closed"),
+    ],
+)
 def test_writes_are_accepted_until_one_hour_after_the_run_finished(
-        store: Store, status: str, finished_ago: int | None, outcome: str) -> None:
+    store: Store, status: str, finished_ago: int | None, outcome: str
+) -> None:
     """META-12, §8.3: the updatable window; a running run is always writable."""
     # Given a run in ``status`` that finished ``finished_ago`` ms ago
     fields = {"status": status}
@@ -182,8 +239,12 @@ def test_a_missing_run_and_unreadable_operations_are_reported(store: Store) -> N
     run_with(store, meta={"a": 1})
     assert apply(store, [op("set", "a", 2)], run_id="run_nope").status == "missing"
     assert store.get_run("run_nope") is None
-    for bad in ([{"type": "bogus", "key": "a"}], [op("update", None, [1])],
-                [op("increment", "a", "1")], [{"type": "set", "value": 1}]):
+    for bad in (
+        [{"type": "bogus", "key": "a"}],
+        [op("update", None, [1])],
+        [op("increment", "a", "1")],
+        [{"type": "set", "value": 1}],
+    ):
         assert apply(store, bad).status == "invalid"
     assert stored(store) == {"a": 1}
 
@@ -192,12 +253,20 @@ def test_several_targets_in_one_call_answer_in_order(store: Store) -> None:
     """§8.2 (parent/root): one call updates several runs; only asked-for replies carry text."""
     run_with(store, "run_a", meta={})
     run_with(store, "run_b", meta={"n": 1})
-    results = store.apply_metadata([
-        MetaUpdate("run_a", json.dumps([op("set", "k", "v")]), reply=True),
-        MetaUpdate("run_b", json.dumps([op("increment", "n", 1)])),
-        MetaUpdate("run_x", json.dumps([op("increment", "n", 1)]))], NOW, max_bytes=LIMIT)
-    assert results == [MetaResult("ok", '{"k":"v"}'), MetaResult("ok", ""),
-                       MetaResult("missing", "")]
+    results = store.apply_metadata(
+        [
+            MetaUpdate("run_a", json.dumps([op("set", "k", "v")]), reply=True),
+            MetaUpdate("run_b", json.dumps([op("increment", "n", 1)])),
+            MetaUpdate("run_x", json.dumps([op("increment", "n", 1)])),
+        ],
+        NOW,
+        max_bytes=LIMIT,
+    )
+    assert results == [
+        MetaResult("ok", '{"k":"v"}'),
+        MetaResult("ok", ""),
+        MetaResult("missing", ""),
+    ]
     assert stored(store, "run_b") == {"n": 2}
 
 
@@ -210,8 +279,7 @@ def test_concurrent_increments_are_never_lost(store: Store) -> None:
     def writer() -> None:
         barrier.wait()
         for _ in range(25):
-            assert apply(store, [op("increment", "done", 1), op("append", "who", 1)]).status \
-                == "ok"
+            assert apply(store, [op("increment", "done", 1), op("append", "who", 1)]).status == "ok"
 
     # When 8 threads increment it concurrently
     threads = [threading.Thread(target=writer) for _ in range(8)]
@@ -225,8 +293,7 @@ def test_concurrent_increments_are_never_lost(store: Store) -> None:
 
 
 # tags ---------------------------------------------------------------------------------
-def test_add_tags_skips_present_ones_and_indexes_new_ones_by_creation_time(
-        store: Store) -> None:
+def test_add_tags_skips_present_ones_and_indexes_new_ones_by_creation_time(store: Store) -> None:
     """TAG-1: dedup against the run's tags; the index scores by the run's creation time."""
     # Given a run with tags a, b created at NOW
     create(store, "run_t", fields={"created": str(NOW), "tags": '["a","b"]'}, tags=["a", "b"])
@@ -261,8 +328,13 @@ def test_add_tags_to_a_run_without_tags(store: Store) -> None:
 def test_release_only_when_the_owner_still_holds_the_key(store: Store) -> None:
     """IDEM-13, §5.2: compare-and-delete; with clear_record the owner forgets its key."""
     # Given run_a owning key k
-    create(store, "run_a", idempotency_key="k", idempotency_ttl_ms=60_000,
-           fields={"idem": "user-k", "idem_key": "k", "idem_exp": "1"})
+    create(
+        store,
+        "run_a",
+        idempotency_key="k",
+        idempotency_ttl_ms=60_000,
+        fields={"idem": "user-k", "idem_key": "k", "idem_exp": "1"},
+    )
     # When another run tries to release it, then its owner does
     refused = store.release_idempotency_key("t.send", "k", "run_b", clear_record=True)
     owner_before = store.idempotency_owner("t.send", "k")
@@ -273,15 +345,22 @@ def test_release_only_when_the_owner_still_holds_the_key(store: Store) -> None:
     record = store.get_run("run_a") or {}
     assert not {"idem", "idem_key", "idem_exp"} & set(record)
     # And a new run can take the key
-    assert create(store, "run_c", idempotency_key="k", idempotency_ttl_ms=60_000) == \
-        ("run_c", False)
+    assert create(store, "run_c", idempotency_key="k", idempotency_ttl_ms=60_000) == (
+        "run_c",
+        False,
+    )
     assert store.get_run("run_c") is not None and idem(store, "k")
 
 
 def test_release_without_clearing_keeps_the_record_fields(store: Store) -> None:
     """§5.2 (expiry): the key goes, the run still shows which key it had."""
-    create(store, "run_a", idempotency_key="k", idempotency_ttl_ms=60_000,
-           fields={"idem": "user-k", "idem_key": "k"})
+    create(
+        store,
+        "run_a",
+        idempotency_key="k",
+        idempotency_ttl_ms=60_000,
+        fields={"idem": "user-k", "idem_key": "k"},
+    )
     assert store.release_idempotency_key("t.send", "k", "run_a", clear_record=False)
     assert (store.get_run("run_a") or {}).get("idem") == "user-k"
     assert store.idempotency_owner("t.send", "k") is None

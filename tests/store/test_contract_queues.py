@@ -21,25 +21,57 @@ LEASE = 30_000
 DELAY = 5_000
 
 
-def create(store: Store, run_id: str, *, queue: str = "q", ckey: str = "", at: int = NOW,
-           priority: int = 0, join: bool = True, env: int | None = None,
-           **fields: str) -> None:
-    record = {"id": run_id, "task": "t", "status": "QUEUED", "queue": queue,
-              "queued_at": str(at), "priority": str(priority), "attempt": "0", **fields}
+def create(
+    store: Store,
+    run_id: str,
+    *,
+    queue: str = "q",
+    ckey: str = "",
+    at: int = NOW,
+    priority: int = 0,
+    join: bool = True,
+    env: int | None = None,
+    **fields: str,
+) -> None:
+    record = {
+        "id": run_id,
+        "task": "t",
+        "status": "QUEUED",
+        "queue": queue,
+        "queued_at": str(at),
+        "priority": str(priority),
+        "attempt": "0",
+        **fields,
+    }
     if ckey:
         record["ckey"] = ckey
     scope = SlotScope(queue, ckey, env) if join else None
     store.create_runs([NewRun(run_id, "t", record, join=scope)], at)
 
 
-def claim(store: Store, run_id: str, *, now: int = NOW + 10, hint: str = "q",
-          env: int | None = None, token: str | None = None) -> Claim:
-    return store.claim_attempt(run_id, token or f"tok-{run_id}", now, LEASE, "new", (),
-                               scope=SlotScope(hint, "", env))
+def claim(
+    store: Store,
+    run_id: str,
+    *,
+    now: int = NOW + 10,
+    hint: str = "q",
+    env: int | None = None,
+    token: str | None = None,
+) -> Claim:
+    return store.claim_attempt(
+        run_id, token or f"tok-{run_id}", now, LEASE, "new", (), scope=SlotScope(hint, "", env)
+    )
 
 
-def release(store: Store, run_id: str | None, *, queue: str = "q", ckey: str = "",
-            now: int = NOW + 20, env: int | None = None) -> list[str]:
+def release(
+    store: Store,
+    run_id: str | None,
+    *,
+    queue: str = "q",
+    ckey: str = "",
+    now: int = NOW + 20,
+    env: int | None = None,
+) -> list[str]:
     return store.release_slot(run_id, SlotScope(queue, ckey, env), now, LEASE, DELAY)
 
 
@@ -128,8 +160,7 @@ def test_line_order_is_queued_time_minus_priority_not_claim_order(limited: Store
     assert order == ["run_b", "run_a", "run_c"]
 
 
-def test_runs_created_in_line_start_in_order_whatever_the_delivery_order(
-        limited: Store) -> None:
+def test_runs_created_in_line_start_in_order_whatever_the_delivery_order(limited: Store) -> None:
     # Given a limit-1 queue and three runs created (joined) in order
     limited.put_queue("q", {"concurrency_limit": "1"})
     for i in range(3):
@@ -169,8 +200,12 @@ def test_resumed_run_keeps_its_original_place(limited: Store) -> None:
     limited.put_queue("q", {"concurrency_limit": "1"})
     create(limited, "run_p", at=NOW)
     assert claim(limited, "run_p").action == "ok"
-    assert limited.park("run_p", "tok-run_p", NOW + 15, 0, "{}", due_ms=NOW + 99_999,
-                        members=[], fields={}) == "parked"
+    assert (
+        limited.park(
+            "run_p", "tok-run_p", NOW + 15, 0, "{}", due_ms=NOW + 99_999, members=[], fields={}
+        )
+        == "parked"
+    )
     assert release(limited, "run_p") == []
     create(limited, "run_x", at=NOW + 16)
     assert claim(limited, "run_x", now=NOW + 17).action == "ok"
@@ -304,8 +339,10 @@ def test_cancelled_waiting_run_leaves_the_line(limited: Store) -> None:
     assert limited.queue_subqueues("q") == []
 
 
-@pytest.mark.parametrize("queue, ckey", [("q", ""), ("task/a:b", ""), ("q", "a:b|c"),
-                                         ("user/1", "üñí cødé"), ("q", "123")])
+@pytest.mark.parametrize(
+    "queue, ckey",
+    [("q", ""), ("task/a:b", ""), ("q", "a:b|c"), ("user/1", "üñí cødé"), ("q", "123")],
+)
 def test_sub_queue_ids_are_unique_and_reversible(queue: str, ckey: str) -> None:
     # Given / When a (queue, key) pair is turned into a sub-queue id and back
     sub = Keys.subqueue(queue, ckey)

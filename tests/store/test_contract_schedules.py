@@ -16,14 +16,28 @@ from .test_contract import NOW
 MINUTE = 60_000
 
 
-def put(store: Store, sid: str = "sched_a", *, mode: str = "upsert", kind: str = "IMPERATIVE",
-        cron: str = "* * * * *", tz: str = "UTC", next_run: int | None = NOW + MINUTE,
-        extra: dict[str, str] | None = None, now: int = NOW) -> tuple[str, dict[str, str] | None]:
+def put(
+    store: Store,
+    sid: str = "sched_a",
+    *,
+    mode: str = "upsert",
+    kind: str = "IMPERATIVE",
+    cron: str = "* * * * *",
+    tz: str = "UTC",
+    next_run: int | None = NOW + MINUTE,
+    extra: dict[str, str] | None = None,
+    now: int = NOW,
+) -> tuple[str, dict[str, str] | None]:
     fields = {"cron": cron, "timezone": tz, **(extra or {})}
     return store.put_schedule(
-        sid, now, mode=mode, require_type=kind,
-        create_fields={"id": sid, "type": kind, "task": "t.tick", "active": "1"}, fields=fields,
-        next_run=None if next_run is None else (next_run, next_run + 5))
+        sid,
+        now,
+        mode=mode,
+        require_type=kind,
+        create_fields={"id": sid, "type": kind, "task": "t.tick", "active": "1"},
+        fields=fields,
+        next_run=None if next_run is None else (next_run, next_run + 5),
+    )
 
 
 def test_put_creates_the_schedule_indexes_it_and_arms_its_timer(store: Store) -> None:
@@ -33,10 +47,22 @@ def test_put_creates_the_schedule_indexes_it_and_arms_its_timer(store: Store) ->
     outcome, record = put(store, extra={"external_id": "u1"})
     # Then it is created with every field, listed, and its timer is due at the wall time
     assert outcome == "created"
-    assert record == store.get_schedule("sched_a") == {
-        "id": "sched_a", "type": "IMPERATIVE", "task": "t.tick", "active": "1",
-        "created": str(NOW), "updated": str(NOW), "cron": "* * * * *", "timezone": "UTC",
-        "external_id": "u1", "next_run": str(NOW + MINUTE)}
+    assert (
+        record
+        == store.get_schedule("sched_a")
+        == {
+            "id": "sched_a",
+            "type": "IMPERATIVE",
+            "task": "t.tick",
+            "active": "1",
+            "created": str(NOW),
+            "updated": str(NOW),
+            "cron": "* * * * *",
+            "timezone": "UTC",
+            "external_id": "u1",
+            "next_run": str(NOW + MINUTE),
+        }
+    )
     assert store.list_schedules(0, 10) == ([record], 1)
     assert store.timer_due(schedule_timer("sched_a")) == NOW + MINUTE + 5
 
@@ -47,11 +73,14 @@ def test_put_again_updates_in_place_keeping_create_only_fields(store: Store) -> 
     put(store, extra={"external_id": "u1"})
     # When it is put again with another cron, without external id, and another task
     outcome, record = store.put_schedule(
-        "sched_a", NOW + 7, mode="upsert", require_type="IMPERATIVE",
-        create_fields={"id": "sched_a", "type": "IMPERATIVE", "task": "t.other",
-                       "active": "1"},
+        "sched_a",
+        NOW + 7,
+        mode="upsert",
+        require_type="IMPERATIVE",
+        create_fields={"id": "sched_a", "type": "IMPERATIVE", "task": "t.other", "active": "1"},
         fields={"cron": "0 * * * *", "timezone": "UTC", "external_id": ""},
-        next_run=(NOW + 60 * MINUTE, NOW + 60 * MINUTE))
+        next_run=(NOW + 60 * MINUTE, NOW + 60 * MINUTE),
+    )
     # Then the same schedule changed: new cron and next run, no external id, same task
     assert outcome == "updated" and record is not None
     assert record["cron"] == "0 * * * *" and "external_id" not in record
@@ -61,8 +90,7 @@ def test_put_again_updates_in_place_keeping_create_only_fields(store: Store) -> 
     assert store.list_schedules(0, 10)[1] == 1
 
 
-def test_put_with_the_same_cron_and_zone_leaves_the_pending_occurrence_alone(
-        store: Store) -> None:
+def test_put_with_the_same_cron_and_zone_leaves_the_pending_occurrence_alone(store: Store) -> None:
     """D-12: re-syncing an unchanged schedule never moves (or skips) the pending fire."""
     # Given a schedule whose next occurrence is armed
     put(store)
@@ -77,8 +105,7 @@ def test_put_with_the_same_cron_and_zone_leaves_the_pending_occurrence_alone(
     assert record is not None and record["next_run"] == str(NOW + 3 * MINUTE)
 
 
-def test_update_mode_needs_an_existing_schedule_and_patches_without_a_timer(
-        store: Store) -> None:
+def test_update_mode_needs_an_existing_schedule_and_patches_without_a_timer(store: Store) -> None:
     """SCHED-9, SCHED-10 (store side): ``update`` of a missing id writes nothing."""
     # Given no schedule
     # When it is updated
@@ -88,9 +115,15 @@ def test_update_mode_needs_an_existing_schedule_and_patches_without_a_timer(
     assert store.timer_due(schedule_timer("sched_a")) is None
     # Given a schedule, when only its active flag is patched
     put(store)
-    outcome, record = store.put_schedule("sched_a", NOW + 1, mode="update",
-                                         require_type="IMPERATIVE", create_fields={},
-                                         fields={"active": "0"}, next_run=None)
+    outcome, record = store.put_schedule(
+        "sched_a",
+        NOW + 1,
+        mode="update",
+        require_type="IMPERATIVE",
+        create_fields={},
+        fields={"active": "0"},
+        next_run=None,
+    )
     # Then the flag changed and the occurrence did not
     assert outcome == "updated" and record is not None and record["active"] == "0"
     assert record["next_run"] == str(NOW + MINUTE)
@@ -134,7 +167,11 @@ def test_list_pages_in_creation_order_with_the_total(store: Store) -> None:
     pages = [store.list_schedules(offset, 2) for offset in (0, 2, 4, 6)]
     # Then they cover every schedule once, in order, each with the total
     assert [[r["id"] for r in records] for records, _ in pages] == [
-        ["sched_0", "sched_1"], ["sched_2", "sched_3"], ["sched_4"], []]
+        ["sched_0", "sched_1"],
+        ["sched_2", "sched_3"],
+        ["sched_4"],
+        [],
+    ]
     assert {total for _, total in pages} == {5}
 
 
@@ -143,12 +180,22 @@ def test_advance_is_a_compare_and_set_on_the_fired_occurrence(store: Store) -> N
     # Given a schedule whose next occurrence is NOW + 1 min
     put(store)
     # When the occurrence is advanced twice (a duplicate fire) as triggered
-    first = store.advance_schedule("sched_a", expected_ms=NOW + MINUTE,
-                                   next_ms=NOW + 2 * MINUTE, due_ms=NOW + 2 * MINUTE,
-                                   last_ms=NOW + MINUTE, now_ms=NOW + MINUTE)
-    duplicate = store.advance_schedule("sched_a", expected_ms=NOW + MINUTE,
-                                       next_ms=NOW + 9 * MINUTE, due_ms=NOW + 9 * MINUTE,
-                                       last_ms=NOW + MINUTE, now_ms=NOW + MINUTE)
+    first = store.advance_schedule(
+        "sched_a",
+        expected_ms=NOW + MINUTE,
+        next_ms=NOW + 2 * MINUTE,
+        due_ms=NOW + 2 * MINUTE,
+        last_ms=NOW + MINUTE,
+        now_ms=NOW + MINUTE,
+    )
+    duplicate = store.advance_schedule(
+        "sched_a",
+        expected_ms=NOW + MINUTE,
+        next_ms=NOW + 9 * MINUTE,
+        due_ms=NOW + 9 * MINUTE,
+        last_ms=NOW + MINUTE,
+        now_ms=NOW + MINUTE,
+    )
     # Then only the first wrote: next run, last run and the re-armed timer
     assert (first, duplicate) == (True, False)
     record = store.get_schedule("sched_a")
@@ -156,16 +203,26 @@ def test_advance_is_a_compare_and_set_on_the_fired_occurrence(store: Store) -> N
     assert (record["next_run"], record["last_run"]) == (str(NOW + 2 * MINUTE), str(NOW + MINUTE))
     assert store.timer_due(schedule_timer("sched_a")) == NOW + 2 * MINUTE
     # When the next one is skipped (inactive), last_run keeps the last triggered occurrence
-    assert store.advance_schedule("sched_a", expected_ms=NOW + 2 * MINUTE,
-                                  next_ms=NOW + 3 * MINUTE, due_ms=NOW + 3 * MINUTE,
-                                  last_ms=None, now_ms=NOW + 2 * MINUTE)
+    assert store.advance_schedule(
+        "sched_a",
+        expected_ms=NOW + 2 * MINUTE,
+        next_ms=NOW + 3 * MINUTE,
+        due_ms=NOW + 3 * MINUTE,
+        last_ms=None,
+        now_ms=NOW + 2 * MINUTE,
+    )
     record = store.get_schedule("sched_a")
     assert record is not None and record["last_run"] == str(NOW + MINUTE)
     # and a deleted schedule cannot be advanced (its timer stays gone)
     store.delete_schedule("sched_a", require_type="")
-    assert not store.advance_schedule("sched_a", expected_ms=NOW + 3 * MINUTE,
-                                      next_ms=NOW + 4 * MINUTE, due_ms=NOW + 4 * MINUTE,
-                                      last_ms=None, now_ms=NOW)
+    assert not store.advance_schedule(
+        "sched_a",
+        expected_ms=NOW + 3 * MINUTE,
+        next_ms=NOW + 4 * MINUTE,
+        due_ms=NOW + 4 * MINUTE,
+        last_ms=None,
+        now_ms=NOW,
+    )
     assert store.timer_due(schedule_timer("sched_a")) is None
 
 

@@ -25,8 +25,9 @@ def test_docstring_examples_hold() -> None:
 def test_fixed_backoff_follows_the_documented_example() -> None:
     """§1.2 example: {factor 1.8, min 500, max 30000, randomize off} gives 500, 900, 1620, 2916."""
     # Given a deterministic policy with room for five attempts
-    opts = RetryOptions(max_attempts=5, factor=1.8, min_timeout_in_ms=500,
-                        max_timeout_in_ms=30000, randomize=False)
+    opts = RetryOptions(
+        max_attempts=5, factor=1.8, min_timeout_in_ms=500, max_timeout_in_ms=30000, randomize=False
+    )
     # When the delays after attempts 1..4 are computed
     delays = [next_retry_delay_ms(opts, n) for n in range(1, 5)]
     # Then they match the upstream example

@@ -101,19 +101,30 @@ def test_names_question_mark_sunday_seven_and_aliases_parse() -> None:
     # Given equivalent spellings
     # When they are parsed
     # Then they describe the same occurrences
-    assert upcoming("0 9 ? JAN SUN", "2025-01-01T00:00:00", 2) == \
-        upcoming("0 9 * 1 7", "2025-01-01T00:00:00", 2) == \
-        upcoming("0 9 * 1 0", "2025-01-01T00:00:00", 2) == \
-        ["2025-01-05T09:00Z", "2025-01-12T09:00Z"]
+    assert (
+        upcoming("0 9 ? JAN SUN", "2025-01-01T00:00:00", 2)
+        == upcoming("0 9 * 1 7", "2025-01-01T00:00:00", 2)
+        == upcoming("0 9 * 1 0", "2025-01-01T00:00:00", 2)
+        == ["2025-01-05T09:00Z", "2025-01-12T09:00Z"]
+    )
     assert upcoming("@daily", "2025-01-01T10:00:00", 1) == ["2025-01-02T00:00Z"]
     assert upcoming("@hourly", "2025-01-01T10:00:00", 1) == ["2025-01-01T11:00Z"]
     assert upcoming("@weekly", "2025-01-01T10:00:00", 1) == ["2025-01-05T00:00Z"]
 
 
-@pytest.mark.parametrize("expression", [
-    "*/15 * * * *", "0 9 * * MON-FRI", "5,35 */3 * * *", "0 0 1 */2 *", "30 4 1-7 * *",
-    "0 12 * JUN-AUG SAT,SUN", "10-50/20 8-18 * * 1-5", "0 0 29 2 *",
-])
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "*/15 * * * *",
+        "0 9 * * MON-FRI",
+        "5,35 */3 * * *",
+        "0 0 1 */2 *",
+        "30 4 1-7 * *",
+        "0 12 * JUN-AUG SAT,SUN",
+        "10-50/20 8-18 * * 1-5",
+        "0 0 29 2 *",
+    ],
+)
 def test_plain_expressions_agree_with_croniter_in_utc(expression: str) -> None:
     """§10.2: on the standard subset in UTC the dialect agrees with croniter."""
     # Given an expression without L, #, or a day-field conflict
@@ -158,8 +169,12 @@ def test_hourly_pattern_fires_every_real_hour_across_fall_back() -> None:
     # When the occurrences from 23:00 local on Nov 1 are computed
     got = upcoming("0 * * * *", "2025-11-02T03:00:00", 4, "America/New_York")
     # Then 00:00 EDT, 01:00 EDT, 01:00 EST and 02:00 EST all fire, one real hour apart
-    assert got == ["2025-11-02T04:00Z", "2025-11-02T05:00Z", "2025-11-02T06:00Z",
-                   "2025-11-02T07:00Z"]
+    assert got == [
+        "2025-11-02T04:00Z",
+        "2025-11-02T05:00Z",
+        "2025-11-02T06:00Z",
+        "2025-11-02T07:00Z",
+    ]
 
 
 def test_hourly_pattern_skips_the_missing_hour_without_a_duplicate() -> None:
@@ -191,21 +206,24 @@ def test_six_fields_are_rejected_with_the_upstream_message() -> None:
         cron.parse("0 0 0 * * *")
 
 
-@pytest.mark.parametrize(("expression", "message"), [
-    ("61 * * * *", "minute value 61 is out of range"),
-    ("", "CRON expression is required"),
-    ("* * * *", "expected 5 fields"),
-    ("0 0 15W * *", "'W'"),
-    ("0 0 LW * *", "'W'"),
-    ("0 0 * * 1#6", "n#1 to n#5"),
-    ("5-3 * * * *", "start after end"),
-    ("*/0 * * * *", "invalid step"),
-    ("0 0 * 13 *", "month value 13"),
-    ("0 0 * * 8", "day-of-week value 8"),
-    ("0 0 31 2 *", "never matches"),
-    ("@fortnightly", "unknown cron alias"),
-    ("H * * * *", "invalid minute value"),
-])
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("61 * * * *", "minute value 61 is out of range"),
+        ("", "CRON expression is required"),
+        ("* * * *", "expected 5 fields"),
+        ("0 0 15W * *", "'W'"),
+        ("0 0 LW * *", "'W'"),
+        ("0 0 * * 1#6", "n#1 to n#5"),
+        ("5-3 * * * *", "start after end"),
+        ("*/0 * * * *", "invalid step"),
+        ("0 0 * 13 *", "month value 13"),
+        ("0 0 * * 8", "day-of-week value 8"),
+        ("0 0 31 2 *", "never matches"),
+        ("@fortnightly", "unknown cron alias"),
+        ("H * * * *", "invalid minute value"),
+    ],
+)
 def test_invalid_expressions_name_the_problem(expression: str, message: str) -> None:
     """SCHED-6: a bad pattern fails with a message naming what is wrong."""
     # Given a malformed or unsupported expression
@@ -225,19 +243,22 @@ def test_unknown_timezone_is_rejected() -> None:
 
 
 # descriptions ----------------------------------------------------------------------------
-@pytest.mark.parametrize(("expression", "text"), [
-    ("* * * * *", "Every minute"),
-    ("*/15 * * * *", "Every 15 minutes"),
-    ("0 * * * *", "Every hour"),
-    ("0 */2 * * *", "Every 2 hours"),
-    ("0 9 * * MON-FRI", "At 09:00, on Monday through Friday"),
-    ("0 0 L * *", "At 00:00, on the last day of the month"),
-    ("0 0 * * 1L", "At 00:00, on the last Monday of the month"),
-    ("0 0 * * 5#2", "At 00:00, on the second Friday of the month"),
-    ("30 8,18 * * *", "At 08:30 and 18:30"),
-    ("*/5 9-17 * * 1-5", "Every 5 minutes, between 09:00 and 17:59, on Monday through Friday"),
-    ("0 0 1 JAN-MAR *", "At 00:00, on day 1 of the month, only in January through March"),
-])
+@pytest.mark.parametrize(
+    ("expression", "text"),
+    [
+        ("* * * * *", "Every minute"),
+        ("*/15 * * * *", "Every 15 minutes"),
+        ("0 * * * *", "Every hour"),
+        ("0 */2 * * *", "Every 2 hours"),
+        ("0 9 * * MON-FRI", "At 09:00, on Monday through Friday"),
+        ("0 0 L * *", "At 00:00, on the last day of the month"),
+        ("0 0 * * 1L", "At 00:00, on the last Monday of the month"),
+        ("0 0 * * 5#2", "At 00:00, on the second Friday of the month"),
+        ("30 8,18 * * *", "At 08:30 and 18:30"),
+        ("*/5 9-17 * * 1-5", "Every 5 minutes, between 09:00 and 17:59, on Monday through Friday"),
+        ("0 0 1 JAN-MAR *", "At 00:00, on day 1 of the month, only in January through March"),
+    ],
+)
 def test_description_reads_like_the_expression(expression: str, text: str) -> None:
     """§10.1: a schedule carries a human-readable description of its cron."""
     # Given an expression
@@ -246,32 +267,49 @@ def test_description_reads_like_the_expression(expression: str, text: str) -> No
     assert cron.describe(cron.parse(expression)) == text
 
 
-def _brute_force_next(expression: cron.CronExpression, after: datetime,
-                      tz: ZoneInfo) -> datetime:
+def _brute_force_next(expression: cron.CronExpression, after: datetime, tz: ZoneInfo) -> datetime:
     """Every instant of every matching wall time over a few days; the first after ``after``."""
     first = after.astimezone(tz).date() - timedelta(days=1)
-    instants = [instant
-                for day in (first + timedelta(days=n) for n in range(4))
-                if cron.day_matches(expression, day)
-                for hour in expression.hours for minute in expression.minutes
-                for instant in cron._instants(
-                    expression, datetime(day.year, day.month, day.day, hour, minute), tz)]
+    instants = [
+        instant
+        for day in (first + timedelta(days=n) for n in range(4))
+        if cron.day_matches(expression, day)
+        for hour in expression.hours
+        for minute in expression.minutes
+        for instant in cron._instants(
+            expression, datetime(day.year, day.month, day.day, hour, minute), tz
+        )
+    ]
     return min(i for i in instants if i > after)
 
 
-@pytest.mark.parametrize("zone", ["America/New_York", "Australia/Lord_Howe",
-                                  "Antarctica/Troll", "America/Santiago"])
+@pytest.mark.parametrize(
+    "zone", ["America/New_York", "Australia/Lord_Howe", "Antarctica/Troll", "America/Santiago"]
+)
 def test_next_occurrence_matches_a_brute_force_search_around_transitions(zone: str) -> None:
     """§10.2 DST rules: around every 2025 transition of zones with 1-hour, 30-minute and
     2-hour shifts, the next occurrence equals the earliest instant of a brute-force search."""
     # Given the zone's 2025 transitions and patterns that fire in and around the shifted hours
     tz = ZoneInfo(zone)
-    moments = [datetime(2025, 1, 1, tzinfo=UTC) + timedelta(minutes=30 * n)
-               for n in range(365 * 48)]
-    transitions = [b for a, b in itertools.pairwise(moments)
-                   if a.astimezone(tz).utcoffset() != b.astimezone(tz).utcoffset()]
-    patterns = [cron.parse(p) for p in ("*/7 * * * *", "0 * * * *", "30 1 * * *",
-                                        "30 2 * * *", "15,45 0-3 * * *", "0 0 * * *")]
+    moments = [
+        datetime(2025, 1, 1, tzinfo=UTC) + timedelta(minutes=30 * n) for n in range(365 * 48)
+    ]
+    transitions = [
+        b
+        for a, b in itertools.pairwise(moments)
+        if a.astimezone(tz).utcoffset() != b.astimezone(tz).utcoffset()
+    ]
+    patterns = [
+        cron.parse(p)
+        for p in (
+            "*/7 * * * *",
+            "0 * * * *",
+            "30 1 * * *",
+            "30 2 * * *",
+            "15,45 0-3 * * *",
+            "0 0 * * *",
+        )
+    ]
     assert len(transitions) == 2
     for transition in transitions:
         for offset in range(-240, 241, 37):
@@ -279,5 +317,6 @@ def test_next_occurrence_matches_a_brute_force_search_around_transitions(zone: s
             for pattern in patterns:
                 # When the next occurrence is computed
                 # Then it is the brute-force answer
-                assert cron.next_after(pattern, after, tz) == \
-                    _brute_force_next(pattern, after, tz), (pattern.expression, after)
+                assert cron.next_after(pattern, after, tz) == _brute_force_next(
+                    pattern, after, tz
+                ), (pattern.expression, after)

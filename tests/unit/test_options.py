@@ -24,13 +24,16 @@ from celery_trigger.options import (
 # duration grammar ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "ms"), [
-    ("1h52m18s", 6_738_000),
-    ("2w", 1_209_600_000),
-    ("1hr", 3_600_000),
-    ("90s", 90_000),
-    ("1d", 86_400_000),
-])
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [
+        ("1h52m18s", 6_738_000),
+        ("2w", 1_209_600_000),
+        ("1hr", 3_600_000),
+        ("90s", 90_000),
+        ("1d", 86_400_000),
+    ],
+)
 def test_duration_strings_parse_to_the_documented_milliseconds(text: str, ms: int) -> None:
     """G-1: "1h52m18s" is 6,738,000 ms, "2w" 1,209,600,000 ms, "1hr" 3,600,000 ms."""
     # Given a duration string in the Trigger.dev grammar
@@ -69,12 +72,21 @@ def test_to_seconds_accepts_strings_numbers_and_timedeltas() -> None:
     assert to_seconds(timedelta(minutes=2)) == 120.0
 
 
-@pytest.mark.parametrize(("value", "error"), [
-    ("banana", ValueError), (-1, ValueError), (float("nan"), ValueError),
-    (float("inf"), ValueError), (True, TypeError), ([1], TypeError), (None, TypeError),
-])
-def test_to_seconds_rejects_values_that_are_not_durations(value: object,
-                                                          error: type[Exception]) -> None:
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ("banana", ValueError),
+        (-1, ValueError),
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        (True, TypeError),
+        ([1], TypeError),
+        (None, TypeError),
+    ],
+)
+def test_to_seconds_rejects_values_that_are_not_durations(
+    value: object, error: type[Exception]
+) -> None:
     """D-13: an unparsable or negative duration is an error at the call."""
     # Given a value that is not a duration
     # When it is normalised
@@ -98,15 +110,19 @@ def test_an_unparsable_delay_is_a_value_error_and_a_past_delay_means_none() -> N
 # machines -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("request_", "preset"), [
-    ({"cpu": 1, "memory": 2}, "medium-1x"),
-    ({"cpu": 2, "memory": 1}, "medium-2x"),
-    ({"cpu": 0.25, "memory": 0.25}, "micro"),
-    ({"cpu": 0.5, "memory": 1}, "small-2x"),
-    ({"cpu": 64, "memory": 1}, "small-1x"),
-])
+@pytest.mark.parametrize(
+    ("request_", "preset"),
+    [
+        ({"cpu": 1, "memory": 2}, "medium-1x"),
+        ({"cpu": 2, "memory": 1}, "medium-2x"),
+        ({"cpu": 0.25, "memory": 0.25}, "micro"),
+        ({"cpu": 0.5, "memory": 1}, "small-2x"),
+        ({"cpu": 64, "memory": 1}, "small-1x"),
+    ],
+)
 def test_deprecated_cpu_memory_resolves_to_the_first_preset_that_fits(
-        request_: dict[str, float], preset: str) -> None:
+    request_: dict[str, float], preset: str
+) -> None:
     """TASK-29, §1.7: {cpu 1, memory 2} → medium-1x; {cpu 2, memory 1} → medium-2x; a request
     no preset can hold falls back to the default small-1x."""
     # Given a deprecated {cpu, memory} machine request
@@ -120,9 +136,15 @@ def test_machine_presets_match_the_documented_sizes() -> None:
     # Given the preset table
     sizes = {name: (p.cpu, p.memory) for name, p in MACHINE_PRESETS.items()}
     # Then it is the upstream table, in order
-    assert sizes == {"micro": (0.25, 0.25), "small-1x": (0.5, 0.5), "small-2x": (1, 1),
-                     "medium-1x": (1, 2), "medium-2x": (2, 4), "large-1x": (4, 8),
-                     "large-2x": (8, 16)}
+    assert sizes == {
+        "micro": (0.25, 0.25),
+        "small-1x": (0.5, 0.5),
+        "small-2x": (1, 1),
+        "medium-1x": (1, 2),
+        "medium-2x": (2, 4),
+        "large-1x": (4, 8),
+        "large-2x": (8, 16),
+    }
 
 
 def test_machine_accepts_a_name_or_a_preset_dict_and_rejects_unknown_names() -> None:
@@ -141,10 +163,18 @@ def test_machine_accepts_a_name_or_a_preset_dict_and_rejects_unknown_names() -> 
 # max_duration ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("value", "applied"), [
-    (1, 5), (2, 5), (5, 5), (60, 60), ("1m", 60), (timedelta(hours=1), 3600),
-    (10**12, 2_147_483_647),
-])
+@pytest.mark.parametrize(
+    ("value", "applied"),
+    [
+        (1, 5),
+        (2, 5),
+        (5, 5),
+        (60, 60),
+        ("1m", 60),
+        (timedelta(hours=1), 3600),
+        (10**12, 2_147_483_647),
+    ],
+)
 def test_max_duration_is_clamped_to_five_seconds_and_int32(value: object, applied: int) -> None:
     """TASK-27 (1 → 5), TRIG-19 (2 → 5), §1.6: values are clamped to [5, 2147483647]."""
     # Given a max_duration value
@@ -214,8 +244,13 @@ def test_retry_options_default_to_the_upstream_policy() -> None:
     # Given RetryOptions with nothing set
     opts = RetryOptions()
     # Then the fields are the upstream defaults
-    assert opts.to_dict() == {"max_attempts": 3, "factor": 2, "min_timeout_in_ms": 1000,
-                              "max_timeout_in_ms": 60000, "randomize": True}
+    assert opts.to_dict() == {
+        "max_attempts": 3,
+        "factor": 2,
+        "min_timeout_in_ms": 1000,
+        "max_timeout_in_ms": 60000,
+        "randomize": True,
+    }
 
 
 def test_a_partial_retry_dict_inherits_the_defaults() -> None:
@@ -224,8 +259,9 @@ def test_a_partial_retry_dict_inherits_the_defaults() -> None:
     # When it is coerced
     opts = coerce_retry({"max_attempts": 5})
     # Then every other field is the default
-    assert opts == RetryOptions(max_attempts=5, factor=2, min_timeout_in_ms=1000,
-                                max_timeout_in_ms=60000, randomize=True)
+    assert opts == RetryOptions(
+        max_attempts=5, factor=2, min_timeout_in_ms=1000, max_timeout_in_ms=60000, randomize=True
+    )
 
 
 def test_a_retry_dict_overlays_the_given_base() -> None:
@@ -240,11 +276,19 @@ def test_a_retry_dict_overlays_the_given_base() -> None:
     assert coerce_retry(base) is base
 
 
-@pytest.mark.parametrize("fields", [
-    {"max_attempts": 0}, {"max_attempts": True}, {"max_attempts": 2.5}, {"factor": 0},
-    {"factor": "2"}, {"min_timeout_in_ms": -1}, {"max_timeout_in_ms": "1s"},
-    {"randomize": "yes"},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"max_attempts": 0},
+        {"max_attempts": True},
+        {"max_attempts": 2.5},
+        {"factor": 0},
+        {"factor": "2"},
+        {"min_timeout_in_ms": -1},
+        {"max_timeout_in_ms": "1s"},
+        {"randomize": "yes"},
+    ],
+)
 def test_invalid_retry_fields_are_value_errors(fields: dict[str, object]) -> None:
     """§1.2, D-13: a bad retry option is rejected when the task is defined."""
     # Given a retry option with one invalid field

@@ -467,10 +467,12 @@ def test_replay_gets_the_seed_metadata_not_the_live_document(engine: Engine) -> 
     trigger-time (seed) metadata."""
     with engine.worker():
         original = wait_for_status(meta_replayed.trigger(None, metadata={"seed": 1}).id)
-        assert original.metadata == {"seed": 1, "mutated": True}
-        replayed = ct.runs.replay(original.id)
-        assert ct.runs.retrieve(replayed.id).metadata == {"seed": 1}
-        wait_for_status(replayed.id)
+    assert original.metadata == {"seed": 1, "mutated": True}
+    # No worker is running here, so nothing can mutate the replay before we read it.
+    replayed = ct.runs.replay(original.id)
+    assert ct.runs.retrieve(replayed.id).metadata == {"seed": 1}
+    with engine.worker():
+        assert wait_for_status(replayed.id).metadata == {"seed": 1, "mutated": True}
 
 
 @ct.task(id="meta-async")

@@ -27,6 +27,7 @@ from . import (
     idempotency_keys,
     metadata,
     queues,
+    realtime,
     retry,
     runs,
     schedules,
@@ -43,12 +44,14 @@ from ._setup import Trigger, setup
 from .context import Context
 from .errors import (
     AbortTaskRunError,
+    AuthenticationError,
     BatchTriggerError,
     ConcurrentWaitError,
     ConfigurationError,
     InvalidRunStateError,
     NonDeterminismError,
     PayloadValidationError,
+    PermissionDeniedError,
     QueueNotFoundError,
     RunNotFoundError,
     ScheduleNotFoundError,
@@ -61,6 +64,7 @@ from .errors import (
     WaitpointTimeoutError,
 )
 from .options import BatchItem, MachinePreset, Queue, RetryOptions, queue
+from .realtime import RunSubscription, StreamPart
 from .result import BatchHandle, BatchResult, Result, Run, RunHandle
 from .status import RunStatus
 
@@ -68,6 +72,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AbortTaskRunError",
+    "AuthenticationError",
     "BatchHandle",
     "BatchItem",
     "BatchResult",
@@ -80,6 +85,7 @@ __all__ = [
     "MachinePreset",
     "NonDeterminismError",
     "PayloadValidationError",
+    "PermissionDeniedError",
     "Queue",
     "QueueNotFoundError",
     "Result",
@@ -88,8 +94,10 @@ __all__ = [
     "RunHandle",
     "RunNotFoundError",
     "RunStatus",
+    "RunSubscription",
     "ScheduleNotFoundError",
     "StoreUnavailableError",
+    "StreamPart",
     "SubtaskUnwrapError",
     "Task",
     "TaskNotFoundError",
@@ -108,6 +116,7 @@ __all__ = [
     "metadata",
     "queue",
     "queues",
+    "realtime",
     "retry",
     "runs",
     "schedules",

@@ -66,7 +66,28 @@ class Keys:
         return f"{self.prefix}:waitidem:{key}"
 
     def events(self, run_id: str) -> str:
+        """Stream: the run's change events (``lua/events.lua``), wake-ups for subscribers."""
         return f"{self.prefix}:run:{run_id}:events"
+
+    def tag_events(self, tag: str) -> str:
+        """Stream: change events ``{r: run id, k: kind}`` of every run carrying ``tag``."""
+        return f"{self.prefix}:tagev:{tag}"
+
+    def batch_events(self, batch_id: str) -> str:
+        """Stream: change events ``{r: run id, k: kind}`` of the batch's runs."""
+        return f"{self.prefix}:batchev:{batch_id}"
+
+    def run_stream(self, run_id: str, key: str) -> str:
+        """Stream: the chunks ``{d: JSON}`` of the run's realtime stream ``key``."""
+        return f"{self.prefix}:run:{run_id}:stream:{key}"
+
+    def hub(self, hub_id: str) -> str:
+        """Stream: pokes that wake one process's realtime hub when it watches a new key."""
+        return f"{self.prefix}:hub:{hub_id}"
+
+    def token_use(self, token_id: str) -> str:
+        """String: a single-use public token (its ``jti``) has been used; expires with it."""
+        return f"{self.prefix}:tokenuse:{token_id}"
 
     def batch(self, batch_id: str) -> str:
         """Hash: batch record (run ids as a JSON list, counts)."""

@@ -182,6 +182,15 @@ class InvalidRunStateError(TriggerError):
     """The run's current status does not allow the operation (e.g. reschedule of a QUEUED run)."""
 
 
+class AuthenticationError(TriggerError):
+    """A public access token is missing, malformed, tampered with, expired, or a single-use
+    token that was used already (HTTP 401)."""
+
+
+class PermissionDeniedError(TriggerError):
+    """A valid public access token whose scopes do not cover the request (HTTP 403)."""
+
+
 def _rebuild(
     cls: type[BaseException], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> BaseException:
@@ -190,12 +199,14 @@ def _rebuild(
 
 __all__ = [
     "AbortTaskRunError",
+    "AuthenticationError",
     "BatchTriggerError",
     "ConcurrentWaitError",
     "ConfigurationError",
     "InvalidRunStateError",
     "NonDeterminismError",
     "PayloadValidationError",
+    "PermissionDeniedError",
     "RunNotFoundError",
     "ScheduleNotFoundError",
     "StoreUnavailableError",

@@ -29,6 +29,7 @@ from typing import Any
 
 from ._engine import metadata as _meta
 from ._engine import metadata_ops as _ops
+from ._engine import streams as _streams
 from ._engine.state import current_state
 from ._serialization import to_jsonable
 
@@ -100,6 +101,14 @@ class MetadataUpdater:
         _send(self._target, {"type": "update", "value": doc})
         return self
 
+    def stream(self, key: str, source: Any) -> Any:
+        """Publish each item of ``source`` (an iterable or async iterable) as a chunk of
+        the realtime stream ``key`` of this updater's run, yielding the same items back.
+
+        Example: ``for token in ct.metadata.parent.stream("llm", chunks): ...``.
+        """
+        return _streams.stream(self._target, key, source)
+
     def __repr__(self) -> str:
         return f"<metadata updater of {'this run' if self._target == 'self' else self._target}>"
 
@@ -144,6 +153,19 @@ def decrement(key: str, value: int | float = 1) -> MetadataUpdater:
 def replace(metadata: Mapping[str, Any]) -> None:
     """Replace the whole document. Example: ``ct.metadata.replace({"step": "done"})``."""
     _self.replace(metadata)
+
+
+def stream(key: str, source: Any) -> Any:
+    """Publish each item of ``source`` as a chunk of this run's realtime stream ``key`` and
+    yield it back (sync or async, like ``source``); subscribers read it with
+    ``runs.subscribe_to_run(id).with_streams()``. Outside a run the items just pass through.
+
+    Example::
+
+        for chunk in ct.metadata.stream("openai", completion):   # or: async for
+            text += chunk
+    """
+    return _self.stream(key, source)
 
 
 def get(key: str) -> Any:
@@ -199,4 +221,5 @@ __all__ = [
     "replace",
     "root",
     "set",
+    "stream",
 ]

@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, Generic, TypeVar
 
@@ -155,6 +155,8 @@ class Run:
     max_attempts: int | None = None
     max_duration: int | None = None
     children: list[str] = field(default_factory=list)
+    #: keys of the realtime streams the run publishes (``metadata.stream``), in creation order
+    realtime_streams: list[str] = field(default_factory=list)
 
     @property
     def is_queued(self) -> bool:
@@ -226,7 +228,37 @@ class Run:
             max_attempts=_int(rec.get("max_attempts")) or None,
             max_duration=_int(rec.get("max_duration")) or None,
             children=list(children or []),
+            realtime_streams=loads(rec.get("streams")) or [],
         )
+
+    def to_json(self, skip_columns: Iterable[str] = ()) -> dict[str, Any]:
+        """The run as a JSON-ready dict (the realtime run object served over SSE): every
+        field above plus the ``is_*`` helpers; times as ISO 8601 strings; ``skip_columns``
+        (e.g. ``["payload", "output"]``) leaves heavy fields out."""
+        skip = set(skip_columns)
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name in skip:
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, datetime):
+                value = value.isoformat().replace("+00:00", "Z")
+            elif isinstance(value, RunStatus):
+                value = value.value
+            elif isinstance(value, TaskRunError):
+                value = value.to_dict()
+            out[f.name] = value
+        for name in (
+            "is_queued",
+            "is_executing",
+            "is_waiting",
+            "is_completed",
+            "is_success",
+            "is_failed",
+            "is_cancelled",
+        ):
+            out[name] = getattr(self, name)
+        return out
 
     def to_result(self) -> Result[Any]:
         """The ``Result`` a waiting parent receives for this (final) run."""

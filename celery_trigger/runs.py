@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._serialization import dumps, loads
 from ._setup import Trigger, current
 from .errors import InvalidRunStateError, RunNotFoundError, TaskRunError
-from .options import Duration, resolve_delay, utcnow
-from .result import Run, RunHandle
+from .options import Duration, normalize_tags, resolve_delay, utcnow
+from .result import BatchHandle, Run, RunHandle
 from .status import FINAL_STATUSES, RunStatus
+
+if TYPE_CHECKING:
+    from .realtime import RunSubscription
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 25
@@ -296,3 +299,74 @@ def update_metadata(
         _ops.check_document(doc)
     ops = [_ops.check_operation(to_jsonable(op, what="operation")) for op in operations]
     return _meta.update_run(_run_id(run), doc, ops)
+
+
+def subscribe_to_run(
+    run: str | RunHandle | Run,
+    *,
+    stop_on_completion: bool = True,
+    skip_columns: Iterable[str] | None = None,
+    cursor: str | None = None,
+) -> RunSubscription[Run]:
+    """Follow one run live (RT-1, RT-2): yields its current state, then a new ``Run`` on
+    every change (status, metadata, tags, output); ends after the final state unless
+    ``stop_on_completion=False``. ``skip_columns`` (e.g. ``["payload", "output"]``) leaves
+    heavy fields out. Raises ``RunNotFoundError`` for an unknown id.
+
+    Example::
+
+        for run in ct.runs.subscribe_to_run(handle.id):
+            print(run.status, (run.metadata or {}).get("progress"))
+    """
+    from . import realtime
+
+    return realtime.subscribe_run(
+        current(),
+        _run_id(run),
+        stop_on_completion=bool(stop_on_completion),
+        skip_columns=skip_columns,
+        cursor=cursor,
+    )
+
+
+def subscribe_to_runs_with_tag(
+    tag_or_tags: str | Sequence[str],
+    *,
+    created_at: Duration = "24h",
+    skip_columns: Iterable[str] | None = None,
+    cursor: str | None = None,
+) -> RunSubscription[Run]:
+    """Follow every run carrying *all* the given tags and created within ``created_at``
+    (default 24 hours, at most a week), as they are created and change (RT-3). Never ends
+    by itself: call ``unsubscribe()``.
+
+    Example: ``for run in ct.runs.subscribe_to_runs_with_tag(["user_1", "export"]): ...``
+    """
+    from . import realtime
+
+    if not isinstance(tag_or_tags, str):
+        tag_or_tags = builtins.list(tag_or_tags)
+    tags = normalize_tags(tag_or_tags)
+    if not tags:
+        raise ValueError("subscribe_to_runs_with_tag needs at least one tag")
+    return realtime.subscribe_tags(
+        current(), tags, created_at=created_at, skip_columns=skip_columns, cursor=cursor
+    )
+
+
+def subscribe_to_batch(
+    batch_id: str | BatchHandle,
+    *,
+    skip_columns: Iterable[str] | None = None,
+    cursor: str | None = None,
+) -> RunSubscription[Run]:
+    """Follow every run of a batch. Never ends by itself: call ``unsubscribe()``.
+
+    Example: ``for run in ct.runs.subscribe_to_batch(batch.batch_id): ...``
+    """
+    from . import realtime
+
+    bid = batch_id.batch_id if isinstance(batch_id, BatchHandle) else batch_id
+    if not isinstance(bid, str) or not bid:
+        raise TypeError("batch_id must be a batch id or a BatchHandle")
+    return realtime.subscribe_batch(current(), bid, skip_columns=skip_columns, cursor=cursor)

@@ -16,7 +16,7 @@ Invariants every implementation keeps:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 from .._keys import Keys
 
@@ -372,6 +372,41 @@ class Store(Protocol):
     ) -> bool:
         """Compare-and-set ``next_run`` from ``expected_ms`` to ``next_ms``, record
         ``last_run`` when the occurrence was triggered, arm the timer at ``due_ms``."""
+        ...
+
+    # realtime (DESIGN §7) -----------------------------------------------------------------
+    # Stream ids are Redis stream ids ("<ms>-<seq>", "0-0" before the first entry); both
+    # stores order them the same way. Every state-changing operation above appends its event
+    # (``lua/events.lua``) to ``keys.events(run)``, ``keys.tag_events(tag)`` for each of the
+    # run's tags and ``keys.batch_events(batch)`` in the same atomic step.
+    def stream_tail(self, key: str) -> str:
+        """The id of the stream's last entry ("0-0" when it is empty or missing)."""
+        ...
+
+    def read_stream(self, key: str, after: str, count: int) -> list[tuple[str, dict[str, str]]]:
+        """Up to ``count`` entries strictly after id ``after``, oldest first."""
+        ...
+
+    def wait_streams(self, positions: Mapping[str, str], block_ms: int) -> dict[str, str]:
+        """Block up to ``block_ms`` until a stream has entries after its position; return
+        ``{key: id of the last entry read}`` for streams that moved ({} on timeout). A wait
+        that had to block may return as soon as the first stream moves (Redis does); the
+        others show up in the next call from the new positions."""
+        ...
+
+    def append_stream(
+        self, run_id: str, key: str, writer: str, seq: int, chunks: Sequence[str]
+    ) -> tuple[str, int]:
+        """``stream_append.lua``: returns ("ok", chunks appended) or ("missing", 0)."""
+        ...
+
+    def poke(self, key: str) -> None:
+        """Append an empty entry to stream ``key`` (kept to one entry, expiring in a minute):
+        wakes a ``wait_streams`` that watches it."""
+        ...
+
+    def use_once(self, key: str, ttl_ms: int) -> bool:
+        """Mark ``key`` used (SET NX PX): True the first time, False after."""
         ...
 
     # housekeeping -----------------------------------------------------------------------

@@ -28,19 +28,21 @@ from typing import Sequence
 from .._keys import Keys
 from ..errors import StoreUnavailableError
 from .base import Claim, Created, NewRun, Record, SlotScope, Transition
+from .memory_events import MemoryEvents
 from .memory_meta import MemoryMeta
 from .memory_schedules import MemorySchedules
 from .memory_slots import MemorySlots
 from .memory_state import FINAL, MemoryState, lua_float, lua_num, mono_ms
 
 
-class MemoryStore(MemorySchedules, MemoryMeta, MemorySlots):
+class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
     """Run state in process memory. Example: ``MemoryStore(prefix="ct")``."""
 
     def __init__(self, *, prefix: str = "ct") -> None:
         self.keys = Keys(prefix)
         self._state = MemoryState()
         self._lock = threading.RLock()
+        self._stream_cond = threading.Condition(self._lock)
 
     # runs -----------------------------------------------------------------------------
     def create_runs(self, runs: Sequence[NewRun], now_ms: int) -> list[Created]:
@@ -70,6 +72,7 @@ class MemoryStore(MemorySchedules, MemoryMeta, MemorySlots):
             st.zadd(k.pending_version(run.task_id), run.run_id, now_ms)
         for tag in run.tags:
             st.zadd(k.tag(tag), run.run_id, now_ms)
+        self._emit(run.run_id, "c")
         return Created(run.run_id, False)
 
     def get_run(self, run_id: str) -> Record | None:
@@ -128,6 +131,7 @@ class MemoryStore(MemorySchedules, MemoryMeta, MemorySlots):
                 )
                 self._drop_timers(drop_timers)
                 self._lease_timer(record, now_ms + lease_ms + 1000)
+                self._emit(run_id, "s")
                 return Claim("ok", record=dict(record))
             elif status not in ("QUEUED", "DEQUEUED"):
                 return Claim("drop", reason=status)
@@ -158,6 +162,7 @@ class MemoryStore(MemorySchedules, MemoryMeta, MemorySlots):
             if never_started:
                 record["started"] = lua_num(now_ms)
             self._drop_timers(drop_timers)
+            self._emit(run_id, "s")
             return Claim("ok", record=dict(record))
 
     def _drop_timers(self, members: Sequence[str]) -> None:
@@ -227,6 +232,7 @@ class MemoryStore(MemorySchedules, MemoryMeta, MemorySlots):
                 st.zadd(self.keys.timers(), member, due)
             if fields:
                 st.hset(self.keys.run(run_id), fields)
+            self._emit(run_id, "s")
             return result
 
     def transition(
@@ -270,6 +276,8 @@ class MemoryStore(MemorySchedules, MemoryMeta, MemorySlots):
                 st.hset(self.keys.run(run_id), fields)
             if remove_from and "id" in record:
                 st.zrem(remove_from, record["id"])
+            if status or fields:
+                self._emit(run_id, "s")
             return Transition(True, record.get("status", ""), dict(record))
 
     def _notify_timer(self, run_id: str, owner_id: str | None, now_ms: int) -> bool:
@@ -366,6 +374,7 @@ class MemoryStore(MemorySchedules, MemoryMeta, MemorySlots):
                 st.hset(keys.run(run_id), fields)
             if due_ms is not None and due_ms > now_ms:
                 st.zadd(keys.timers(), f"resume|{record.get('id')}", due_ms)
+            self._emit(run_id, "s")
             return "parked"
 
     def waiters(self, member: str) -> list[str]:

@@ -29,6 +29,8 @@ class MemoryMeta:
     _state: MemoryState
     _lock: threading.RLock
 
+    def _emit(self, run_id: str, kind: str) -> None: ...  # memory_events.MemoryEvents
+
     def apply_metadata(
         self, updates: Sequence[MetaUpdate], now_ms: int, *, max_bytes: int
     ) -> list[MetaResult]:
@@ -72,6 +74,7 @@ class MemoryMeta:
         if len(text.encode("utf-8")) > max_bytes:
             return reply("too_large")
         record.update(meta=text, updated=lua_num(now_ms))
+        self._emit(update.run_id, "m")
         return reply("ok", text)
 
     def add_tags(self, run_id: str, tags: Sequence[str], max_tags: int) -> tuple[str, list[str]]:
@@ -93,6 +96,7 @@ class MemoryMeta:
                     )
                 current.extend(added)
                 record["tags"] = json.dumps(current, separators=(",", ":"))
+                self._emit(run_id, "t")
             return "ok", current
 
     def idempotency_owner(self, task_id: str, key: str) -> str | None:

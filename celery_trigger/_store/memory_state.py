@@ -37,6 +37,8 @@ class MemoryState:
     lists: dict[str, list[str]] = field(default_factory=dict)
     sets: dict[str, set[str]] = field(default_factory=dict)
     strings: dict[str, tuple[str, float]] = field(default_factory=dict)  # value, expiry (ms)
+    #: stream key -> entries (id "<ms>-<seq>", fields), oldest first (memory_events.py)
+    streams: dict[str, list[tuple[str, dict[str, str]]]] = field(default_factory=dict)
 
     def get(self, key: str) -> str | None:
         entry = self.strings.get(key)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 from importlib import resources
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import redis
 
@@ -103,6 +103,7 @@ class RedisStore(RedisSlots):
                 "slot_release",
                 "slot_reap",
                 "slot_join",
+                "stream_append",
             )
         }
 
@@ -649,6 +650,46 @@ class RedisStore(RedisSlots):
                 ],
             )
         )
+
+    # realtime -------------------------------------------------------------------------
+    @_wrapped
+    def stream_tail(self, key: str) -> str:
+        last = self._client.xrevrange(key, "+", "-", count=1)
+        return str(last[0][0]) if last else "0-0"
+
+    @_wrapped
+    def read_stream(self, key: str, after: str, count: int) -> list[tuple[str, dict[str, str]]]:
+        if count <= 0:
+            return []
+        return [(str(i), dict(f)) for i, f in self._client.xrange(key, f"({after}", "+", count)]
+
+    @_wrapped
+    def wait_streams(self, positions: Mapping[str, str], block_ms: int) -> dict[str, str]:
+        if not positions:
+            return {}
+        reply = self._client.xread(dict(positions), count=1000, block=max(1, block_ms))
+        return {str(key): str(entries[-1][0]) for key, entries in reply or () if entries}
+
+    @_wrapped
+    def append_stream(
+        self, run_id: str, key: str, writer: str, seq: int, chunks: Sequence[str]
+    ) -> tuple[str, int]:
+        status, added = self._scripts["stream_append"](
+            keys=[self.keys.run(run_id), self.keys.run_stream(run_id, key)],
+            args=[key, writer, seq, *chunks],
+        )
+        return str(status), int(added)
+
+    @_wrapped
+    def poke(self, key: str) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        pipe.xadd(key, {"p": "1"}, maxlen=1, approximate=False)
+        pipe.pexpire(key, 60_000)
+        pipe.execute()
+
+    @_wrapped
+    def use_once(self, key: str, ttl_ms: int) -> bool:
+        return bool(self._client.set(key, "1", nx=True, px=max(1, ttl_ms)))
 
     # housekeeping -----------------------------------------------------------------------
     @_wrapped

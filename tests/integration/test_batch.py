@@ -67,7 +67,9 @@ def test_batch_runs_complete_in_item_order_and_know_their_batch(engine: Engine) 
     # Then the handle describes the batch
     assert handle.batch_id.startswith("batch_") and handle.run_count == 3
     assert handle.public_access_token is not None
-    claims = jwt.decode(handle.public_access_token, SECRET, algorithms=["HS256"])
+    claims = jwt.decode(
+        handle.public_access_token, SECRET, algorithms=["HS256"], audience="celery-trigger"
+    )
     assert claims["scopes"] == [f"read:batch:{handle.batch_id}"]
     # And each run completed with its own payload, options and the batch id
     assert [r.output for r in runs] == [{"value": v, "batch": handle.batch_id} for v in (2, 4, 6)]

@@ -87,7 +87,9 @@ def test_trigger_returns_run_id_and_a_one_hour_read_token(engine: Engine) -> Non
     # Then its id has the run prefix and the token verifies with the secret
     assert handle.id.startswith("run_") and not handle.is_cached
     assert handle.public_access_token is not None
-    claims = jwt.decode(handle.public_access_token, SECRET, algorithms=["HS256"])
+    claims = jwt.decode(
+        handle.public_access_token, SECRET, algorithms=["HS256"], audience="celery-trigger"
+    )
     assert claims["scopes"] == [f"read:runs:{handle.id}"]
     assert claims["exp"] == claims["iat"] + 3600
 

@@ -23,6 +23,7 @@
 -- new attempt (field takeover = 1; a warm retry under its own live lease is no takeover).
 -- Invariant: at most one live lease per run; a duplicate delivery is dropped, never run twice.
 -- #include slots
+-- #include events
 if redis.call("EXISTS", KEYS[1]) == 0 then return {"missing"} end
 local now = tonumber(ARGV[1])
 local r = redis.call("HMGET", KEYS[1], "status", "lease", "lease_exp", "ttl", "queued_at",
@@ -71,6 +72,7 @@ elseif status == "WAITING" then
   for k = 9, #ARGV do redis.call("ZREM", KEYS[2], ARGV[k]) end
   redis.call("ZADD", KEYS[2], now + tonumber(ARGV[3]) + 1000,
     "lease|" .. redis.call("HGET", KEYS[1], "id"))
+  emit_event(KEYS[1], "s")
   return {"ok", unpack(redis.call("HGETALL", KEYS[1]))}
 elseif status ~= "QUEUED" and status ~= "DEQUEUED" then
   return {"drop", status}
@@ -93,4 +95,5 @@ redis.call("ZADD", KEYS[2], now + tonumber(ARGV[3]) + 1000,
   "lease|" .. redis.call("HGET", KEYS[1], "id"))
 if r[7] == false then redis.call("HSET", KEYS[1], "started", now) end
 for k = 9, #ARGV do redis.call("ZREM", KEYS[2], ARGV[k]) end
+emit_event(KEYS[1], "s")
 return {"ok", unpack(redis.call("HGETALL", KEYS[1]))}

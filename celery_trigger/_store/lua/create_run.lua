@@ -10,6 +10,7 @@
 -- ARGV[6] number of timers T, then T pairs (member, due ms), then the record's fields as one
 -- JSON object of strings (one argument instead of ~50 keeps the call cheap to encode).
 -- Returns {run id, cached (0|1)}: the new run, or the run that already owns the key.
+-- #include events
 local run_id, now = ARGV[1], tonumber(ARGV[2])
 if KEYS[4] ~= "" then
   local owner = redis.call("GET", KEYS[4])
@@ -38,4 +39,5 @@ if KEYS[5] ~= "" then redis.call("RPUSH", KEYS[5], run_id) end
 if KEYS[6] ~= "" then redis.call("ZADD", KEYS[6], now, run_id) end
 for k = 8, #KEYS do redis.call("ZADD", KEYS[k], now, run_id) end
 if KEYS[7] ~= "" and ARGV[5] ~= "" then redis.call("LPUSH", KEYS[7], ARGV[5]) end
+emit_event(KEYS[1], "c")
 return {run_id, 0}

@@ -9,6 +9,7 @@
 -- Returns 2 when the run became final and has waiters (the caller notifies them), 1 when it
 -- was written, or 0 when the lease is no longer ours (cancelled, or taken over after expiry):
 -- then nothing is written.
+-- #include events
 local r = redis.call("HMGET", KEYS[1], "status", "lease", "id")
 if r[1] ~= "EXECUTING" or r[2] ~= ARGV[2] then return 0 end
 local now, status = tonumber(ARGV[1]), ARGV[3]
@@ -39,4 +40,5 @@ if i <= #ARGV then
   for j = i, #ARGV do fields[#fields + 1] = ARGV[j] end
   redis.call("HSET", KEYS[1], unpack(fields))
 end
+emit_event(KEYS[1], "s")
 return result

@@ -11,6 +11,7 @@
 -- cjson decodes; encoding is done here because Redis' cjson (7.0) prints numbers with 14
 -- digits and cannot tell an empty array from an empty object. Arrays carry the ARR
 -- metatable (or integer keys), objects have string keys; output keys are sorted.
+-- #include events
 local rec = redis.call("HMGET", KEYS[1], "status", "finished", "meta")
 if not rec[1] then return {"missing", ""} end
 local reply_doc = ARGV[5] == "1"
@@ -236,4 +237,5 @@ if not encoded then return reply("invalid", rec[3]) end
 local text = table.concat(out)
 if #text > tonumber(ARGV[2]) then return reply("too_large", rec[3]) end
 redis.call("HSET", KEYS[1], "meta", text, "updated", now)
+emit_event(KEYS[1], "m")
 return reply("ok", text)

@@ -10,6 +10,7 @@
 -- members go into the awaiting set and the run into each member's waiters set.
 -- Returns "lost" (lease not ours), "ready" (nothing to wait for: continue) or "parked"
 -- (status WAITING, lease released, wake-up registered).
+-- #include events
 local r = redis.call("HMGET", KEYS[1], "status", "lease")
 if r[1] ~= "EXECUTING" or r[2] ~= ARGV[2] then return "lost" end
 local now, k = tonumber(ARGV[1]), tonumber(ARGV[3])
@@ -52,4 +53,5 @@ end
 if due ~= nil and due > now then
   redis.call("ZADD", KEYS[3], due, "resume|" .. redis.call("HGET", KEYS[1], "id"))
 end
+emit_event(KEYS[1], "s")
 return "parked"

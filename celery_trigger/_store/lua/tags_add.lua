@@ -4,6 +4,7 @@
 -- Tags the run already has are skipped. When the result would exceed ARGV[1], nothing is
 -- written. New tags are indexed with the run's creation time as score (like create_run).
 -- Returns {status, tags JSON}: status "ok", "limit" (nothing added) or "missing" (no run).
+-- #include events
 local rec = redis.call("HMGET", KEYS[1], "status", "tags", "created", "id")
 if not rec[1] then return {"missing", "[]"} end
 local current = {}
@@ -28,4 +29,5 @@ local parts = {}
 for i, tag in ipairs(current) do parts[i] = cjson.encode(tag) end
 text = "[" .. table.concat(parts, ",") .. "]"
 redis.call("HSET", KEYS[1], "tags", text)
+emit_event(KEYS[1], "t")
 return {"ok", text}

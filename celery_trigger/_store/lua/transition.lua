@@ -6,6 +6,7 @@
 -- members to remove, then R members, then T (timers to add) and T pairs (member, due ms),
 -- then field/value pairs to write.
 -- Returns {"ok", record...} after the change, or {"no", current status} (nothing written).
+-- #include events
 local status = redis.call("HGET", KEYS[1], "status")
 if not status then return {"no", ""} end
 local final = {COMPLETED=1, CANCELED=1, FAILED=1, CRASHED=1, SYSTEM_FAILURE=1, EXPIRED=1,
@@ -48,4 +49,5 @@ if i <= #ARGV then
   redis.call("HSET", KEYS[1], unpack(fields))
 end
 if KEYS[3] ~= "" then redis.call("ZREM", KEYS[3], redis.call("HGET", KEYS[1], "id")) end
+if ARGV[3] ~= "" or i <= #ARGV then emit_event(KEYS[1], "s") end
 return {"ok", unpack(redis.call("HGETALL", KEYS[1]))}

@@ -1,0 +1,141 @@
+"""MemoryStore's realtime part: streams, change events and blocking reads (DESIGN §7).
+
+Mirrors ``lua/events.lua``, ``lua/stream_append.lua`` and the stream commands RedisStore
+uses. Ids are Redis-style ``"<ms>-<seq>"``, strictly increasing per stream; a blocking
+``wait_streams`` sleeps on a condition of the store's lock, notified by every append.
+Streams are trimmed like the Redis ones (run events 64, tag and batch events 10000, pokes 1)
+but do not expire: the embedded mode lives as long as its process.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from .memory_state import MemoryState, mono_ms
+
+if TYPE_CHECKING:
+    from .._keys import Keys
+
+RUN_EVENTS_MAXLEN = 64
+INDEX_EVENTS_MAXLEN = 10_000
+
+Entry = tuple[str, dict[str, str]]
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class MemoryEvents:
+    keys: Keys
+    _state: MemoryState
+    _lock: threading.RLock
+
+    _stream_cond: threading.Condition  # on ``_lock``: notified by every append
+
+    def _streams(self) -> dict[str, list[Entry]]:
+        return self._state.streams
+
+    def _xadd(self, key: str, fields: dict[str, str], maxlen: int | None = None) -> str:
+        entries = self._streams().setdefault(key, [])
+        now = int(time.time() * 1000)
+        ms, seq = _id_key(entries[-1][0]) if entries else (0, 0)
+        new_id = f"{now}-0" if now > ms else f"{ms}-{seq + 1}"
+        entries.append((new_id, fields))
+        if maxlen is not None and len(entries) > maxlen:
+            del entries[: len(entries) - maxlen]
+        self._stream_cond.notify_all()
+        return new_id
+
+    def _emit(self, run_id: str, kind: str) -> None:
+        """``emit_event`` of ``lua/events.lua``; called under the lock after the change."""
+        record = self._state.hashes.get(self.keys.run(run_id))
+        if record is None or "id" not in record:
+            return
+        rid = record["id"]
+        self._xadd(self.keys.events(rid), {"k": kind}, RUN_EVENTS_MAXLEN)
+        tags = record.get("tags") or "[]"
+        for tag in json.loads(tags) if tags not in ("", "[]") else ():
+            self._xadd(self.keys.tag_events(tag), {"r": rid, "k": kind}, INDEX_EVENTS_MAXLEN)
+        if record.get("batch"):
+            self._xadd(
+                self.keys.batch_events(record["batch"]), {"r": rid, "k": kind}, INDEX_EVENTS_MAXLEN
+            )
+
+    # the Store protocol's realtime operations ------------------------------------------------
+    def stream_tail(self, key: str) -> str:
+        with self._lock:
+            entries = self._streams().get(key)
+            return entries[-1][0] if entries else "0-0"
+
+    def read_stream(self, key: str, after: str, count: int) -> list[Entry]:
+        with self._lock:
+            return self._after(key, after)[: max(0, count)]
+
+    def _after(self, key: str, after: str) -> list[Entry]:
+        entries = self._streams().get(key) or []
+        pos = _id_key(after)
+        # entries are ordered: scan back from the end, as readers are mostly near the tail
+        i = len(entries)
+        while i > 0 and _id_key(entries[i - 1][0]) > pos:
+            i -= 1
+        return [(entry_id, dict(fields)) for entry_id, fields in entries[i:]]
+
+    def wait_streams(self, positions: Mapping[str, str], block_ms: int) -> dict[str, str]:
+        if not positions:
+            return {}
+        deadline = time.monotonic() + max(1, block_ms) / 1000
+        cond = self._stream_cond
+        with cond:
+            while True:
+                moved: dict[str, str] = {}
+                for key, after in positions.items():
+                    entries = self._after(key, after)[:1000]
+                    if entries:
+                        moved[key] = entries[-1][0]
+                remaining = deadline - time.monotonic()
+                if moved or remaining <= 0:
+                    return moved
+                cond.wait(remaining)
+
+    def append_stream(
+        self, run_id: str, key: str, writer: str, seq: int, chunks: Sequence[str]
+    ) -> tuple[str, int]:
+        """``stream_append.lua``."""
+        with self._lock:
+            record = self._state.hashes.get(self.keys.run(run_id))
+            if record is None:
+                return "missing", 0
+            first, nxt = 0, seq + len(chunks)
+            stored = record.get(f"st:{key}")
+            if stored is not None:
+                who, _, count = stored.rpartition("|")
+                if who == writer and count.isdigit():
+                    first = max(0, int(count) - seq)
+                    nxt = max(nxt, int(count))
+            stream = self.keys.run_stream(run_id, key)
+            for chunk in chunks[first:]:
+                self._xadd(stream, {"d": chunk})
+            record[f"st:{key}"] = f"{writer}|{nxt}"
+            names: list[str] = json.loads(record.get("streams") or "[]")
+            if key not in names:
+                names.append(key)
+                record["streams"] = json.dumps(names, separators=(",", ":"))
+                self._emit(run_id, "n")
+            return "ok", max(0, len(chunks) - first)
+
+    def poke(self, key: str) -> None:
+        with self._lock:
+            self._xadd(key, {"p": "1"}, 1)
+
+    def use_once(self, key: str, ttl_ms: int) -> bool:
+        with self._lock:
+            if self._state.get(key) is not None:
+                return False
+            self._state.strings[key] = ("1", mono_ms() + max(1, ttl_ms))
+            return True

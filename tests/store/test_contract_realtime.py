@@ -1,0 +1,431 @@
+"""The Store contract for realtime (DESIGN §7, SEMANTICS §12): stream reads, blocking waits,
+the change events every state-changing operation appends, chunk streams, pokes and
+single-use marks.
+
+Every test runs against RedisStore (real Redis) and MemoryStore (the ``store`` fixture),
+except the key-expiry checks, which only Redis has (MemoryStore lives as long as its
+process). The events (``lua/events.lua``, ``memory_events.py``): ``{k: kind}`` on
+``keys.events(run)`` and ``{r: run id, k: kind}`` on ``keys.tag_events(tag)`` for each tag the
+record carries and on ``keys.batch_events(batch)``; kinds ``c`` created, ``s`` status, ``m``
+metadata, ``t`` tags, ``n`` new stream. An operation that changes nothing appends nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from celery_trigger._store.base import MetaUpdate, Store
+from celery_trigger._store.redis import RedisStore
+from tests.helpers import wait_for
+
+from .test_contract import NOW, claim, create, new_run
+from .test_contract_durable import park
+
+TAGS = ("a", "b")
+BATCH = "batch_1"
+BLOCK_MS = 50  # a wait that must time out
+LONG_MS = 10_000  # a wait that must be woken long before it times out
+redis_only = pytest.mark.parametrize("store", ["redis"], indirect=True)
+
+
+def order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq)
+
+
+def chunks(store: Store, run_id: str, key: str) -> list[Any]:
+    entries = store.read_stream(store.keys.run_stream(run_id, key), "0-0", 1000)
+    return [json.loads(fields["d"]) for _, fields in entries]
+
+
+def append(
+    store: Store, key: str, values: range | list[Any], *, seq: int, writer: str = "run_e:1"
+) -> tuple[str, int]:
+    return store.append_stream("run_e", key, writer, seq, [json.dumps(v) for v in values])
+
+
+class Feed:
+    """The event streams of a run: its own, each of its tags' and its batch's.
+
+    ``mark()`` remembers each stream's tail; ``since()`` returns what was appended after it.
+    """
+
+    def __init__(self, store: Store, run_id: str, tags: tuple[str, ...]) -> None:
+        self.store, self.run_id = store, run_id
+        keys = store.keys
+        self.run_key = keys.events(run_id)
+        self.index_keys = [keys.tag_events(t) for t in tags] + [keys.batch_events(BATCH)]
+        self.mark()
+
+    def mark(self) -> None:
+        self.pos = {k: self.store.stream_tail(k) for k in [self.run_key, *self.index_keys]}
+
+    def since(self) -> dict[str, list[dict[str, str]]]:
+        return {
+            key: [fields for _, fields in self.store.read_stream(key, after, 100)]
+            for key, after in self.pos.items()
+        }
+
+    def expect(self, kind: str | None) -> None:
+        """Exactly one ``kind`` event on every stream since the mark (None: no event at all)."""
+        run_events = [{"k": kind}] if kind else []
+        index_events = [{"r": self.run_id, "k": kind}] if kind else []
+        assert self.since() == {
+            self.run_key: run_events,
+            **{key: index_events for key in self.index_keys},
+        }
+        self.mark()
+
+
+def tagged(store: Store, run_id: str = "run_e", **kwargs: Any) -> Feed:
+    """Create ``run_id`` tagged a, b in batch_1 and return its feed, marked after creation."""
+    fields = {"created": str(NOW), "tags": json.dumps(list(TAGS)), "batch": BATCH}
+    create(store, run_id, fields=fields, tags=list(TAGS), **kwargs)
+    return Feed(store, run_id, TAGS)
+
+
+def executing_tagged(store: Store) -> Feed:
+    feed = tagged(store)
+    assert claim(store, "run_e").action == "ok"
+    feed.mark()
+    return feed
+
+
+# stream reads -------------------------------------------------------------------------
+def test_tail_of_a_missing_or_empty_stream_is_zero(store: Store) -> None:
+    """§7: a reader starting on a stream nobody wrote yet starts at "0-0"."""
+    assert store.stream_tail(store.keys.events("nobody")) == "0-0"
+    assert store.read_stream(store.keys.events("nobody"), "0-0", 10) == []
+
+
+def test_ids_increase_and_reads_are_strictly_after_oldest_first(store: Store) -> None:
+    """§7: ids strictly increase; read_stream(after) starts after ``after`` and honours count."""
+    # Given five chunks appended one call at a time
+    create(store, "run_e")
+    for i in range(5):
+        assert append(store, "out", [i], seq=i) == ("ok", 1)
+    key = store.keys.run_stream("run_e", "out")
+    entries = store.read_stream(key, "0-0", 100)
+    ids = [entry_id for entry_id, _ in entries]
+    # Then the ids strictly increase, the tail is the last one, the fields are {d: JSON}
+    assert [order(i) for i in ids] == sorted({order(i) for i in ids}) and len(ids) == 5
+    assert store.stream_tail(key) == ids[-1]
+    assert [fields for _, fields in entries] == [{"d": str(i)} for i in range(5)]
+    # And a read after an id starts strictly after it, oldest first, at most count entries
+    assert store.read_stream(key, ids[1], 2) == entries[2:4]
+    assert store.read_stream(key, ids[1], 100) == entries[2:]
+    assert store.read_stream(key, ids[-1], 100) == []
+    assert store.read_stream(key, "0-0", 0) == [] and store.read_stream(key, "0-0", -1) == []
+
+
+# blocking waits -----------------------------------------------------------------------
+def test_wait_times_out_with_nothing_after_the_positions(store: Store) -> None:
+    """§7: a wait with no news returns {} after block_ms; with no positions at once."""
+    feed = tagged(store)
+    started = time.monotonic()
+    assert store.wait_streams(dict(feed.pos), BLOCK_MS) == {}
+    assert time.monotonic() - started < 5
+    assert store.wait_streams({}, BLOCK_MS) == {}
+
+
+def test_wait_returns_at_once_the_last_id_of_streams_that_moved(store: Store) -> None:
+    """§7: entries after a position end the wait immediately, with the last id per stream."""
+    # Given a run with three chunks on "out" and none on "other"
+    create(store, "run_e")
+    append(store, "out", range(3), seq=0)
+    out, other = (store.keys.run_stream("run_e", k) for k in ("out", "other"))
+    ids = [entry_id for entry_id, _ in store.read_stream(out, "0-0", 10)]
+    # When waiting from the start, from the first chunk and from the tail
+    started = time.monotonic()
+    from_start = store.wait_streams({out: "0-0", other: "0-0"}, LONG_MS)
+    from_first = store.wait_streams({out: ids[0]}, LONG_MS)
+    # Then each returns without blocking, naming only the stream that moved, at its last id
+    assert time.monotonic() - started < LONG_MS / 2000
+    assert from_start == {out: ids[-1]} and from_first == {out: ids[-1]}
+    assert store.wait_streams({out: ids[-1]}, BLOCK_MS) == {}
+
+
+def test_wait_returns_every_stream_that_moved(store: Store) -> None:
+    """§7: one wait watches several keys (a subscriber's run, tag and batch streams)."""
+    feed = tagged(store)
+    positions = {key: "0-0" for key in feed.pos}
+    assert store.wait_streams(positions, LONG_MS) == feed.pos
+
+
+def test_an_operation_in_another_thread_wakes_a_blocked_wait(store: Store) -> None:
+    """§7: XREAD BLOCK semantics: a change made while a subscriber waits ends its wait."""
+    # Given a subscriber blocked on the run's and a tag's event streams
+    feed = tagged(store)
+    watched = {key: feed.pos[key] for key in (feed.run_key, feed.index_keys[0])}
+    result: dict[str, dict[str, str]] = {}
+    waiting = threading.Event()
+
+    def subscriber() -> None:
+        waiting.set()
+        result["moved"] = store.wait_streams(watched, LONG_MS)
+
+    thread = threading.Thread(target=subscriber, daemon=True)
+    started = time.monotonic()
+    thread.start()
+    try:
+        assert waiting.wait(5)
+        if isinstance(store, RedisStore):  # the wait is really blocked in XREAD
+            wait_for(lambda: store.raw().info("clients")["blocked_clients"] >= 1, timeout=5)
+        # When a claim changes the run's status
+        assert claim(store, "run_e").action == "ok"
+    finally:
+        thread.join(timeout=LONG_MS / 1000 + 5)
+    # Then the wait ends long before its timeout, naming streams that moved at their new tail
+    assert not thread.is_alive()
+    assert time.monotonic() - started < LONG_MS / 2000
+    tails = {key: store.stream_tail(key) for key in watched}
+    moved = result["moved"]
+    assert moved and all(tails[key] == last for key, last in moved.items())
+    # And a blocked wait may return when the first stream moves (Redis serves a blocked XREAD
+    # with the key that woke it): the next wait from the new positions returns the others
+    rest = {key: tails[key] for key in watched if key not in moved}
+    assert store.wait_streams({**watched, **moved}, BLOCK_MS) == rest
+
+
+# events of each operation -------------------------------------------------------------
+def test_create_emits_created_to_the_run_its_tags_and_its_batch(store: Store) -> None:
+    """§7: "c" on every stream; a cached create (idempotency hit) emits nothing."""
+    # Given nothing / When a tagged run in a batch is created
+    feed = Feed(store, "run_e", TAGS)
+    fields = {"created": str(NOW), "tags": json.dumps(list(TAGS)), "batch": BATCH}
+    opts: dict[str, Any] = {"idempotency_key": "k", "idempotency_ttl_ms": 60_000}
+    assert create(store, "run_e", fields=fields, tags=list(TAGS), **opts) == ("run_e", False)
+    # Then each stream got exactly one "c"
+    feed.expect("c")
+    # And a second create with the same key returns the owner and emits nothing
+    assert create(store, "run_x", fields=fields, tags=list(TAGS), **opts) == ("run_e", True)
+    feed.expect(None)
+
+
+def test_runs_created_together_each_announce_themselves_on_the_batch(store: Store) -> None:
+    """§12.1 subscribeToBatch: one "c" per run, naming it, in creation order."""
+    fields = {"created": str(NOW), "batch": BATCH}
+    store.create_runs([new_run(f"run_{i}", fields=fields) for i in range(3)], NOW)
+    entries = store.read_stream(store.keys.batch_events(BATCH), "0-0", 10)
+    assert [f for _, f in entries] == [{"r": f"run_{i}", "k": "c"} for i in range(3)]
+
+
+def test_a_run_without_tags_or_batch_emits_only_to_its_own_stream(store: Store) -> None:
+    """§7: no tag or batch streams are written for a run that has none."""
+    create(store, "run_plain")
+    assert [f for _, f in store.read_stream(store.keys.events("run_plain"), "0-0", 10)] == [
+        {"k": "c"}
+    ]
+    assert store.stream_tail(store.keys.batch_events("")) == "0-0"
+
+
+def test_claims_emit_status_and_a_dropped_claim_emits_nothing(store: Store) -> None:
+    """§7: a new attempt and a resumed one emit "s"; a duplicate delivery is dropped silently."""
+    # Given a queued tagged run
+    feed = tagged(store)
+    # When it is claimed / Then "s"
+    assert claim(store, "run_e").action == "ok"
+    feed.expect("s")
+    # When a duplicate delivery arrives under the live lease / Then nothing
+    assert claim(store, "run_e", token="tok-2", now=NOW + 1).action == "drop"
+    feed.expect(None)
+    # When it parks, is woken and the resume claims it / Then "s" for the park and the resume
+    assert park(store, "run_e", due=NOW + 100) == "parked"
+    feed.expect("s")
+    assert store.wake("run_e") is not None
+    feed.mark()
+    assert claim(store, "run_e", token="tok-2", now=NOW + 100).action == "ok"
+    feed.expect("s")
+
+
+def test_finish_emits_status_and_a_lost_lease_emits_nothing(store: Store) -> None:
+    """§7: finish_attempt emits "s" when written, nothing when the lease is not ours."""
+    feed = executing_tagged(store)
+    assert store.finish_attempt("run_e", "tok-x", "COMPLETED", NOW + 5, fields={}) == 0
+    feed.expect(None)
+    assert store.finish_attempt("run_e", "tok-1", "COMPLETED", NOW + 5, fields={"output": "1"})
+    feed.expect("s")
+
+
+def test_transition_emits_only_when_it_changes_the_status_or_fields(store: Store) -> None:
+    """§7: a status or field write emits "s"; a rejected or read-only transition nothing."""
+    feed = tagged(store)
+    # When the transition is not allowed from QUEUED / Then nothing
+    assert not store.transition("run_e", NOW + 1, allowed="DELAYED", status="QUEUED").ok
+    feed.expect(None)
+    # When it only reads the record / Then nothing
+    assert store.transition("run_e", NOW + 1, allowed="*").ok
+    feed.expect(None)
+    # When it only writes fields / Then "s"
+    assert store.transition("run_e", NOW + 1, allowed="*", fields={"delay_until": "5"}).ok
+    feed.expect("s")
+    # When it changes the status / Then "s"
+    assert store.transition("run_e", NOW + 2, allowed="QUEUED", status="CANCELED").ok
+    feed.expect("s")
+
+
+def test_park_emits_status_only_when_it_parks(store: Store) -> None:
+    """§7: "ready" (nothing to wait for) and "lost" leave the run as it is: no event."""
+    feed = executing_tagged(store)
+    create(store, "run_done", status="COMPLETED")
+    feed.mark()
+    assert park(store, "run_e", members=("run_done",)) == "ready"
+    feed.expect(None)
+    assert park(store, "run_e", k=1, due=NOW + 60_000, token="tok-x") == "lost"
+    feed.expect(None)
+    assert park(store, "run_e", k=1, due=NOW + 60_000) == "parked"
+    feed.expect("s")
+
+
+def test_metadata_emits_only_when_the_document_is_written(store: Store) -> None:
+    """§7, §8: "m" for a write; nothing for no-op operations, over the limit, or closed."""
+    feed = tagged(store)
+
+    def apply(ops: list[dict[str, Any]], **kwargs: Any) -> str:
+        update = MetaUpdate("run_e", json.dumps(ops), window_ms=kwargs.get("window_ms"))
+        now = kwargs.get("now", NOW + 1)
+        return store.apply_metadata([update], now, max_bytes=kwargs.get("limit", 1000))[0].status
+
+    assert apply([{"type": "set", "key": "progress", "value": 0.5}]) == "ok"
+    feed.expect("m")
+    assert apply([{"type": "remove", "key": "progress", "value": 1}]) == "ok"  # not an array
+    feed.expect(None)
+    assert apply([{"type": "set", "key": "big", "value": "x" * 2000}]) == "too_large"
+    feed.expect(None)
+    assert apply([{"type": "increment", "key": "n", "value": "x"}]) == "invalid"
+    feed.expect(None)
+    assert store.transition("run_e", NOW + 2, allowed="*", status="COMPLETED").ok
+    assert store.get_run("run_e")["finished"] == str(NOW + 2)  # type: ignore[index]
+    feed.mark()
+    closed = apply([{"type": "set", "key": "late", "value": 1}], window_ms=10, now=NOW + 100)
+    assert closed == "closed"
+    feed.expect(None)
+
+
+def test_tags_add_emits_to_the_old_tags_the_new_tag_and_the_batch(store: Store) -> None:
+    """§7, TAG-1: "t" on every stream of the run, including the tag it now carries."""
+    # Given a run tagged a, b
+    tagged(store)
+    feed = Feed(store, "run_e", (*TAGS, "c"))
+    # When c is added / Then "t" on the run, a, b, c and the batch
+    assert store.add_tags("run_e", ["b", "c"], 10) == ("ok", ["a", "b", "c"])
+    feed.expect("t")
+    # When only tags it has are added, or too many / Then nothing
+    assert store.add_tags("run_e", ["a", "c"], 10) == ("ok", ["a", "b", "c"])
+    feed.expect(None)
+    assert store.add_tags("run_e", ["d", "e"], 4) == ("limit", ["a", "b", "c"])
+    feed.expect(None)
+    assert store.stream_tail(store.keys.tag_events("d")) == "0-0"
+    # And a later change reaches the new tag's stream too
+    assert store.transition("run_e", NOW + 1, allowed="*", status="CANCELED").ok
+    feed.expect("s")
+
+
+# append_stream ------------------------------------------------------------------------
+def test_append_stream_keeps_order_and_lists_new_keys_once(store: Store) -> None:
+    """RT-4, §12.1: chunks in order; "streams" lists keys in creation order; "n" once per key."""
+    feed = tagged(store)
+    assert append(store, "ai", ["h", "e"], seq=0) == ("ok", 2)
+    feed.expect("n")
+    assert append(store, "ai", [{"l": 1}, None], seq=2) == ("ok", 2)
+    feed.expect(None)
+    assert append(store, "logs/é", [1], seq=0) == ("ok", 1)
+    feed.expect("n")
+    assert chunks(store, "run_e", "ai") == ["h", "e", {"l": 1}, None]
+    assert chunks(store, "run_e", "logs/é") == [1]
+    record = store.get_run("run_e") or {}
+    assert json.loads(record["streams"]) == ["ai", "logs/é"]
+    # And the chunks of one stream do not reach another
+    assert chunks(store, "run_e", "other") == []
+
+
+def test_a_replay_skips_what_is_there_and_a_prefix_resend_keeps_the_next_seq(store: Store) -> None:
+    """§12.1: a replayed attempt resends seq 0.. again; only new chunks land, once, in order."""
+    create(store, "run_e")
+    # When the writer sends 0..4, resends 0..1, then 3..5, then continues at 6
+    assert append(store, "out", range(5), seq=0) == ("ok", 5)
+    assert append(store, "out", range(2), seq=0) == ("ok", 0)
+    assert append(store, "out", range(3, 6), seq=3) == ("ok", 1)
+    assert append(store, "out", range(6, 7), seq=6) == ("ok", 1)
+    # Then each chunk is there once, in order
+    assert chunks(store, "run_e", "out") == list(range(7))
+    assert (store.get_run("run_e") or {})["st:out"] == "run_e:1|7"
+
+
+def test_another_writer_appends_after_what_is_there(store: Store) -> None:
+    """§12.1: a retry (new attempt) restarts at seq 0 and its chunks follow the earlier ones."""
+    create(store, "run_e")
+    assert append(store, "out", ["a", "b"], seq=0) == ("ok", 2)
+    assert append(store, "out", ["c"], seq=0, writer="run_e:2") == ("ok", 1)
+    assert append(store, "out", ["c", "d"], seq=0, writer="run_e:2") == ("ok", 1)
+    assert chunks(store, "run_e", "out") == ["a", "b", "c", "d"]
+    assert json.loads((store.get_run("run_e") or {})["streams"]) == ["out"]
+
+
+def test_append_to_a_missing_run_writes_nothing(store: Store) -> None:
+    """§12.1: no run, no stream: ("missing", 0)."""
+    assert append(store, "out", ["a"], seq=0) == ("missing", 0)
+    assert store.stream_tail(store.keys.run_stream("run_e", "out")) == "0-0"
+    assert store.get_run("run_e") is None
+    assert store.stream_tail(store.keys.events("run_e")) == "0-0"
+
+
+# poke and use_once --------------------------------------------------------------------
+def test_poke_keeps_one_entry_and_wakes_a_wait(store: Store) -> None:
+    """§7: a poke is a wake-up for a wait on its key, not history."""
+    key = store.keys.hub("h1")
+    store.poke(key)
+    first = store.stream_tail(key)
+    assert store.wait_streams({key: "0-0"}, LONG_MS) == {key: first}
+    store.poke(key)
+    store.poke(key)
+    entries = store.read_stream(key, "0-0", 10)
+    assert len(entries) == 1 and order(entries[0][0]) > order(first)
+    assert store.wait_streams({key: first}, LONG_MS) == {key: entries[0][0]}
+
+
+def test_use_once_is_true_only_the_first_time_per_key(store: Store) -> None:
+    """RT-6: a single-use token's jti is marked used once; other jtis are independent."""
+    used = store.keys.token_use("jti_1")
+    assert store.use_once(used, 60_000) is True
+    assert store.use_once(used, 60_000) is False
+    assert store.use_once(store.keys.token_use("jti_2"), 60_000) is True
+
+
+def test_use_once_mark_expires_after_its_ttl(store: Store) -> None:
+    """RT-6: the mark lives as long as the token (ttl), then the key is free again."""
+    used = store.keys.token_use("jti_short")
+    assert store.use_once(used, 30) is True
+    wait_for(lambda: store.use_once(used, 60_000), timeout=5)
+    assert store.use_once(used, 60_000) is False
+
+
+# expiry (Redis only) ------------------------------------------------------------------
+@redis_only
+def test_event_chunk_and_poke_streams_expire(store: Store) -> None:
+    """§7: event streams expire 7 days, chunk streams 28 days after their last entry, pokes
+    within a minute, use_once marks with their ttl."""
+    feed = tagged(store)
+    append(store, "out", ["a"], seq=0)
+    store.poke(store.keys.hub("h1"))
+    store.use_once(store.keys.token_use("jti"), 60_000)
+    client = store.raw()
+    week, four_weeks = 7 * 86_400_000, 28 * 86_400_000
+    for key in [feed.run_key, *feed.index_keys]:
+        assert week - 60_000 < client.pttl(key) <= week, key
+    assert four_weeks - 60_000 < client.pttl(store.keys.run_stream("run_e", "out")) <= four_weeks
+    assert 0 < client.pttl(store.keys.hub("h1")) <= 60_000
+    assert 0 < client.pttl(store.keys.token_use("jti")) <= 60_000
+
+
+def test_run_event_stream_is_trimmed(store: Store) -> None:
+    """§7: run event streams are wake-ups, not history: kept to about 64 entries."""
+    create(store, "run_e")
+    for i in range(200):
+        store.transition("run_e", NOW + i, allowed="*", fields={"n": str(i)})
+    assert 64 <= len(store.read_stream(store.keys.events("run_e"), "0-0", 1000)) < 200

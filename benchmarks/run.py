@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # ``python benchmarks/run.py``
 from benchmarks._harness import Harness
 from benchmarks._infra import RESULTS_DIR, CpuMeter, log, machine_info, versions
 
-CASES = ("trigger", "batch", "e2e", "latency", "meta", "queues", "durable")
+CASES = ("trigger", "batch", "e2e", "latency", "meta", "queues", "durable", "realtime")
 FULL = {
     "trigger_n": 3000,
     "trigger_reps": 3,
@@ -75,6 +75,25 @@ QUICK.update(
     durable_timer_rate=50,
     durable_timer_rate_loaded=0,
     durable_park_n=1000,
+)
+#: Sizes of the ``realtime`` case (benchmarks/cases_realtime.py).
+FULL.update(
+    rt_updates=300,
+    rt_warmup=20,
+    rt_slow_poll_updates=30,
+    rt_k_small=100,
+    rt_k_medium=1000,
+    rt_k_large=3000,
+    rt_rounds=2,
+)
+QUICK.update(
+    rt_updates=60,
+    rt_warmup=10,
+    rt_slow_poll_updates=0,
+    rt_k_small=50,
+    rt_k_medium=200,
+    rt_k_large=0,
+    rt_rounds=2,
 )
 #: Above this share of the machine's CPU used by other processes, a case's figures are suspect.
 CONTENTION_WARN_SHARE = 0.05
@@ -141,6 +160,10 @@ def run_case(h: Harness, name: str, size: dict[str, int]) -> dict[str, Any]:
         from benchmarks import cases_durable
 
         return cases_durable.durable(h, size)
+    if name == "realtime":
+        from benchmarks import cases_realtime
+
+        return cases_realtime.realtime(h, size)
     if name == "e2e":
         return cases_worker.e2e_throughput(h, size["e2e_n"], size["e2e_reps"])
     return cases_worker.latency(h, size["latency_n"], size["latency_warmup"], size["latency_block"])

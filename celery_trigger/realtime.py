@@ -126,7 +126,9 @@ class _IndexSource(_Source):
 
     def changed(self, resync: bool) -> list[str]:
         ids: dict[str, None] = {}
-        if resync:
+        first = self.store.read_stream(self.key, "0-0", 1)
+        if resync or (first and _after(first[0][0], self.position)):
+            # after an outage, or the stream was trimmed past our position: list them again
             ids.update(dict.fromkeys(self.listing()))
         while True:
             entries = self.store.read_stream(self.key, self.position, CHUNK_PAGE)
@@ -176,6 +178,13 @@ class _BatchSource(_IndexSource):
         return run.batch_id == self.batch_id
 
 
+def _after(a: str, b: str) -> bool:
+    """Stream id ``a`` comes after ``b``."""
+    ams, _, aseq = a.partition("-")
+    bms, _, bseq = b.partition("-")
+    return (int(ams), int(aseq or 0)) > (int(bms), int(bseq or 0))
+
+
 def _encode_cursor(positions: dict[str, str]) -> str:
     if not positions:
         return ""
@@ -217,6 +226,10 @@ class RunSubscription(Generic[T]):
         self._chunks = _decode_cursor(cursor)  # "<run id>/<key>" -> last chunk id read
         self._watched: set[str] = set()
         self._last: dict[str, Run] = {}
+        self._versions: dict[str, int] = {}  # run id -> the "ev" counter of the last read
+        self._keys: dict[str, list[str]] = {}  # run id -> its stream keys
+        self._shared_reads = False
+        self._fresh = False
         self._buffer: deque[Any] = deque()
         self._signal = Signal()
         self._hub = hub_for(source.engine)
@@ -314,6 +327,7 @@ class RunSubscription(Generic[T]):
         """Read what changed; never blocks on a wake-up. Store errors mean "try again"."""
         resync = self._signal.resync or self._failures > 0
         self._signal.resync = False
+        self._fresh = resync  # after an outage, read for ourselves
         try:
             if not self._started:
                 self._watch(self._source.event_keys())
@@ -331,23 +345,27 @@ class RunSubscription(Generic[T]):
         return items
 
     def _read(self, run_ids: Sequence[str]) -> list[Any]:
-        store, source = self._source.store, self._source
+        source = self._source
         items: list[Any] = []
         final: list[Any] = []
-        records = store.get_runs(list(run_ids)) if run_ids else []
-        for record in records:
+        for record in self._records(run_ids):
             if record is None:
                 if isinstance(source, _RunSource):
                     self._done = True  # the run is gone (it cannot come back)
                 continue
-            run = self._view(Run.from_record(record))
-            if not source.accept(run):
+            full = Run.from_record(record)
+            if not source.accept(full):
                 continue
+            version = int(record.get("ev") or 0)
+            if version < self._versions.get(full.id, 0):
+                continue  # an older read than one already yielded: never go back
+            self._versions[full.id] = version
+            run = self._view(full)
             update: list[Any] = []
             if self._last.get(run.id) != run:
                 self._last[run.id] = run
                 update.append(StreamPart("run", run) if self._streams else run)
-            chunks = self._read_chunks(run) if self._streams else []
+            chunks = self._read_chunks(run, full.realtime_streams) if self._streams else []
             if source.stop_on_completion and run.finished_at is not None:
                 self._done = True
                 final.extend(update + chunks)  # the last chunks are drained, then it ends
@@ -357,7 +375,7 @@ class RunSubscription(Generic[T]):
             seen = set(run_ids)
             for run in list(self._last.values()):
                 if run.id not in seen:
-                    items.extend(self._read_chunks(run))
+                    items.extend(self._read_chunks(run, self._keys.get(run.id, [])))
         return items + final
 
     def _view(self, run: Run) -> Run:
@@ -366,11 +384,24 @@ class RunSubscription(Generic[T]):
         blank: dict[str, Any] = {name: _BLANK.get(name) for name in self._skip}
         return dataclasses.replace(run, **blank)
 
-    def _read_chunks(self, run: Run) -> list[Any]:
+    def _records(self, run_ids: Sequence[str]) -> list[dict[str, str] | None]:
+        """The records of ``run_ids``; a run subscription's read after a wake-up is shared
+        with the process's other subscriptions to that run (``Hub.read``)."""
+        store, source = self._source.store, self._source
+        if not run_ids:
+            return []
+        if isinstance(source, _RunSource) and self._shared_reads and not self._fresh:
+            key = store.keys.events(source.run_id)
+            return [self._hub.read(key, lambda: store.get_run(source.run_id))]
+        self._shared_reads = True  # the first read is always this subscription's own
+        return list(store.get_runs(list(run_ids)))
+
+    def _read_chunks(self, run: Run, streams: list[str]) -> list[Any]:
         keys = self._source.store.keys
-        self._watch(keys.run_stream(run.id, k) for k in run.realtime_streams)
+        self._keys[run.id] = streams
+        self._watch(keys.run_stream(run.id, k) for k in streams)
         out: list[Any] = []
-        for key in run.realtime_streams:
+        for key in streams:
             name = f"{run.id}/{key}"
             position = self._chunks.setdefault(name, "0-0")
             while True:

@@ -25,7 +25,7 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..errors import StoreUnavailableError
@@ -91,6 +91,10 @@ class Hub:
         self._poke_key: str = store.keys.hub(uuid.uuid4().hex)
         self._thread: threading.Thread | None = None
         self._blocked = False
+        self._poked = False
+        # how often each key moved, and the last record read after a move (``read``)
+        self._generations: dict[str, int] = {}
+        self._records: dict[str, tuple[int, Any]] = {}
 
     def watch(self, signal: Signal, keys: Sequence[str]) -> None:
         """Wake ``signal`` on every entry appended to ``keys`` from now on."""
@@ -116,7 +120,8 @@ class Hub:
                     target=self._run, name="celery-trigger-realtime", daemon=True
                 )
                 self._thread.start()
-            poke = bool(fresh) and self._blocked
+            poke = bool(fresh) and self._blocked and not self._poked
+            self._poked = self._poked or poke
         if poke:
             self._store.poke(self._poke_key)
 
@@ -130,6 +135,48 @@ class Hub:
                 if not watchers:
                     del self._watchers[key]
                     self._positions.pop(key, None)
+            idle = not self._watchers and self._blocked and not self._poked
+            self._poked = self._poked or idle
+            for key in keys:
+                if key not in self._watchers:
+                    self._generations.pop(key, None)
+                    self._records.pop(key, None)
+        if idle:  # let the thread see it has nothing left to do and exit now
+            try:
+                self._store.poke(self._poke_key)
+            except Exception:  # the thread exits at its next wake-up anyway
+                logger.debug("realtime: could not poke the idle hub", exc_info=True)
+
+    def _idle_exit(self) -> bool:
+        """End the thread when nothing is watched (also after an error: the store may be
+        closing because its engine is shutting down)."""
+        with self._lock:
+            self._blocked = False
+            if not self._watchers:
+                self._thread = None
+                return True
+            return False
+
+    def read(self, key: str, fetch: Callable[[], Any]) -> Any:
+        """``fetch()``, shared by every subscription woken by the same move of ``key``.
+
+        A result is reused only by callers that arrive when ``key`` has not moved since the
+        read *started*: it then contains every change announced on ``key`` so far (K
+        subscriptions on one run cost one read per change, not K). Later changes move the
+        key, and the next caller reads again.
+        """
+        with self._lock:
+            generation = self._generations.get(key, 0)
+            cached = self._records.get(key)
+            if cached is not None and cached[0] >= generation:
+                return cached[1]
+        value = fetch()
+        with self._lock:
+            if key in self._watchers:
+                current = self._records.get(key)
+                if current is None or current[0] < generation:
+                    self._records[key] = (generation, value)
+        return value
 
     @property
     def watched(self) -> int:
@@ -148,13 +195,15 @@ class Hub:
                     return
                 positions = dict(self._positions)
                 self._blocked = True
+                self._poked = False  # one poke per wait: many new keys share it
             positions[self._poke_key] = poke_position
             try:
                 moved = self._store.wait_streams(positions, BLOCK_MS)
                 failures = 0
             except StoreUnavailableError as exc:
+                if self._idle_exit():
+                    return
                 with self._lock:
-                    self._blocked = False
                     everyone = set().union(*self._watchers.values()) if self._watchers else set()
                 if failures == 0:
                     logger.warning("realtime: store unreachable, retrying: %s", exc)
@@ -164,6 +213,8 @@ class Hub:
                     signal.wake(resync=True)
                 continue
             except Exception:  # a bug must not silence every subscription of the process
+                if self._idle_exit():
+                    return
                 logger.exception("realtime hub failed; restarting its loop")
                 pause.wait(RETRY_S[-1])
                 continue
@@ -174,6 +225,7 @@ class Hub:
                 for key, last in moved.items():
                     if key in self._positions:
                         self._positions[key] = last
+                        self._generations[key] = self._generations.get(key, 0) + 1
                         woken.update(self._watchers.get(key, ()))
             for signal in woken:
                 signal.wake()

@@ -58,6 +58,7 @@ class MemoryEvents:
         if record is None or "id" not in record:
             return
         rid = record["id"]
+        record["ev"] = str(int(record.get("ev") or 0) + 1)
         self._xadd(self.keys.events(rid), {"k": kind}, RUN_EVENTS_MAXLEN)
         tags = record.get("tags") or "[]"
         for tag in json.loads(tags) if tags not in ("", "[]") else ():

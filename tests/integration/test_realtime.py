@@ -103,7 +103,7 @@ async def rt_async_streamer(payload: Any) -> Any:
 
 @ct.task(id="rt-child-streams-to-parent")
 def rt_child(payload: Any) -> Any:
-    for c in ct.metadata.parent.stream("from-child", ["x", "y"]):
+    for _ in ct.metadata.parent.stream("from-child", ["x", "y"]):
         pass
     return "child"
 
@@ -194,8 +194,9 @@ def test_tag_subscription_needs_every_tag(
         for h in (before, after, only_a):
             wait_for_status(h.id)
         c.until(
-            lambda items: {r.id for r in items if r.status is RunStatus.COMPLETED}
-            >= {before.id, after.id}
+            lambda items: (
+                {r.id for r in items if r.status is RunStatus.COMPLETED} >= {before.id, after.id}
+            )
         )
     assert only_a.id not in {r.id for r in c.items}
     ct.runs.update_metadata(only_a.id, operations=[{"type": "set", "key": "x", "value": 1}])
@@ -228,9 +229,7 @@ def test_batch_subscription(engine: Engine, collect: Callable[[Any], Collector])
     batch = rt_progress.batch_trigger([{"payload": {"steps": 1}} for _ in range(4)])
     c = collect(ct.runs.subscribe_to_batch(batch.batch_id))
     with engine.worker():
-        c.until(
-            lambda items: len({r.id for r in items if r.status is RunStatus.COMPLETED}) == 4
-        )
+        c.until(lambda items: len({r.id for r in items if r.status is RunStatus.COMPLETED}) == 4)
     assert {r.batch_id for r in c.items} == {batch.batch_id}
     c.close()
 
@@ -404,3 +403,38 @@ def test_embedded_mode_subscription() -> None:
         assert runs[-1].status is RunStatus.COMPLETED
     finally:
         _setup.reset()
+
+
+def test_skipping_realtime_streams_still_yields_chunks(engine: Engine) -> None:
+    """skip_columns hides fields of the yielded runs only; streams are still followed."""
+    with engine.worker():
+        run = wait_for_status(rt_streamer.trigger({"n": 2}).id)
+    sub = ct.runs.subscribe_to_run(run.id, skip_columns=["realtime_streams", "payload"])
+    parts = list(sub.with_streams())
+    assert [p.chunk for p in parts if p.type == "llm"] == ["t0 ", "t1 "]
+    assert all(p.run.realtime_streams == [] and p.run.payload is None for p in parts)
+
+
+def test_many_subscribers_to_one_run_each_see_every_change_in_order(
+    engine: Engine, collect: Callable[[Any], Collector]
+) -> None:
+    """Subscriptions of one process share their reads of a run (one read per change); each
+    still sees the current state first, never goes back, and ends with the final state."""
+    handle = rt_progress.trigger({"steps": 1})
+    subs = [collect(ct.runs.subscribe_to_run(handle.id)) for _ in range(20)]
+    for c in subs:
+        c.until(lambda items: items)
+    for i in range(1, 6):
+        ct.runs.update_metadata(handle.id, operations=[{"type": "set", "key": "n", "value": i}])
+    for c in subs:
+        c.until(lambda items: (items[-1].metadata or {}).get("n") == 5)
+    with engine.worker():
+        for c in subs:
+            assert c.ended.wait(15)
+    for c in subs:
+        assert c.error is None
+        ns = [(r.metadata or {}).get("n", 0) for r in c.items]
+        assert ns == sorted(ns), ns
+        seen = statuses(c.items)
+        assert seen == sorted(seen, key=ORDER.__getitem__), seen
+        assert c.items[-1].status is RunStatus.COMPLETED

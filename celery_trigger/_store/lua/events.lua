@@ -5,7 +5,8 @@
 -- {r=run id, k=kind} to "<prefix>:tagev:<tag>" for each of the run's tags and to
 -- "<prefix>:batchev:<batch>" for its batch, in the same atomic call as the change, so a
 -- subscriber that reads the state after its last event id misses nothing. Kinds: "c"
--- created, "s" status, "m" metadata, "t" tags, "n" a new realtime stream.
+-- created, "s" status, "m" metadata, "t" tags, "n" a new realtime stream. The run's field
+-- "ev" counts its events: a reader holding two records of one run keeps the higher one.
 -- Event streams are wake-up calls, not history (the run hash is the truth): run streams keep
 -- ~64 entries, tag and batch streams ~10000, and every one expires 7 days after its last
 -- event. The stream keys are derived from the run key (one Redis server, like the broker
@@ -13,6 +14,7 @@
 local function emit_event(run_key, kind)
   local r = redis.call("HMGET", run_key, "id", "tags", "batch")
   if not r[1] then return end
+  redis.call("HINCRBY", run_key, "ev", 1)  -- the run's change counter: readers never go back
   local prefix = string.sub(run_key, 1, #run_key - #r[1] - 5)  -- strip ":run:<id>"
   local ttl = 604800000
   local ev = run_key .. ":events"

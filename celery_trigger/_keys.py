@@ -82,7 +82,7 @@ class Keys:
         return f"{self.prefix}:run:{run_id}:stream:{key}"
 
     def hub(self, hub_id: str) -> str:
-        """Stream: pokes that wake one process's realtime hub when it watches a new key."""
+        """Pub/sub channel that wakes one process's realtime hub (new keys to listen for)."""
         return f"{self.prefix}:hub:{hub_id}"
 
     def token_use(self, token_id: str) -> str:

@@ -1,21 +1,23 @@
-"""The realtime hub: one thread per process that waits on every event stream its
-subscriptions watch and wakes them (DESIGN §7).
+"""The realtime hub: one thread per process that listens for changes of everything its
+subscriptions follow and wakes them (DESIGN §7).
 
 A subscription never blocks on Redis itself. It registers the stream keys it cares about with
-the engine's hub (``watch``) and then sleeps on its own ``Signal``; the hub's thread keeps one
-blocking ``wait_streams`` (``XREAD BLOCK``) over all watched keys and, when a stream moves,
-wakes every signal watching it. One connection and one thread serve any number of
-subscriptions, so a web process can hold thousands of SSE clients.
+the engine's hub (``watch``) and then sleeps on its own ``Signal``. Every append to those
+streams is also published on a channel of the same name (``lua/events.lua``); the hub's
+thread holds one pub/sub connection (``Store.listener``) subscribed to the channels of all
+watched keys and wakes the signals of a key when a message arrives. Redis does the filtering,
+so a wake-up costs the same whether the process follows ten runs or ten thousand.
 
 Invariants:
-- A key's position starts at the stream's tail read inside ``watch``, before ``watch``
-  returns. A subscription reads the state it reports *after* ``watch`` returns, so a change is
-  either in what it reads or in an event after that position: nothing is missed.
-- The hub only wakes; subscriptions read what changed themselves, from their own positions.
-  A spurious wake costs one read, a missed one is impossible while the hub runs; when Redis is
-  unreachable the hub wakes everyone with ``resync`` and retries with back-off.
-- A watch of a new key while the thread is blocked appends to the hub's private poke stream,
-  which the thread also watches, so new keys take effect at once.
+- ``watch`` returns only once Redis confirmed the subscription of every new key. A
+  subscription reads the state it reports *after* ``watch`` returns, so a change is either in
+  what it reads or announced by a later message: nothing is missed.
+- The hub only wakes; subscriptions read what changed themselves (records, or their own
+  positions in streams). A spurious wake costs one read. Messages sent while the connection
+  was down are lost, so after a reconnect every key is subscribed again and, once that is
+  confirmed, its subscriptions are woken with ``resync`` (they read everything again).
+- Only the hub's thread uses the listener. Other threads queue (un)subscriptions and publish
+  on the hub's private channel to wake it; many queued keys share one such poke.
 - The thread exits when nothing is watched and starts again on the next ``watch``.
 """
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -32,7 +35,8 @@ from ..errors import StoreUnavailableError
 
 logger = logging.getLogger("celery_trigger.realtime")
 
-BLOCK_MS = 5_000  # how long one XREAD blocks; new keys interrupt it through the poke stream
+LISTEN_S = 5.0  # one wait for messages; the thread re-checks its queues at least this often
+CONFIRM_S = 10.0  # how long ``watch`` waits for Redis to confirm a subscription
 RETRY_S = (0.1, 0.25, 0.5, 1.0, 2.0)  # back-off while the store is unreachable
 
 
@@ -87,43 +91,44 @@ class Hub:
         self._store = store
         self._lock = threading.Lock()
         self._watchers: dict[str, set[Signal]] = {}
-        self._positions: dict[str, str] = {}
-        self._poke_key: str = store.keys.hub(uuid.uuid4().hex)
+        # key -> set once Redis confirmed its subscription (cleared while resubscribing)
+        self._confirmed: dict[str, threading.Event] = {}
+        self._to_subscribe: set[str] = set()
+        self._to_unsubscribe: set[str] = set()
+        self._resubscribing: set[str] = set()
+        self._poke_channel: str = store.keys.hub(uuid.uuid4().hex)
         self._thread: threading.Thread | None = None
-        self._blocked = False
         self._poked = False
         # how often each key moved, and the last record read after a move (``read``)
         self._generations: dict[str, int] = {}
         self._records: dict[str, tuple[int, Any]] = {}
 
     def watch(self, signal: Signal, keys: Sequence[str]) -> None:
-        """Wake ``signal`` on every entry appended to ``keys`` from now on."""
-        fresh: list[str] = []
+        """Wake ``signal`` on every change announced on ``keys`` from now on."""
+        pending: list[threading.Event] = []
         with self._lock:
             for key in keys:
-                watchers = self._watchers.setdefault(key, set())
-                if not watchers and key not in self._positions:
-                    fresh.append(key)
-                watchers.add(signal)
+                self._watchers.setdefault(key, set()).add(signal)
+                confirmed = self._confirmed.get(key)
+                if confirmed is None:
+                    confirmed = self._confirmed[key] = threading.Event()
+                    self._to_subscribe.add(key)
+                    self._to_unsubscribe.discard(key)
+                if not confirmed.is_set():
+                    pending.append(confirmed)
+            poke = bool(pending) and self._ensure_thread()
         try:
-            tails = {key: self._store.stream_tail(key) for key in fresh}
+            if poke:
+                self._store.publish(self._poke_channel)
+            deadline = time.monotonic() + CONFIRM_S
+            for confirmed in pending:
+                if not confirmed.wait(max(0.0, deadline - time.monotonic())):
+                    raise StoreUnavailableError(
+                        f"realtime: Redis did not confirm a subscription within {CONFIRM_S:g} s"
+                    )
         except BaseException:
             self.unwatch(signal, keys)  # all or nothing: the caller may simply try again
             raise
-        with self._lock:
-            for key, tail in tails.items():
-                if key in self._watchers:
-                    self._positions.setdefault(key, tail)
-            start = self._thread is None
-            if start:
-                self._thread = threading.Thread(
-                    target=self._run, name="celery-trigger-realtime", daemon=True
-                )
-                self._thread.start()
-            poke = bool(fresh) and self._blocked and not self._poked
-            self._poked = self._poked or poke
-        if poke:
-            self._store.poke(self._poke_key)
 
     def unwatch(self, signal: Signal, keys: Iterable[str]) -> None:
         with self._lock:
@@ -134,36 +139,43 @@ class Hub:
                 watchers.discard(signal)
                 if not watchers:
                     del self._watchers[key]
-                    self._positions.pop(key, None)
-            idle = not self._watchers and self._blocked and not self._poked
-            self._poked = self._poked or idle
-            for key in keys:
-                if key not in self._watchers:
+                    self._confirmed.pop(key, None)
                     self._generations.pop(key, None)
                     self._records.pop(key, None)
-        if idle:  # let the thread see it has nothing left to do and exit now
+                    self._resubscribing.discard(key)
+                    if key in self._to_subscribe:
+                        self._to_subscribe.discard(key)
+                    else:
+                        self._to_unsubscribe.add(key)
+            # nothing left: wake the thread so that it exits now rather than after LISTEN_S
+            poke = not self._watchers and self._thread is not None and not self._poked
+            self._poked = self._poked or poke
+        if poke:
             try:
-                self._store.poke(self._poke_key)
+                self._store.publish(self._poke_channel)
             except Exception:  # the thread exits at its next wake-up anyway
-                logger.debug("realtime: could not poke the idle hub", exc_info=True)
+                logger.debug("realtime: could not wake the idle hub", exc_info=True)
 
-    def _idle_exit(self) -> bool:
-        """End the thread when nothing is watched (also after an error: the store may be
-        closing because its engine is shutting down)."""
-        with self._lock:
-            self._blocked = False
-            if not self._watchers:
-                self._thread = None
-                return True
+    def _ensure_thread(self) -> bool:
+        """Start the thread if needed (under the lock); True when a running one must be
+        poked to see new work."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="celery-trigger-realtime", daemon=True
+            )
+            self._thread.start()
             return False
+        poke = not self._poked
+        self._poked = True
+        return poke
 
     def read(self, key: str, fetch: Callable[[], Any]) -> Any:
-        """``fetch()``, shared by every subscription woken by the same move of ``key``.
+        """``fetch()``, shared by every subscription woken by the same change of ``key``.
 
-        A result is reused only by callers that arrive when ``key`` has not moved since the
-        read *started*: it then contains every change announced on ``key`` so far (K
-        subscriptions on one run cost one read per change, not K). Later changes move the
-        key, and the next caller reads again.
+        A result is reused only by callers that arrive when no message came for ``key``
+        since the read *started*: it then contains every change announced on ``key`` so far
+        (K subscriptions on one run cost one read per change, not K). A later change sends a
+        message, and the next caller reads again.
         """
         with self._lock:
             generation = self._generations.get(key, 0)
@@ -180,55 +192,92 @@ class Hub:
 
     @property
     def watched(self) -> int:
-        """How many stream keys the hub waits on (for tests and the benchmark)."""
+        """How many keys the hub listens for (for tests and the benchmark)."""
         with self._lock:
-            return len(self._positions)
+            return len(self._watchers)
 
     def _run(self) -> None:
-        poke_position = "0-0"
+        listener: Any = None
         failures = 0
         pause = threading.Event()  # never set: a wait with a timeout that nothing can cut short
-        while True:
-            with self._lock:
-                if not self._watchers:
-                    self._thread = None
-                    return
-                positions = dict(self._positions)
-                self._blocked = True
-                self._poked = False  # one poke per wait: many new keys share it
-            positions[self._poke_key] = poke_position
-            try:
-                moved = self._store.wait_streams(positions, BLOCK_MS)
-                failures = 0
-            except StoreUnavailableError as exc:
-                if self._idle_exit():
-                    return
+        try:
+            while True:
                 with self._lock:
-                    everyone = set().union(*self._watchers.values()) if self._watchers else set()
-                if failures == 0:
-                    logger.warning("realtime: store unreachable, retrying: %s", exc)
-                pause.wait(RETRY_S[min(failures, len(RETRY_S) - 1)])
-                failures += 1
-                for signal in everyone:
-                    signal.wake(resync=True)
-                continue
-            except Exception:  # a bug must not silence every subscription of the process
-                if self._idle_exit():
-                    return
-                logger.exception("realtime hub failed; restarting its loop")
-                pause.wait(RETRY_S[-1])
-                continue
-            poke_position = moved.pop(self._poke_key, poke_position)
-            woken: set[Signal] = set()
+                    if not self._watchers and not self._to_subscribe:
+                        self._thread = None
+                        return
+                    subscribe = sorted(self._to_subscribe)
+                    unsubscribe = sorted(self._to_unsubscribe)
+                    self._to_subscribe.clear()
+                    self._to_unsubscribe.clear()
+                    self._poked = False
+                try:
+                    if listener is None:
+                        listener = self._store.listener()
+                        subscribe = self._reconnect(listener, subscribe, failures > 0)
+                    listener.unsubscribe(unsubscribe)
+                    listener.subscribe(subscribe)
+                    items = listener.get(LISTEN_S)
+                    failures = 0
+                except StoreUnavailableError as exc:
+                    with self._lock:  # not confirmed: ask again, if still wanted
+                        self._to_subscribe.update(k for k in subscribe if k in self._watchers)
+                    _close(listener)
+                    listener = None
+                    if failures == 0:
+                        logger.warning("realtime: store unreachable, retrying: %s", exc)
+                    pause.wait(RETRY_S[min(failures, len(RETRY_S) - 1)])
+                    failures += 1
+                    continue
+                self._dispatch(items)
+        except Exception:  # a bug must not leave subscriptions waiting on a dead thread
+            logger.exception("realtime hub failed")
             with self._lock:
-                self._blocked = False
-                for key, last in moved.items():
-                    if key in self._positions:
-                        self._positions[key] = last
-                        self._generations[key] = self._generations.get(key, 0) + 1
-                        woken.update(self._watchers.get(key, ()))
-            for signal in woken:
-                signal.wake()
+                self._thread = None
+                everyone = set().union(*self._watchers.values()) if self._watchers else set()
+                for confirmed in self._confirmed.values():
+                    confirmed.set()  # release waiting ``watch`` calls; they poll instead
+            for signal in everyone:
+                signal.wake(resync=True)
+        finally:
+            _close(listener)
+
+    def _reconnect(self, listener: Any, subscribe: list[str], outage: bool) -> list[str]:
+        """A new connection: its own channel, and after an outage every watched key again
+        (its subscriptions are woken with resync once that is confirmed)."""
+        listener.subscribe([self._poke_channel])
+        if not outage:
+            return subscribe
+        with self._lock:
+            self._resubscribing = set(self._watchers)
+            return sorted(set(subscribe) | self._resubscribing)
+
+    def _dispatch(self, items: list[tuple[str, str]]) -> None:
+        woken: dict[Signal, bool] = {}
+        with self._lock:
+            for kind, channel in items:
+                if kind == "subscribe":
+                    confirmed = self._confirmed.get(channel)
+                    if confirmed is not None:
+                        confirmed.set()
+                    if channel in self._resubscribing:
+                        self._resubscribing.discard(channel)
+                        for signal in self._watchers.get(channel, ()):
+                            woken[signal] = True
+                elif channel in self._watchers:
+                    self._generations[channel] = self._generations.get(channel, 0) + 1
+                    for signal in self._watchers[channel]:
+                        woken.setdefault(signal, False)
+        for signal, resync in woken.items():
+            signal.wake(resync=resync)
+
+
+def _close(listener: Any) -> None:
+    if listener is not None:
+        try:
+            listener.close()
+        except Exception:  # best effort: the connection may already be gone
+            logger.debug("realtime: closing the listener failed", exc_info=True)
 
 
 def hub_for(engine: Any) -> Hub:

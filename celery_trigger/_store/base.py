@@ -16,7 +16,7 @@ Invariants every implementation keeps:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 from .._keys import Keys
 
@@ -104,6 +104,24 @@ class MetaResult:
 
     status: str
     document: str = ""
+
+
+class Listener(Protocol):
+    """Change notifications for one reader (``Store.listener``); one thread uses it."""
+
+    def subscribe(self, channels: Sequence[str]) -> None:
+        """Ask for ``channels``; each is confirmed by a ``("subscribe", channel)`` item."""
+        ...
+
+    def unsubscribe(self, channels: Sequence[str]) -> None: ...
+
+    def get(self, timeout: float) -> list[tuple[str, str]]:
+        """Wait up to ``timeout`` seconds for items, then return every one available:
+        ``("subscribe", channel)`` confirmations and ``("message", channel)``
+        notifications, in arrival order ([] on timeout)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class Store(Protocol):
@@ -387,22 +405,21 @@ class Store(Protocol):
         """Up to ``count`` entries strictly after id ``after``, oldest first."""
         ...
 
-    def wait_streams(self, positions: Mapping[str, str], block_ms: int) -> dict[str, str]:
-        """Block up to ``block_ms`` until a stream has entries after its position; return
-        ``{key: id of the last entry read}`` for streams that moved ({} on timeout). A wait
-        that had to block may return as soon as the first stream moves (Redis does); the
-        others show up in the next call from the new positions."""
-        ...
-
     def append_stream(
         self, run_id: str, key: str, writer: str, seq: int, chunks: Sequence[str]
     ) -> tuple[str, int]:
         """``stream_append.lua``: returns ("ok", chunks appended) or ("missing", 0)."""
         ...
 
-    def poke(self, key: str) -> None:
-        """Append an empty entry to stream ``key`` (kept to one entry, expiring in a minute):
-        wakes a ``wait_streams`` that watches it."""
+    def publish(self, channel: str) -> None:
+        """Publish an empty message on ``channel`` (wakes a ``listener`` subscribed to it)."""
+        ...
+
+    def listener(self) -> Listener:
+        """A new subscriber to change notifications. Every stream append of the realtime
+        layer is published on a channel named like the stream key; a listener receives
+        those of the channels it subscribed to, from the moment the subscription is
+        confirmed. Used by one thread (the hub's)."""
         ...
 
     def use_once(self, key: str, ttl_ms: int) -> bool:

@@ -28,7 +28,7 @@ from typing import Sequence
 from .._keys import Keys
 from ..errors import StoreUnavailableError
 from .base import Claim, Created, NewRun, Record, SlotScope, Transition
-from .memory_events import MemoryEvents
+from .memory_events import MemoryEvents, MemoryListener
 from .memory_meta import MemoryMeta
 from .memory_schedules import MemorySchedules
 from .memory_slots import MemorySlots
@@ -42,7 +42,7 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
         self.keys = Keys(prefix)
         self._state = MemoryState()
         self._lock = threading.RLock()
-        self._stream_cond = threading.Condition(self._lock)
+        self._listeners: set[MemoryListener] = set()
 
     # runs -----------------------------------------------------------------------------
     def create_runs(self, runs: Sequence[NewRun], now_ms: int) -> list[Created]:

@@ -2,8 +2,9 @@
 
 Mirrors ``lua/events.lua``, ``lua/stream_append.lua`` and the stream commands RedisStore
 uses. Ids are Redis-style ``"<ms>-<seq>"``, strictly increasing per stream; a blocking
-``wait_streams`` sleeps on a condition of the store's lock, notified by every append.
-Streams are trimmed like the Redis ones (run events 64, tag and batch events 10000, pokes 1)
+every append is delivered to the listeners subscribed to its key (``MemoryListener``), like
+the PUBLISH the scripts make. Streams are trimmed like the Redis ones (run events 64, tag and
+batch events 10000)
 but do not expire: the embedded mode lives as long as its process.
 """
 
@@ -12,7 +13,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .memory_state import MemoryState, mono_ms
@@ -36,7 +38,7 @@ class MemoryEvents:
     _state: MemoryState
     _lock: threading.RLock
 
-    _stream_cond: threading.Condition  # on ``_lock``: notified by every append
+    _listeners: set[MemoryListener]  # every open listener (``listener()``)
 
     def _streams(self) -> dict[str, list[Entry]]:
         return self._state.streams
@@ -49,7 +51,7 @@ class MemoryEvents:
         entries.append((new_id, fields))
         if maxlen is not None and len(entries) > maxlen:
             del entries[: len(entries) - maxlen]
-        self._stream_cond.notify_all()
+        self._publish(key)  # like the PUBLISH after each XADD in the scripts
         return new_id
 
     def _emit(self, run_id: str, kind: str) -> None:
@@ -87,23 +89,6 @@ class MemoryEvents:
             i -= 1
         return [(entry_id, dict(fields)) for entry_id, fields in entries[i:]]
 
-    def wait_streams(self, positions: Mapping[str, str], block_ms: int) -> dict[str, str]:
-        if not positions:
-            return {}
-        deadline = time.monotonic() + max(1, block_ms) / 1000
-        cond = self._stream_cond
-        with cond:
-            while True:
-                moved: dict[str, str] = {}
-                for key, after in positions.items():
-                    entries = self._after(key, after)[:1000]
-                    if entries:
-                        moved[key] = entries[-1][0]
-                remaining = deadline - time.monotonic()
-                if moved or remaining <= 0:
-                    return moved
-                cond.wait(remaining)
-
     def append_stream(
         self, run_id: str, key: str, writer: str, seq: int, chunks: Sequence[str]
     ) -> tuple[str, int]:
@@ -130,9 +115,19 @@ class MemoryEvents:
                 self._emit(run_id, "n")
             return "ok", max(0, len(chunks) - first)
 
-    def poke(self, key: str) -> None:
+    def publish(self, channel: str) -> None:
         with self._lock:
-            self._xadd(key, {"p": "1"}, 1)
+            self._publish(channel)
+
+    def _publish(self, channel: str) -> None:
+        for listener in list(self._listeners):
+            listener.deliver(channel)
+
+    def listener(self) -> MemoryListener:
+        listener = MemoryListener(self)
+        with self._lock:
+            self._listeners.add(listener)
+        return listener
 
     def use_once(self, key: str, ttl_ms: int) -> bool:
         with self._lock:
@@ -140,3 +135,42 @@ class MemoryEvents:
                 return False
             self._state.strings[key] = ("1", mono_ms() + max(1, ttl_ms))
             return True
+
+
+class MemoryListener:
+    """``Listener`` of a MemoryStore: a queue filled under the store's lock."""
+
+    def __init__(self, store: MemoryEvents) -> None:
+        self._store = store
+        self._channels: set[str] = set()
+        self._items: deque[tuple[str, str]] = deque()
+        self._ready = threading.Condition()
+
+    def deliver(self, channel: str) -> None:
+        with self._ready:
+            if channel in self._channels:
+                self._items.append(("message", channel))
+                self._ready.notify()
+
+    def subscribe(self, channels: Sequence[str]) -> None:
+        with self._store._lock, self._ready:  # confirmed before any later publish
+            for channel in channels:
+                self._channels.add(channel)
+                self._items.append(("subscribe", channel))
+            self._ready.notify()
+
+    def unsubscribe(self, channels: Sequence[str]) -> None:
+        with self._ready:
+            self._channels.difference_update(channels)
+
+    def get(self, timeout: float) -> list[tuple[str, str]]:
+        with self._ready:
+            if not self._items:
+                self._ready.wait(timeout)
+            out = list(self._items)
+            self._items.clear()
+            return out
+
+    def close(self) -> None:
+        with self._store._lock:
+            self._store._listeners.discard(self)

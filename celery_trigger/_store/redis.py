@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 from importlib import resources
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 import redis
 
@@ -664,13 +664,6 @@ class RedisStore(RedisSlots):
         return [(str(i), dict(f)) for i, f in self._client.xrange(key, f"({after}", "+", count)]
 
     @_wrapped
-    def wait_streams(self, positions: Mapping[str, str], block_ms: int) -> dict[str, str]:
-        if not positions:
-            return {}
-        reply = self._client.xread(dict(positions), count=1000, block=max(1, block_ms))
-        return {str(key): str(entries[-1][0]) for key, entries in reply or () if entries}
-
-    @_wrapped
     def append_stream(
         self, run_id: str, key: str, writer: str, seq: int, chunks: Sequence[str]
     ) -> tuple[str, int]:
@@ -681,11 +674,11 @@ class RedisStore(RedisSlots):
         return str(status), int(added)
 
     @_wrapped
-    def poke(self, key: str) -> None:
-        pipe = self._client.pipeline(transaction=False)
-        pipe.xadd(key, {"p": "1"}, maxlen=1, approximate=False)
-        pipe.pexpire(key, 60_000)
-        pipe.execute()
+    def publish(self, channel: str) -> None:
+        self._client.publish(channel, "")
+
+    def listener(self) -> RedisListener:
+        return RedisListener(self._client)
 
     @_wrapped
     def use_once(self, key: str, ttl_ms: int) -> bool:
@@ -701,6 +694,39 @@ class RedisStore(RedisSlots):
 
     def raw(self) -> Any:
         return self._client
+
+
+class RedisListener:
+    """``Listener`` on a Redis pub/sub connection of its own (redis-py ``PubSub``)."""
+
+    def __init__(self, client: Any) -> None:
+        self._pubsub = client.pubsub(ignore_subscribe_messages=False)
+
+    @_wrapped
+    def subscribe(self, channels: Sequence[str]) -> None:
+        if channels:
+            self._pubsub.subscribe(*channels)
+
+    @_wrapped
+    def unsubscribe(self, channels: Sequence[str]) -> None:
+        if channels:
+            self._pubsub.unsubscribe(*channels)
+
+    @_wrapped
+    def get(self, timeout: float) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        message = self._pubsub.get_message(timeout=timeout)
+        while message is not None:
+            if message["type"] in ("subscribe", "message"):
+                out.append((str(message["type"]), str(message["channel"])))
+            message = self._pubsub.get_message(timeout=0)
+        return out
+
+    def close(self) -> None:
+        try:
+            self._pubsub.close()
+        except redis.RedisError:  # closing a broken connection: nothing left to release
+            pass
 
 
 # The slot operations (``redis_slots``) turn Redis errors into StoreUnavailableError too.

@@ -73,8 +73,9 @@ def test_create_writes_the_record_and_every_index(store: Store) -> None:
         fields={"payload": "{}"},
     )
     assert store.create_runs([run], NOW + 1) == [Created("run_a", False)]
-    # Then the record, both listings, the children list, the timer and the pending set hold it
-    assert store.get_run("run_a") == run.fields
+    # Then the record (with its change counter "ev", events.lua), both listings, the children
+    # list, the timer and the pending set hold it
+    assert store.get_run("run_a") == {**run.fields, "ev": "1"}
     assert store.list_run_ids(index=None, before=None, count=10) == [
         ("run_a", NOW + 1),
         ("run_parent", NOW),
@@ -93,7 +94,11 @@ def test_create_many_answers_in_order_and_lists_children_in_trigger_order(store:
     # Then each is new and the parent's children keep trigger order
     assert [(c.run_id, c.cached) for c in created] == [(f"run_{i}", False) for i in range(3)]
     assert store.children("run_p") == ["run_0", "run_1", "run_2"]
-    assert store.get_runs(["run_2", "nope", "run_0"]) == [runs[2].fields, None, runs[0].fields]
+    assert store.get_runs(["run_2", "nope", "run_0"]) == [
+        {**runs[2].fields, "ev": "1"},
+        None,
+        {**runs[0].fields, "ev": "1"},
+    ]
 
 
 def test_second_create_with_the_same_key_returns_the_owner_and_writes_nothing(store: Store) -> None:

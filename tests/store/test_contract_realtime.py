@@ -1,5 +1,5 @@
-"""The Store contract for realtime (DESIGN §7, SEMANTICS §12): stream reads, blocking waits,
-the change events every state-changing operation appends, chunk streams, pokes and
+"""The Store contract for realtime (DESIGN §7, SEMANTICS §12): stream reads, the change
+events every state-changing operation appends and publishes, listeners, chunk streams and
 single-use marks.
 
 Every test runs against RedisStore (real Redis) and MemoryStore (the ``store`` fixture),
@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 
 from celery_trigger._store.base import MetaUpdate, Store
-from celery_trigger._store.redis import RedisStore
 from tests.helpers import wait_for
 
 from .test_contract import NOW, claim, create, new_run
@@ -28,7 +27,6 @@ from .test_contract_durable import park
 
 TAGS = ("a", "b")
 BATCH = "batch_1"
-BLOCK_MS = 50  # a wait that must time out
 LONG_MS = 10_000  # a wait that must be woken long before it times out
 redis_only = pytest.mark.parametrize("store", ["redis"], indirect=True)
 
@@ -123,73 +121,107 @@ def test_ids_increase_and_reads_are_strictly_after_oldest_first(store: Store) ->
     assert store.read_stream(key, "0-0", 0) == [] and store.read_stream(key, "0-0", -1) == []
 
 
-# blocking waits -----------------------------------------------------------------------
-def test_wait_times_out_with_nothing_after_the_positions(store: Store) -> None:
-    """§7: a wait with no news returns {} after block_ms; with no positions at once."""
+# notifications (pub/sub) -----------------------------------------------------------------
+def listen(store: Store, channels: list[str]) -> Any:
+    """A listener subscribed to ``channels``, with every confirmation received."""
+    listener = store.listener()
+    listener.subscribe(channels)
+    confirmed: set[str] = set()
+
+    def done() -> bool:
+        confirmed.update(c for kind, c in listener.get(0.05) if kind == "subscribe")
+        return confirmed >= set(channels)
+
+    wait_for(done, timeout=5)
+    return listener
+
+
+def messages(listener: Any, until: set[str] | None = None, timeout: float = 5.0) -> list[str]:
+    """Channels of the messages received: until each of ``until`` was seen, or (None) what
+    arrives within a short wait."""
+    got: list[str] = []
+    if until is None:
+        got.extend(c for kind, c in listener.get(0.1) if kind == "message")
+        return got
+
+    def done() -> bool:
+        got.extend(c for kind, c in listener.get(0.05) if kind == "message")
+        return set(got) >= until
+
+    wait_for(done, timeout=timeout)
+    return got
+
+
+def test_every_event_is_published_on_its_streams_channel(store: Store) -> None:
+    """§7: each append to a run's, a tag's and a batch's event stream is also published on a
+    channel named like the stream; a listener hears only the channels it subscribed to."""
+    # Given a tagged run in a batch and a listener on its run, tag "a" and batch channels
     feed = tagged(store)
-    started = time.monotonic()
-    assert store.wait_streams(dict(feed.pos), BLOCK_MS) == {}
-    assert time.monotonic() - started < 5
-    assert store.wait_streams({}, BLOCK_MS) == {}
+    watched = [feed.run_key, store.keys.tag_events("a"), store.keys.batch_events(BATCH)]
+    listener = listen(store, watched)
+    try:
+        # When a claim changes its status
+        assert claim(store, "run_e").action == "ok"
+        # Then the three channels get a message, and tag "b" (not subscribed) none
+        got = messages(listener, until=set(watched))
+        assert store.keys.tag_events("b") not in got
+    finally:
+        listener.close()
 
 
-def test_wait_returns_at_once_the_last_id_of_streams_that_moved(store: Store) -> None:
-    """§7: entries after a position end the wait immediately, with the last id per stream."""
-    # Given a run with three chunks on "out" and none on "other"
-    create(store, "run_e")
-    append(store, "out", range(3), seq=0)
-    out, other = (store.keys.run_stream("run_e", k) for k in ("out", "other"))
-    ids = [entry_id for entry_id, _ in store.read_stream(out, "0-0", 10)]
-    # When waiting from the start, from the first chunk and from the tail
-    started = time.monotonic()
-    from_start = store.wait_streams({out: "0-0", other: "0-0"}, LONG_MS)
-    from_first = store.wait_streams({out: ids[0]}, LONG_MS)
-    # Then each returns without blocking, naming only the stream that moved, at its last id
-    assert time.monotonic() - started < LONG_MS / 2000
-    assert from_start == {out: ids[-1]} and from_first == {out: ids[-1]}
-    assert store.wait_streams({out: ids[-1]}, BLOCK_MS) == {}
-
-
-def test_wait_returns_every_stream_that_moved(store: Store) -> None:
-    """§7: one wait watches several keys (a subscriber's run, tag and batch streams)."""
+def test_a_listener_hears_nothing_before_subscribing_or_after_unsubscribing(
+    store: Store,
+) -> None:
+    """§7: subscriptions start at their confirmation and end at unsubscribe."""
     feed = tagged(store)
-    positions = {key: "0-0" for key in feed.pos}
-    assert store.wait_streams(positions, LONG_MS) == feed.pos
+    listener = listen(store, [store.keys.hub("h1")])
+    try:
+        store.transition("run_e", NOW, allowed="*", fields={"n": "1"})
+        assert messages(listener) == []
+        listener.subscribe([feed.run_key])
+        assert ("subscribe", feed.run_key) in listener.get(5)
+        store.transition("run_e", NOW, allowed="*", fields={"n": "2"})
+        assert messages(listener, until={feed.run_key}) == [feed.run_key]
+        listener.unsubscribe([feed.run_key])
+        store.transition("run_e", NOW, allowed="*", fields={"n": "3"})
+        assert feed.run_key not in messages(listener)
+    finally:
+        listener.close()
 
 
-def test_an_operation_in_another_thread_wakes_a_blocked_wait(store: Store) -> None:
-    """§7: XREAD BLOCK semantics: a change made while a subscriber waits ends its wait."""
-    # Given a subscriber blocked on the run's and a tag's event streams
-    feed = tagged(store)
-    watched = {key: feed.pos[key] for key in (feed.run_key, feed.index_keys[0])}
-    result: dict[str, dict[str, str]] = {}
-    waiting = threading.Event()
-
-    def subscriber() -> None:
-        waiting.set()
-        result["moved"] = store.wait_streams(watched, LONG_MS)
-
-    thread = threading.Thread(target=subscriber, daemon=True)
+def test_publish_wakes_a_listener_blocked_in_another_thread(store: Store) -> None:
+    """§7: the hub's thread waits in ``get``; a publish from another thread ends the wait."""
+    channel = store.keys.hub("h2")
+    listener = listen(store, [channel])
+    result: list[tuple[str, str]] = []
+    thread = threading.Thread(target=lambda: result.extend(listener.get(LONG_MS / 1000)))
     started = time.monotonic()
     thread.start()
     try:
-        assert waiting.wait(5)
-        if isinstance(store, RedisStore):  # the wait is really blocked in XREAD
-            wait_for(lambda: store.raw().info("clients")["blocked_clients"] >= 1, timeout=5)
-        # When a claim changes the run's status
-        assert claim(store, "run_e").action == "ok"
+        store.publish(channel)
     finally:
         thread.join(timeout=LONG_MS / 1000 + 5)
-    # Then the wait ends long before its timeout, naming streams that moved at their new tail
+        listener.close()
     assert not thread.is_alive()
     assert time.monotonic() - started < LONG_MS / 2000
-    tails = {key: store.stream_tail(key) for key in watched}
-    moved = result["moved"]
-    assert moved and all(tails[key] == last for key, last in moved.items())
-    # And a blocked wait may return when the first stream moves (Redis serves a blocked XREAD
-    # with the key that woke it): the next wait from the new positions returns the others
-    rest = {key: tails[key] for key in watched if key not in moved}
-    assert store.wait_streams({**watched, **moved}, BLOCK_MS) == rest
+    assert result == [("message", channel)]
+
+
+def test_chunks_are_published_on_the_chunk_streams_channel(store: Store) -> None:
+    """§12.1: subscribers following a run's stream are woken by each append."""
+    create(store, "run_e")
+    key = store.keys.run_stream("run_e", "out")
+    listener = listen(store, [key, store.keys.events("run_e")])
+    try:
+        append(store, "out", ["a"], seq=0)
+        assert set(messages(listener, until={key, store.keys.events("run_e")})) == {
+            key,
+            store.keys.events("run_e"),  # the new stream's "n" event
+        }
+        append(store, "out", ["b"], seq=1)
+        assert messages(listener, until={key}) == [key]
+    finally:
+        listener.close()
 
 
 # events of each operation -------------------------------------------------------------
@@ -375,20 +407,7 @@ def test_append_to_a_missing_run_writes_nothing(store: Store) -> None:
     assert store.stream_tail(store.keys.events("run_e")) == "0-0"
 
 
-# poke and use_once --------------------------------------------------------------------
-def test_poke_keeps_one_entry_and_wakes_a_wait(store: Store) -> None:
-    """§7: a poke is a wake-up for a wait on its key, not history."""
-    key = store.keys.hub("h1")
-    store.poke(key)
-    first = store.stream_tail(key)
-    assert store.wait_streams({key: "0-0"}, LONG_MS) == {key: first}
-    store.poke(key)
-    store.poke(key)
-    entries = store.read_stream(key, "0-0", 10)
-    assert len(entries) == 1 and order(entries[0][0]) > order(first)
-    assert store.wait_streams({key: first}, LONG_MS) == {key: entries[0][0]}
-
-
+# use_once ------------------------------------------------------------------------
 def test_use_once_is_true_only_the_first_time_per_key(store: Store) -> None:
     """RT-6: a single-use token's jti is marked used once; other jtis are independent."""
     used = store.keys.token_use("jti_1")
@@ -407,19 +426,17 @@ def test_use_once_mark_expires_after_its_ttl(store: Store) -> None:
 
 # expiry (Redis only) ------------------------------------------------------------------
 @redis_only
-def test_event_chunk_and_poke_streams_expire(store: Store) -> None:
-    """§7: event streams expire 7 days, chunk streams 28 days after their last entry, pokes
-    within a minute, use_once marks with their ttl."""
+def test_event_and_chunk_streams_expire(store: Store) -> None:
+    """§7: event streams expire 7 days, chunk streams 28 days after their last entry,
+    use_once marks with their ttl."""
     feed = tagged(store)
     append(store, "out", ["a"], seq=0)
-    store.poke(store.keys.hub("h1"))
     store.use_once(store.keys.token_use("jti"), 60_000)
     client = store.raw()
     week, four_weeks = 7 * 86_400_000, 28 * 86_400_000
     for key in [feed.run_key, *feed.index_keys]:
         assert week - 60_000 < client.pttl(key) <= week, key
     assert four_weeks - 60_000 < client.pttl(store.keys.run_stream("run_e", "out")) <= four_weeks
-    assert 0 < client.pttl(store.keys.hub("h1")) <= 60_000
     assert 0 < client.pttl(store.keys.token_use("jti")) <= 60_000
 
 

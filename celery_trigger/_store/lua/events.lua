@@ -7,6 +7,9 @@
 -- subscriber that reads the state after its last event id misses nothing. Kinds: "c"
 -- created, "s" status, "m" metadata, "t" tags, "n" a new realtime stream. The run's field
 -- "ev" counts its events: a reader holding two records of one run keeps the higher one.
+-- Each append is also PUBLISHed on a channel named like the stream: that is what wakes
+-- subscribers (the realtime hub subscribes to the channels it needs; Redis filters). The
+-- streams keep the order for readers that need it (tag and batch subscriptions, resync).
 -- Event streams are wake-up calls, not history (the run hash is the truth): run streams keep
 -- ~64 entries, tag and batch streams ~10000, and every one expires 7 days after its last
 -- event. The stream keys are derived from the run key (one Redis server, like the broker
@@ -20,16 +23,19 @@ local function emit_event(run_key, kind)
   local ev = run_key .. ":events"
   redis.call("XADD", ev, "MAXLEN", "~", 64, "*", "k", kind)
   redis.call("PEXPIRE", ev, ttl)
+  redis.call("PUBLISH", ev, kind)
   if r[2] and r[2] ~= "" and r[2] ~= "[]" then
     for _, tag in ipairs(cjson.decode(r[2])) do
       local key = prefix .. ":tagev:" .. tag
       redis.call("XADD", key, "MAXLEN", "~", 10000, "*", "r", r[1], "k", kind)
       redis.call("PEXPIRE", key, ttl)
+      redis.call("PUBLISH", key, kind)
     end
   end
   if r[3] and r[3] ~= "" then
     local key = prefix .. ":batchev:" .. r[3]
     redis.call("XADD", key, "MAXLEN", "~", 10000, "*", "r", r[1], "k", kind)
     redis.call("PEXPIRE", key, ttl)
+    redis.call("PUBLISH", key, kind)
   end
 end

@@ -29,7 +29,10 @@ for j = first, #ARGV do
   added = added + 1
 end
 redis.call("HSET", KEYS[1], "st:" .. ARGV[1], ARGV[2] .. "|" .. nxt)
-if added > 0 then redis.call("PEXPIRE", KEYS[2], 2419200000) end
+if added > 0 then
+  redis.call("PEXPIRE", KEYS[2], 2419200000)
+  redis.call("PUBLISH", KEYS[2], "d")  -- wakes subscribers reading the stream (events.lua)
+end
 local keys = {}
 if rec[2] and rec[2] ~= "" then keys = cjson.decode(rec[2]) end
 for _, k in ipairs(keys) do

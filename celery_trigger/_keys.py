@@ -66,7 +66,8 @@ class Keys:
         return f"{self.prefix}:waitidem:{key}"
 
     def events(self, run_id: str) -> str:
-        """Stream: the run's change events (``lua/events.lua``), wake-ups for subscribers."""
+        """Pub/sub channel: the run's change events (``lua/events.lua``), wake-ups for its
+        subscribers (no stream is kept under this name)."""
         return f"{self.prefix}:run:{run_id}:events"
 
     def tag_events(self, tag: str) -> str:

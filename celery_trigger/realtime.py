@@ -297,9 +297,25 @@ class RunSubscription(Generic[T]):
             if self._started:
                 await self._signal.wait_async(self._pause())
             self._signal.clear()
-            self._buffer.extend(await asyncio.to_thread(self._step))
+            if self._inline():  # a shared read is ready: no I/O, no thread hop
+                self._buffer.extend(self._step())
+            else:
+                self._buffer.extend(await asyncio.to_thread(self._step))
 
     # internals ---------------------------------------------------------------------------
+    def _inline(self) -> bool:
+        """The next step of a plain run subscription would be answered by the hub's shared
+        read (many subscribers of one run on one event loop)."""
+        source = self._source
+        return (
+            isinstance(source, _RunSource)
+            and self._shared_reads
+            and not self._streams
+            and not self._signal.resync
+            and self._failures == 0
+            and self._hub.cached(source.store.keys.events(source.run_id))
+        )
+
     def _take(self) -> T:
         item = self._buffer.popleft()
         if isinstance(item, tuple):  # (chunk position key, chunk id, part)

@@ -190,6 +190,12 @@ class Hub:
                     self._records[key] = (generation, value)
         return value
 
+    def cached(self, key: str) -> bool:
+        """``read(key, ...)`` would answer without fetching (no I/O) right now."""
+        with self._lock:
+            cached = self._records.get(key)
+            return cached is not None and cached[0] >= self._generations.get(key, 0)
+
     @property
     def watched(self) -> int:
         """How many keys the hub listens for (for tests and the benchmark)."""

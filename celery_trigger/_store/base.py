@@ -394,9 +394,10 @@ class Store(Protocol):
 
     # realtime (DESIGN §7) -----------------------------------------------------------------
     # Stream ids are Redis stream ids ("<ms>-<seq>", "0-0" before the first entry); both
-    # stores order them the same way. Every state-changing operation above appends its event
-    # (``lua/events.lua``) to ``keys.events(run)``, ``keys.tag_events(tag)`` for each of the
-    # run's tags and ``keys.batch_events(batch)`` in the same atomic step.
+    # stores order them the same way. Every state-changing operation above emits its event
+    # (``lua/events.lua``) in the same atomic step: it increments the run's field "ev",
+    # publishes on the channel ``keys.events(run)``, and appends to (and publishes on)
+    # ``keys.tag_events(tag)`` for each of the run's tags and ``keys.batch_events(batch)``.
     def stream_tail(self, key: str) -> str:
         """The id of the stream's last entry ("0-0" when it is empty or missing)."""
         ...

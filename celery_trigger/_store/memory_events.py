@@ -3,8 +3,8 @@
 Mirrors ``lua/events.lua``, ``lua/stream_append.lua`` and the stream commands RedisStore
 uses. Ids are Redis-style ``"<ms>-<seq>"``, strictly increasing per stream; a blocking
 every append is delivered to the listeners subscribed to its key (``MemoryListener``), like
-the PUBLISH the scripts make. Streams are trimmed like the Redis ones (run events 64, tag and
-batch events 10000)
+the PUBLISH the scripts make. Streams are trimmed like the Redis ones (tag and batch events
+10000)
 but do not expire: the embedded mode lives as long as its process.
 """
 
@@ -22,7 +22,6 @@ from .memory_state import MemoryState, mono_ms
 if TYPE_CHECKING:
     from .._keys import Keys
 
-RUN_EVENTS_MAXLEN = 64
 INDEX_EVENTS_MAXLEN = 10_000
 
 Entry = tuple[str, dict[str, str]]
@@ -61,7 +60,7 @@ class MemoryEvents:
             return
         rid = record["id"]
         record["ev"] = str(int(record.get("ev") or 0) + 1)
-        self._xadd(self.keys.events(rid), {"k": kind}, RUN_EVENTS_MAXLEN)
+        self._publish(self.keys.events(rid))  # run events are a channel only: no history
         tags = record.get("tags") or "[]"
         for tag in json.loads(tags) if tags not in ("", "[]") else ():
             self._xadd(self.keys.tag_events(tag), {"r": rid, "k": kind}, INDEX_EVENTS_MAXLEN)

@@ -48,9 +48,11 @@ def append(
 
 
 class Feed:
-    """The event streams of a run: its own, each of its tags' and its batch's.
+    """The events of a run: its change counter (field "ev", the run's own events are a
+    pub/sub channel only) and the event streams of each of its tags and of its batch.
 
-    ``mark()`` remembers each stream's tail; ``since()`` returns what was appended after it.
+    ``mark()`` remembers the counter and each stream's tail; ``since()`` returns what came
+    after.
     """
 
     def __init__(self, store: Store, run_id: str, tags: tuple[str, ...]) -> None:
@@ -60,21 +62,27 @@ class Feed:
         self.index_keys = [keys.tag_events(t) for t in tags] + [keys.batch_events(BATCH)]
         self.mark()
 
-    def mark(self) -> None:
-        self.pos = {k: self.store.stream_tail(k) for k in [self.run_key, *self.index_keys]}
+    def counter(self) -> int:
+        return int((self.store.get_run(self.run_id) or {}).get("ev") or 0)
 
-    def since(self) -> dict[str, list[dict[str, str]]]:
+    def mark(self) -> None:
+        self.ev = self.counter()
+        self.pos = {k: self.store.stream_tail(k) for k in self.index_keys}
+
+    def since(self) -> dict[str, Any]:
         return {
-            key: [fields for _, fields in self.store.read_stream(key, after, 100)]
-            for key, after in self.pos.items()
+            "ev": self.counter() - self.ev,
+            **{
+                key: [fields for _, fields in self.store.read_stream(key, after, 100)]
+                for key, after in self.pos.items()
+            },
         }
 
     def expect(self, kind: str | None) -> None:
-        """Exactly one ``kind`` event on every stream since the mark (None: no event at all)."""
-        run_events = [{"k": kind}] if kind else []
+        """Exactly one ``kind`` event since the mark (None: no event at all)."""
         index_events = [{"r": self.run_id, "k": kind}] if kind else []
         assert self.since() == {
-            self.run_key: run_events,
+            "ev": 1 if kind else 0,
             **{key: index_events for key in self.index_keys},
         }
         self.mark()
@@ -247,13 +255,19 @@ def test_runs_created_together_each_announce_themselves_on_the_batch(store: Stor
     assert [f for _, f in entries] == [{"r": f"run_{i}", "k": "c"} for i in range(3)]
 
 
-def test_a_run_without_tags_or_batch_emits_only_to_its_own_stream(store: Store) -> None:
-    """§7: no tag or batch streams are written for a run that has none."""
-    create(store, "run_plain")
-    assert [f for _, f in store.read_stream(store.keys.events("run_plain"), "0-0", 10)] == [
-        {"k": "c"}
-    ]
-    assert store.stream_tail(store.keys.batch_events("")) == "0-0"
+def test_a_run_without_tags_or_batch_emits_only_on_its_own_channel(store: Store) -> None:
+    """§7: no tag or batch streams are written for a run that has none, and a run's own
+    events leave no stream behind (the record and its "ev" counter are the truth)."""
+    listener = listen(store, [store.keys.events("run_plain")])
+    try:
+        create(store, "run_plain")
+        assert messages(listener, until={store.keys.events("run_plain")})
+    finally:
+        listener.close()
+    assert (store.get_run("run_plain") or {}).get("ev") == "1"
+    assert store.stream_tail(store.keys.events("run_plain")) == "0-0"
+    assert store.stream_tail(store.keys.tag_events("a")) == "0-0"
+    assert store.stream_tail(store.keys.batch_events(BATCH)) == "0-0"
 
 
 def test_claims_emit_status_and_a_dropped_claim_emits_nothing(store: Store) -> None:
@@ -434,15 +448,16 @@ def test_event_and_chunk_streams_expire(store: Store) -> None:
     store.use_once(store.keys.token_use("jti"), 60_000)
     client = store.raw()
     week, four_weeks = 7 * 86_400_000, 28 * 86_400_000
-    for key in [feed.run_key, *feed.index_keys]:
+    for key in feed.index_keys:
         assert week - 60_000 < client.pttl(key) <= week, key
+    assert not client.exists(feed.run_key)  # a run's own events are a channel only
     assert four_weeks - 60_000 < client.pttl(store.keys.run_stream("run_e", "out")) <= four_weeks
     assert 0 < client.pttl(store.keys.token_use("jti")) <= 60_000
 
 
-def test_run_event_stream_is_trimmed(store: Store) -> None:
-    """§7: run event streams are wake-ups, not history: kept to about 64 entries."""
+def test_the_change_counter_counts_every_event(store: Store) -> None:
+    """§7: "ev" grows by one per event, so a reader can tell the newer of two records."""
     create(store, "run_e")
-    for i in range(200):
+    for i in range(20):
         store.transition("run_e", NOW + i, allowed="*", fields={"n": str(i)})
-    assert 64 <= len(store.read_stream(store.keys.events("run_e"), "0-0", 1000)) < 200
+    assert (store.get_run("run_e") or {}).get("ev") == "21"

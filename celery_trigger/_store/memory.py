@@ -65,13 +65,14 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
         for member, due in run.timers:
             st.zadd(k.timers(), member, due)
         st.hset(k.run(run.run_id), dict(run.fields))
-        st.zadd(k.by_created(), run.run_id, now_ms)
+        created = float(run.fields.get("created") or now_ms)  # listings follow the record
+        st.zadd(k.by_created(), run.run_id, created)
         if run.parent_id:
             st.lists.setdefault(k.children(run.parent_id), []).append(run.run_id)
         if run.pending_version:
             st.zadd(k.pending_version(run.task_id), run.run_id, now_ms)
         for tag in run.tags:
-            st.zadd(k.tag(tag), run.run_id, now_ms)
+            st.zadd(k.tag(tag), run.run_id, created)
         self._emit(run.run_id, "c")
         return Created(run.run_id, False)
 

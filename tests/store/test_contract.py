@@ -87,6 +87,23 @@ def test_create_writes_the_record_and_every_index(store: Store) -> None:
     assert store.pending_runs("t.send", 10) == ["run_a"]
 
 
+def test_listings_order_by_the_records_creation_time(store: Store) -> None:
+    """RUNS-4: the listings use the record's "created" (not the time of the write), so a
+    listing and the records it returns agree on which run is newer."""
+    # Given a run created at NOW + 5 whose write happens at NOW + 9, and one written at NOW + 7
+    store.create_runs([new_run("run_b", fields={"created": str(NOW + 5)}, tags=["t"])], NOW + 9)
+    store.create_runs([new_run("run_c", fields={"created": str(NOW + 7)}, tags=["t"])], NOW + 7)
+    # Then both listings order them by "created"
+    assert store.list_run_ids(index=None, before=None, count=10) == [
+        ("run_c", NOW + 7),
+        ("run_b", NOW + 5),
+    ]
+    assert store.list_run_ids(index="t", before=None, count=10) == [
+        ("run_c", NOW + 7),
+        ("run_b", NOW + 5),
+    ]
+
+
 def test_create_many_answers_in_order_and_lists_children_in_trigger_order(store: Store) -> None:
     # Given / When three children created in one call (RUNS-10)
     runs = [new_run(f"run_{i}", parent_id="run_p") for i in range(3)]

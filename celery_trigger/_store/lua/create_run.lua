@@ -29,15 +29,19 @@ for _ = 1, ntimers do
   i = i + 2
 end
 local fields = {}
-for name, value in pairs(cjson.decode(ARGV[i])) do
+local record = cjson.decode(ARGV[i])
+for name, value in pairs(record) do
   fields[#fields + 1] = name
   fields[#fields + 1] = value
 end
+-- the listings order by the record's own creation time (ARGV[2] when it has none), so a
+-- listing and the "created" field can never disagree
+local created = tonumber(record.created or "") or now
 redis.call("HSET", KEYS[1], unpack(fields))
-redis.call("ZADD", KEYS[2], now, run_id)
+redis.call("ZADD", KEYS[2], created, run_id)
 if KEYS[5] ~= "" then redis.call("RPUSH", KEYS[5], run_id) end
 if KEYS[6] ~= "" then redis.call("ZADD", KEYS[6], now, run_id) end
-for k = 8, #KEYS do redis.call("ZADD", KEYS[k], now, run_id) end
+for k = 8, #KEYS do redis.call("ZADD", KEYS[k], created, run_id) end
 if KEYS[7] ~= "" and ARGV[5] ~= "" then redis.call("LPUSH", KEYS[7], ARGV[5]) end
 emit_event(KEYS[1], "c")
 return {run_id, 0}

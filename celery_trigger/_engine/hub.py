@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 import uuid
@@ -89,6 +90,7 @@ class Hub:
 
     def __init__(self, store: Any) -> None:
         self._store = store
+        self.pid = os.getpid()
         self._lock = threading.Lock()
         self._watchers: dict[str, set[Signal]] = {}
         # key -> set once Redis confirmed its subscription (cleared while resubscribing)
@@ -287,12 +289,13 @@ def _close(listener: Any) -> None:
 
 
 def hub_for(engine: Any) -> Hub:
-    """The engine's hub, created on first use."""
+    """The engine's hub, created on first use in each process (a forked child, such as a
+    prefork pool process, gets its own: threads do not survive a fork)."""
     hub: Hub | None = getattr(engine, "_realtime_hub", None)
-    if hub is None:
+    if hub is None or hub.pid != os.getpid():
         with _CREATE:
             hub = getattr(engine, "_realtime_hub", None)
-            if hub is None:
+            if hub is None or hub.pid != os.getpid():
                 hub = Hub(engine.store)
                 engine._realtime_hub = hub
     return hub

@@ -8,6 +8,8 @@ main thread waits for a condition with a deadline and unsubscribes on the way ou
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -436,3 +438,34 @@ def test_many_subscribers_to_one_run_each_see_every_change_in_order(
         seen = statuses(c.items)
         assert seen == sorted(seen, key=ORDER.__getitem__), seen
         assert c.items[-1].status is RunStatus.COMPLETED
+
+
+def _subscribe_in_child(run_id: str, out: Any) -> None:
+    from celery_trigger._setup import current
+
+    with ct.runs.subscribe_to_run(run_id, stop_on_completion=False) as sub:
+        first = next(sub)
+        hub = hub_for(current())
+        thread = hub._thread
+        out.put((first.id, hub.pid == os.getpid(), thread is not None and thread.is_alive()))
+
+
+def test_a_forked_process_gets_its_own_hub(
+    engine: Engine, collect: Callable[[Any], Collector]
+) -> None:
+    """Threads do not survive a fork (prefork pool processes): a child that subscribes gets a
+    hub of its own with a live thread, not the parent's dead one."""
+    handle = rt_progress.trigger({"steps": 1})
+    c = collect(ct.runs.subscribe_to_run(handle.id, stop_on_completion=False))
+    c.until(lambda items: items)
+    assert hub_for(engine.trigger)._thread is not None
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_subscribe_in_child, args=(handle.id, out))
+    child.start()
+    try:
+        assert out.get(timeout=15) == (handle.id, True, True)
+    finally:
+        child.join(15)
+    assert child.exitcode == 0
+    c.close()

@@ -10,13 +10,12 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import wait_for  # noqa: F401  (re-exported for older imports)
+from tests.helpers import wait_for  # also re-exported for older imports
 
 
 def _free_port() -> int:
@@ -25,14 +24,21 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for_port(port: int, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"redis-server on port {port} did not start")
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def _wait_for_port(port: int, timeout: float) -> None:
+    wait_for(
+        lambda: _accepts(port),
+        timeout=timeout,
+        interval=0.02,
+        message=f"redis-server on port {port} did not start",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +72,7 @@ def redis_server() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for_port(port, time.monotonic() + 10)
+        _wait_for_port(port, 10)
         yield f"redis://127.0.0.1:{port}"
     finally:
         proc.terminate()

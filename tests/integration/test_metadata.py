@@ -181,11 +181,11 @@ def test_a_hundred_children_incrementing_the_parent_lose_no_update(engine: Engin
 @ct.task(id="meta-watcher")
 def meta_watcher(payload: dict[str, Any]) -> dict[str, Any]:
     handle = meta_child_counter.batch_trigger([{"payload": i} for i in range(10)])
-    deadline = time.monotonic() + 20
-    while not all(ct.runs.retrieve(r).is_completed for r in handle.runs):
-        if time.monotonic() > deadline:
-            raise TimeoutError("children did not finish")
-        time.sleep(0.02)
+    wait_for(
+        lambda: all(ct.runs.retrieve(r).is_completed for r in handle.runs),
+        timeout=20,
+        message="children did not finish",
+    )
     before = ct.metadata.get("done")
     ct.metadata.refresh()
     return {"before": before, "after": ct.metadata.get("done")}

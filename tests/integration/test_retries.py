@@ -13,7 +13,7 @@ from typing import Any
 import celery_trigger as ct
 from celery_trigger.status import RunStatus
 
-from .conftest import Engine, wait_for_status
+from .conftest import Engine, wait_for, wait_for_status
 
 _notes: dict[str, list[Any]] = {}
 
@@ -141,15 +141,18 @@ cold_then_done = ct.task(
 def status_timeline(run_id: str, timeout: float = 15.0) -> list[tuple[RunStatus, float]]:
     """Every status change of a run until it is final, with the time it was first seen."""
     timeline: list[tuple[RunStatus, float]] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def observe() -> bool:
         run = ct.runs.retrieve(run_id)
         if not timeline or timeline[-1][0] is not run.status:
             timeline.append((run.status, time.monotonic()))
-        if run.is_completed:
-            return timeline
-        time.sleep(0.005)
-    raise AssertionError(f"run {run_id} did not finish; statuses seen: {timeline}")
+        return run.is_completed
+
+    try:
+        wait_for(observe, timeout=timeout, interval=0.005)
+    except AssertionError:
+        raise AssertionError(f"run {run_id} did not finish; statuses seen: {timeline}") from None
+    return timeline
 
 
 # policy and delays -------------------------------------------------------------------------

@@ -47,8 +47,32 @@ def _read(name: str) -> str:
     return resources.files(__package__).joinpath("lua").joinpath(f"{name}.lua").read_text("utf-8")
 
 
-def _load(name: str) -> str:
-    return include(_read(name), _read)  # "-- #include slots" lines: shared slot functions
+def _lua_string(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError(f"key prefix {value!r} must be printable")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _names(keys: Keys) -> dict[str, str]:
+    """The ``NAME_*`` placeholders of ``lua/events.lua``: each key name of ``_keys.py`` split
+    around its id, as Lua string literals (scripts only concatenate, never spell a name)."""
+    out: dict[str, str] = {}
+    for name, build in (
+        ("EVENTS", keys.events),
+        ("TAG_EVENTS", keys.tag_events),
+        ("BATCH_EVENTS", keys.batch_events),
+    ):
+        head, _, tail = build("\0").partition("\0")
+        out[f"NAME_{name}_HEAD"] = _lua_string(head)
+        out[f"NAME_{name}_TAIL"] = _lua_string(tail)
+    return out
+
+
+def _load(name: str, names: dict[str, str]) -> str:
+    text = include(_read(name), _read)  # "-- #include slots" lines: shared functions
+    for placeholder, literal in names.items():
+        text = text.replace(placeholder, literal)
+    return text
 
 
 def _pairs(record: list[str], start: int = 0) -> Record:
@@ -79,8 +103,9 @@ class RedisStore(RedisSlots):
         self._client: Any = redis.Redis.from_url(
             url, decode_responses=True, health_check_interval=30
         )
+        names = _names(self.keys)
         self._scripts = {
-            name: self._client.register_script(_load(name))
+            name: self._client.register_script(_load(name, names))
             for name in (
                 "create_run",
                 "claim_attempt",

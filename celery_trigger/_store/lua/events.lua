@@ -11,22 +11,26 @@
 --   tags) and "<prefix>:batchev:<batch>", and publishes on their channels: tag and batch
 --   subscriptions read which runs changed from there, from their own position.
 -- Kinds: "c" created, "s" status, "m" metadata, "t" tags, "n" a new realtime stream. Tag and
--- batch streams keep ~10000 entries and expire 7 days after their last event. Their keys
--- are derived from the run key (one Redis server, like the broker fast path), not passed in
--- KEYS.
+-- batch streams keep ~10000 entries and expire 7 days after their last event. Their keys are
+-- built here from the run's fields (one Redis server, like the broker fast path), not passed
+-- in KEYS.
+-- The key names come from _keys.py: RedisStore fills in NAME_* below (the parts of
+-- Keys.events / tag_events / batch_events around the id) when it loads the script.
+local EVENTS_HEAD, EVENTS_TAIL = NAME_EVENTS_HEAD, NAME_EVENTS_TAIL
+local TAG_HEAD, TAG_TAIL = NAME_TAG_EVENTS_HEAD, NAME_TAG_EVENTS_TAIL
+local BATCH_HEAD, BATCH_TAIL = NAME_BATCH_EVENTS_HEAD, NAME_BATCH_EVENTS_TAIL
 local function emit_event(run_key, kind)
   local r = redis.call("HMGET", run_key, "id", "tags", "batch")
   if not r[1] then return end
   redis.call("HINCRBY", run_key, "ev", 1)
-  redis.call("PUBLISH", run_key .. ":events", kind)
-  local prefix = string.sub(run_key, 1, #run_key - #r[1] - 5)  -- strip ":run:<id>"
+  redis.call("PUBLISH", EVENTS_HEAD .. r[1] .. EVENTS_TAIL, kind)
   local function index(key)
     redis.call("XADD", key, "MAXLEN", "~", 10000, "*", "r", r[1], "k", kind)
     redis.call("PEXPIRE", key, 604800000)
     redis.call("PUBLISH", key, kind)
   end
   if r[2] and r[2] ~= "" and r[2] ~= "[]" then
-    for _, tag in ipairs(cjson.decode(r[2])) do index(prefix .. ":tagev:" .. tag) end
+    for _, tag in ipairs(cjson.decode(r[2])) do index(TAG_HEAD .. tag .. TAG_TAIL) end
   end
-  if r[3] and r[3] ~= "" then index(prefix .. ":batchev:" .. r[3]) end
+  if r[3] and r[3] ~= "" then index(BATCH_HEAD .. r[3] .. BATCH_TAIL) end
 end

@@ -526,6 +526,14 @@ def _create_one(
     run_id: str | None = None,
 ) -> tuple[str, bool]:
     prepared = prepare(engine, task_id, payload, options, defn=definition, run_id=run_id)
+    return create_prepared(engine, prepared, options)
+
+
+def create_prepared(
+    engine: Trigger, prepared: Prepared, options: Mapping[str, Any]
+) -> tuple[str, bool]:
+    """Create and publish one run ``prepare`` validated (a caller may check something else
+    between the two, as the HTTP trigger route checks its token)."""
     queue = _dynamic_queue(options)
     if queue is not None:
         prepared.new.fields["queue_limit"] = str(queue.concurrency_limit)

@@ -347,9 +347,9 @@ def _run_trigger(engine: Any, task_id: str, token: str, body: Any) -> tuple[int,
         return 404, {"error": f"Task {task_id} not found"}
     payload, options = body.get("payload"), body.get("options") or {}
     try:
-        _trigger.prepare(engine, task_id, payload, options)  # every check; writes nothing
+        prepared = _trigger.prepare(engine, task_id, payload, options)  # checks; writes nothing
         auth.verify(token, action="trigger", resource=f"tasks:{task_id}", use=True, engine=engine)
-        run_id, cached = _trigger._create_one(engine, task_id, payload, options, None)
+        run_id, cached = _trigger.create_prepared(engine, prepared, options)
     except AuthenticationError as exc:
         return 401, {"error": str(exc)}
     except PermissionDeniedError as exc:

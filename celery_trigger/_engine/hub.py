@@ -272,7 +272,7 @@ class Hub:
                         self._resubscribing.discard(channel)
                         for signal in self._watchers.get(channel, ()):
                             woken[signal] = True
-                elif channel in self._watchers:
+                elif kind == "message" and channel in self._watchers:
                     self._generations[channel] = self._generations.get(channel, 0) + 1
                     for signal in self._watchers[channel]:
                         woken.setdefault(signal, False)

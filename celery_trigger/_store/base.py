@@ -113,12 +113,15 @@ class Listener(Protocol):
         """Ask for ``channels``; each is confirmed by a ``("subscribe", channel)`` item."""
         ...
 
-    def unsubscribe(self, channels: Sequence[str]) -> None: ...
+    def unsubscribe(self, channels: Sequence[str]) -> None:
+        """Stop ``channels``; each is confirmed by an ``("unsubscribe", channel)`` item (a
+        message published before the confirmation may still arrive)."""
+        ...
 
     def get(self, timeout: float) -> list[tuple[str, str]]:
         """Wait up to ``timeout`` seconds for items, then return every one available:
-        ``("subscribe", channel)`` confirmations and ``("message", channel)``
-        notifications, in arrival order ([] on timeout)."""
+        ``("subscribe", channel)`` and ``("unsubscribe", channel)`` confirmations and
+        ``("message", channel)`` notifications, in arrival order ([] on timeout)."""
         ...
 
     def close(self) -> None: ...

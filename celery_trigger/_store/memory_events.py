@@ -159,8 +159,11 @@ class MemoryListener:
             self._ready.notify()
 
     def unsubscribe(self, channels: Sequence[str]) -> None:
-        with self._ready:
-            self._channels.difference_update(channels)
+        with self._store._lock, self._ready:
+            for channel in channels:
+                self._channels.discard(channel)
+                self._items.append(("unsubscribe", channel))
+            self._ready.notify()
 
     def get(self, timeout: float) -> list[tuple[str, str]]:
         with self._ready:

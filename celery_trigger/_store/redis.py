@@ -742,7 +742,7 @@ class RedisListener:
         out: list[tuple[str, str]] = []
         message = self._pubsub.get_message(timeout=timeout)
         while message is not None:
-            if message["type"] in ("subscribe", "message"):
+            if message["type"] in ("subscribe", "unsubscribe", "message"):
                 out.append((str(message["type"]), str(message["channel"])))
             message = self._pubsub.get_message(timeout=0)
         return out

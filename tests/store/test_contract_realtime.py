@@ -130,17 +130,22 @@ def test_ids_increase_and_reads_are_strictly_after_oldest_first(store: Store) ->
 
 
 # notifications (pub/sub) -----------------------------------------------------------------
+def confirm(listener: Any, kind: str, channels: list[str]) -> None:
+    """Wait for the listener's ``kind`` ("subscribe" / "unsubscribe") confirmations."""
+    seen: set[str] = set()
+
+    def done() -> bool:
+        seen.update(c for k, c in listener.get(0.05) if k == kind)
+        return seen >= set(channels)
+
+    wait_for(done, timeout=5)
+
+
 def listen(store: Store, channels: list[str]) -> Any:
     """A listener subscribed to ``channels``, with every confirmation received."""
     listener = store.listener()
     listener.subscribe(channels)
-    confirmed: set[str] = set()
-
-    def done() -> bool:
-        confirmed.update(c for kind, c in listener.get(0.05) if kind == "subscribe")
-        return confirmed >= set(channels)
-
-    wait_for(done, timeout=5)
+    confirm(listener, "subscribe", channels)
     return listener
 
 
@@ -180,17 +185,19 @@ def test_every_event_is_published_on_its_streams_channel(store: Store) -> None:
 def test_a_listener_hears_nothing_before_subscribing_or_after_unsubscribing(
     store: Store,
 ) -> None:
-    """§7: subscriptions start at their confirmation and end at unsubscribe."""
+    """§7: subscriptions start at their confirmation and end at the confirmation of their
+    unsubscribe (a publish racing the UNSUBSCRIBE from another connection may still land)."""
     feed = tagged(store)
     listener = listen(store, [store.keys.hub("h1")])
     try:
         store.transition("run_e", NOW, allowed="*", fields={"n": "1"})
         assert messages(listener) == []
         listener.subscribe([feed.run_key])
-        assert ("subscribe", feed.run_key) in listener.get(5)
+        confirm(listener, "subscribe", [feed.run_key])
         store.transition("run_e", NOW, allowed="*", fields={"n": "2"})
         assert messages(listener, until={feed.run_key}) == [feed.run_key]
         listener.unsubscribe([feed.run_key])
+        confirm(listener, "unsubscribe", [feed.run_key])  # effective from its confirmation
         store.transition("run_e", NOW, allowed="*", fields={"n": "3"})
         assert feed.run_key not in messages(listener)
     finally:

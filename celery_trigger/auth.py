@@ -22,16 +22,14 @@ import secrets as _secrets
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jwt
 
+from ._engine.engine import Engine, current
 from .errors import AuthenticationError, ConfigurationError, PermissionDeniedError
 from .options import to_seconds
 from .result import Run
-
-if TYPE_CHECKING:
-    from ._setup import Trigger
 
 RUN_HANDLE_TTL_S = 3600
 DEFAULT_TOKEN_TTL = "15m"
@@ -245,22 +243,18 @@ def _expires_at(value: Any) -> int:
     return exp
 
 
-def _engine(engine: Trigger | None) -> Trigger:
-    if engine is not None:
-        return engine
-    from ._setup import current
-
-    return current()
+def _engine(engine: Engine | None) -> Engine:
+    return engine if engine is not None else current()
 
 
-def _secret(engine: Trigger) -> str:
+def _secret(engine: Engine) -> str:
     secret: str | None = engine.settings.secret_key
     if not secret:
         raise ConfigurationError(["set trigger_secret_key to issue or verify public access tokens"])
     return secret
 
 
-def run_handle_token(engine: Any, run_id: str) -> str | None:
+def run_handle_token(engine: Engine, run_id: str) -> str | None:
     """The ``public_access_token`` of a run handle (``read:runs:<id>``, 1 h), None without key."""
     secret = engine.settings.secret_key
     if not secret:
@@ -268,7 +262,7 @@ def run_handle_token(engine: Any, run_id: str) -> str | None:
     return _sign(secret, [f"read:runs:{run_id}"], RUN_HANDLE_TTL_S)
 
 
-def batch_handle_token(engine: Any, batch_id: str) -> str | None:
+def batch_handle_token(engine: Engine, batch_id: str) -> str | None:
     """The ``public_access_token`` of a batch handle (``read:batch:<id>``, 1 h)."""
     secret = engine.settings.secret_key
     if not secret:
@@ -280,7 +274,7 @@ def create_public_token(
     *,
     scopes: Mapping[str, Any] | Sequence[str],
     expiration_time: Expiration = DEFAULT_TOKEN_TTL,
-    engine: Trigger | None = None,
+    engine: Engine | None = None,
 ) -> str:
     """Sign a token for a browser or another service; it grants exactly ``scopes``.
 
@@ -329,7 +323,7 @@ def create_trigger_public_token(
     *,
     expiration_time: Expiration = DEFAULT_TOKEN_TTL,
     multiple_use: bool = False,
-    engine: Trigger | None = None,
+    engine: Engine | None = None,
 ) -> str:
     """A ``trigger:tasks:<id>`` token; single use unless ``multiple_use=True``.
 
@@ -346,7 +340,7 @@ def create_batch_trigger_public_token(
     *,
     expiration_time: Expiration = DEFAULT_TOKEN_TTL,
     multiple_use: bool = False,
-    engine: Trigger | None = None,
+    engine: Engine | None = None,
 ) -> str:
     """A ``batchTrigger:tasks:<id>`` token; single use unless ``multiple_use=True``.
 
@@ -392,7 +386,7 @@ def verify(
     action: str,
     resource: str | Run,
     use: bool = False,
-    engine: Trigger | None = None,
+    engine: Engine | None = None,
 ) -> dict[str, Any]:
     """Authorise ``action`` on ``resource`` with ``token`` (for your own server); return claims.
 

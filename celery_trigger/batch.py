@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import _batches
+from . import _handles
 from ._definition import _batch_options
+from ._engine.engine import current
 from ._serialization import loads
-from ._setup import current
 from .errors import TriggerError
 from .result import BatchHandle, BatchResult
 
@@ -47,7 +47,7 @@ def trigger(
     idempotency_key_ttl: Any = None,
 ) -> BatchHandle:
     """Start runs of several tasks by id in one batch (1 to 1,000 items)."""
-    return _batches.batch_trigger(
+    return _handles.batch_trigger(
         _by_id(items), _batch_options(idempotency_key, idempotency_key_ttl)
     )
 
@@ -59,7 +59,7 @@ def trigger_by_task(
     idempotency_key_ttl: Any = None,
 ) -> BatchHandle:
     """Start runs of several task objects in one batch (payloads validated by schema tasks)."""
-    return _batches.batch_trigger(
+    return _handles.batch_trigger(
         _by_task(items), _batch_options(idempotency_key, idempotency_key_ttl)
     )
 
@@ -71,7 +71,7 @@ def trigger_and_wait(
     idempotency_key_ttl: Any = None,
 ) -> BatchResult[Any]:
     """Like ``trigger`` and wait for every run (inside a run only)."""
-    return _batches.batch_trigger_and_wait(  # type: ignore[no-any-return]
+    return _handles.batch_trigger_and_wait(  # type: ignore[no-any-return]
         _by_id(items),
         _batch_options(idempotency_key, idempotency_key_ttl),
     )
@@ -84,7 +84,7 @@ def trigger_by_task_and_wait(
     idempotency_key_ttl: Any = None,
 ) -> BatchResult[Any]:
     """Like ``trigger_by_task`` and wait for every run (inside a run only)."""
-    return _batches.batch_trigger_and_wait(  # type: ignore[no-any-return]
+    return _handles.batch_trigger_and_wait(  # type: ignore[no-any-return]
         _by_task(items),
         _batch_options(idempotency_key, idempotency_key_ttl),
     )

@@ -15,10 +15,12 @@ from typing import Any
 
 import click
 
-from ._setup import Trigger, current_or_none
+from . import schedules as api
+from ._engine.engine import Engine, current_or_none
+from ._engine.schedules import sync_declarative
 
 
-def _engine(ctx: click.Context) -> Trigger:
+def _engine(ctx: click.Context) -> Engine:
     app = getattr(ctx.obj, "app", None)
     engine = current_or_none()
     if engine is None or (app is not None and engine.app is not app):
@@ -49,8 +51,6 @@ def sync(ctx: click.Context, prune: bool) -> None:
 
     Example: ``celery -A proj trigger schedules sync``.
     """
-    from ._engine.schedules import sync_declarative
-
     report = sync_declarative(_engine(ctx), prune=prune)
     for outcome in ("created", "updated", "deleted"):
         for schedule_id in report.get(outcome, []):
@@ -67,8 +67,6 @@ def list_(ctx: click.Context, page: int, per_page: int) -> None:
 
     Example: ``celery -A proj trigger schedules list --per-page 50``.
     """
-    from . import schedules as api
-
     _engine(ctx)
     result = api.list(page=page, per_page=per_page)
     rows: list[tuple[Any, ...]] = [("ID", "TYPE", "TASK", "CRON", "TIMEZONE", "ACTIVE", "NEXT RUN")]

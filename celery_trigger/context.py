@@ -11,7 +11,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,11 @@ class BatchInfo:
     id: str
 
 
+class _Replay(Protocol):
+    @property
+    def replaying(self) -> bool: ...
+
+
 @dataclass(frozen=True)
 class Context:
     """What a run knows about itself. Example: ``ctx.run.id``, ``ctx.attempt.number``."""
@@ -81,7 +86,8 @@ class Context:
     environment: EnvironmentInfo
     batch: BatchInfo | None = None
     project: str = field(default="")
-    _journal: Any = field(default=None, repr=False, compare=False)
+    #: the attempt's journal (anything with a ``replaying`` flag), given at construction
+    _journal: _Replay | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_replaying(self) -> bool:

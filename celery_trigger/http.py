@@ -50,7 +50,7 @@ import jwt
 
 from . import auth
 from ._engine import tokens as _tokens
-from ._setup import current
+from ._engine.engine import current
 from .errors import ConfigurationError, StoreUnavailableError, TokenNotFoundError
 
 logger = logging.getLogger("celery_trigger.http")

@@ -21,9 +21,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ._engine import idempotency as _idem
+from ._engine.engine import current
 from ._engine.idempotency import IdempotencyKey
 from ._engine.state import current_state
-from ._setup import current
 from .errors import RunNotFoundError
 
 

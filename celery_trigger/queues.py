@@ -25,7 +25,7 @@ from typing import Any
 
 from . import _definition
 from ._engine import concurrency
-from ._setup import Trigger, current
+from ._engine.engine import Engine, current
 from .errors import QueueNotFoundError
 from .options import Queue, sanitize_queue_name
 
@@ -66,7 +66,7 @@ def _local_names() -> set[str]:
     }
 
 
-def _info(engine: Trigger, name: str, record: Mapping[str, str] | None) -> QueueInfo:
+def _info(engine: Engine, name: str, record: Mapping[str, str] | None) -> QueueInfo:
     running, queued = engine.store.queue_usage(name, int(time.time() * 1000))
     limit_text = (record or {}).get("concurrency_limit", "")
     limit = int(limit_text) if limit_text else None
@@ -84,7 +84,7 @@ def _info(engine: Trigger, name: str, record: Mapping[str, str] | None) -> Queue
     )
 
 
-def _known(engine: Trigger, queue: str | Queue | Mapping[str, Any]) -> tuple[str, Any]:
+def _known(engine: Engine, queue: str | Queue | Mapping[str, Any]) -> tuple[str, Any]:
     name = _name(queue)
     record = engine.store.get_queue(name)
     if record is None and name not in _local_names():

@@ -52,8 +52,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from . import _trigger, auth, realtime
-from ._setup import current
+from . import auth, realtime
+from ._engine.dispatch import create_prepared
+from ._engine.engine import current
+from ._engine.prepare import prepare, task_known
 from .errors import (
     AuthenticationError,
     ConfigurationError,
@@ -342,14 +344,13 @@ def _run_trigger(engine: Any, task_id: str, token: str, body: Any) -> tuple[int,
     A single-use token is spent only by a request that passed every check, so a 4xx answer
     leaves it usable.
     """
-    defn, stored = _trigger._lookup_definition(engine, task_id)
-    if defn is None and stored is None:
+    if not task_known(engine, task_id):
         return 404, {"error": f"Task {task_id} not found"}
     payload, options = body.get("payload"), body.get("options") or {}
     try:
-        prepared = _trigger.prepare(engine, task_id, payload, options)  # checks; writes nothing
+        prepared = prepare(engine, task_id, payload, options)  # checks; writes nothing
         auth.verify(token, action="trigger", resource=f"tasks:{task_id}", use=True, engine=engine)
-        run_id, cached = _trigger.create_prepared(engine, prepared, options)
+        run_id, cached = create_prepared(engine, prepared)
     except AuthenticationError as exc:
         return 401, {"error": str(exc)}
     except PermissionDeniedError as exc:

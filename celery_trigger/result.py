@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from ._serialization import loads
 from .errors import SubtaskUnwrapError, TaskRunError
+from .options import format_duration
 from .status import EXECUTING_STATUSES, FINAL_STATUSES, QUEUED_STATUSES, RunStatus
 
 O = TypeVar("O")  # noqa: E741 - the output type parameter, named as in the API docs
@@ -189,9 +190,7 @@ class Run:
 
     @classmethod
     def from_record(cls, rec: dict[str, str], children: list[str] | None = None) -> Run:
-        from .options import format_duration
-
-        status = RunStatus(rec.get("status", "QUEUED"))
+        status = RunStatus(rec.get("status", RunStatus.QUEUED.value))
         error = rec.get("error")
         ttl = rec.get("ttl")
         meta_text = rec.get("meta") or rec.get("seed_meta")

@@ -15,12 +15,17 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ._serialization import dumps, loads
-from ._setup import Trigger, current
-from .errors import InvalidRunStateError, RunNotFoundError, TaskRunError
+from . import realtime
+from ._engine import control
+from ._engine import metadata as _meta
+from ._engine import metadata_ops as _ops
+from ._engine.engine import Engine, current
+from ._serialization import to_jsonable
+from .auth import run_handle_token
+from .errors import InvalidRunStateError, RunNotFoundError
 from .options import Duration, normalize_tags, resolve_delay, utcnow
 from .result import BatchHandle, Run, RunHandle
-from .status import FINAL_STATUSES, RunStatus
+from .status import RunStatus
 
 if TYPE_CHECKING:
     from .realtime import RunSubscription
@@ -28,7 +33,7 @@ if TYPE_CHECKING:
 MAX_PAGE = 100
 DEFAULT_PAGE = 25
 MAX_POLLS = 500
-CANCEL_ERROR = TaskRunError("TASK_RUN_CANCELLED", "Canceled by user")
+CANCEL_ERROR = control.CANCEL_ERROR
 
 
 def _run_id(run: str | RunHandle | Run) -> str:
@@ -54,7 +59,7 @@ class RunPage:
 
     def __init__(
         self,
-        engine: Trigger,
+        engine: Engine,
         filters: dict[str, Any],
         limit: int,
         cursor: tuple[int, str] | None = None,
@@ -98,7 +103,7 @@ def _matches(run: Run, f: dict[str, Any]) -> bool:
 
 
 def _fetch(
-    engine: Trigger, f: dict[str, Any], limit: int, cursor: tuple[int, str] | None
+    engine: Engine, f: dict[str, Any], limit: int, cursor: tuple[int, str] | None
 ) -> tuple[builtins.list[Run], tuple[int, str] | None]:
     # ``builtins.list``: this module's public ``list`` function shadows the builtin.
     index = f["tags"][0] if len(f["tags"]) == 1 else None
@@ -155,106 +160,35 @@ def list(
     return RunPage(current(), filters, limit)
 
 
-def _cancel_one(engine: Trigger, run_id: str) -> bool:
-    from . import _runtime
-    from ._trigger import now_ms, timer
-
-    record = engine.store.get_run(run_id)
-    if record is None or RunStatus(record["status"]) in FINAL_STATUSES:
-        return False
-    result = engine.store.transition(
-        run_id,
-        now_ms(),
-        allowed="*",
-        status=RunStatus.CANCELED.value,
-        remove_timers=[timer(k, run_id) for k in ("enqueue", "ttl", "retry", "pub", "resume")],
-        fields={"error": dumps(CANCEL_ERROR.to_dict())},
-        remove_from=engine.store.keys.pending_version(record["task"]),
-    )
-    if result.ok:
-        from ._engine import concurrency
-        from ._engine.waiters import notify_waiters
-
-        notify_waiters(engine, run_id)
-        if record["status"] != "EXECUTING":  # an executing attempt releases when it stops
-            concurrency.release(engine, result.record)  # its slot, or its place in line
-        if record["status"] in ("EXECUTING", "QUEUED"):
-            _runtime.revoke(engine, run_id)
-    return result.ok
-
-
 def cancel(run: str | RunHandle | Run) -> dict[str, str]:
     """Cancel a run and, recursively, its children. A final run is left as it is.
 
     Example: ``ct.runs.cancel(handle.id)``.
     """
-    engine = current()
     run_id = _run_id(run)
-    if engine.store.get_run(run_id) is None:
-        raise RunNotFoundError(f"no run with id {run_id!r}")
-    pending = [run_id]
-    seen: set[str] = set()
-    while pending:
-        target = pending.pop()
-        if target in seen:
-            continue
-        seen.add(target)
-        _cancel_one(engine, target)
-        pending.extend(engine.store.children(target))
+    control.cancel_tree(current(), run_id)
     return {"id": run_id}
 
 
 def replay(run: str | RunHandle | Run) -> RunHandle:
     """Start a new run of the same task with the original payload, tags and seed metadata."""
-    from ._trigger import create_and_publish, prepare
-
     engine = current()
-    run_id = _run_id(run)
-    record = engine.store.get_run(run_id)
-    if record is None:
-        raise RunNotFoundError(f"no run with id {run_id!r}")
-    options: dict[str, Any] = {
-        "tags": loads(record.get("tags")) or None,
-        "machine": record.get("machine") or None,
-    }
-    if record.get("seed_meta"):
-        options["metadata"] = loads(record["seed_meta"])
-    if record.get("ckey"):
-        options["concurrency_key"] = record["ckey"]
-    if record.get("queue") and not record["queue"].startswith("task/"):
-        options["queue"] = record["queue"]
-    prepared = prepare(engine, record["task"], loads(record.get("payload")), options, parse=False)
-    prepared.new.fields["is_replay"] = "1"
-    prepared.new.fields["is_test"] = record.get("is_test", "0")
-    prepared.new.fields["replayed_from"] = run_id
-    new_id, cached = create_and_publish(engine, [prepared])[0]
-    from .auth import run_handle_token
-
+    new_id, cached, task_id = control.replay(engine, _run_id(run))
     return RunHandle(
         id=new_id,
         public_access_token=run_handle_token(engine, new_id),
         is_cached=cached,
-        task_identifier=record["task"],
+        task_identifier=task_id,
     )
 
 
 def reschedule(run: str | RunHandle | Run, *, delay: Duration | datetime) -> Run:
     """Move a DELAYED run's start. Any other status raises ``InvalidRunStateError``."""
-    from ._trigger import now_ms, timer
-
-    engine = current()
     run_id = _run_id(run)
     due = resolve_delay(delay, utcnow())
     if due is None:
         raise ValueError(f"Invalid delay: {delay!r} must resolve to a future time")
-    due_ms = int(due.timestamp() * 1000)
-    result = engine.store.transition(
-        run_id,
-        now_ms(),
-        allowed="DELAYED",
-        add_timers=[(timer("enqueue", run_id), due_ms)],
-        fields={"delay_until": str(due_ms)},
-    )
+    result = control.reschedule(current(), run_id, int(due.timestamp() * 1000))
     if not result.ok:
         if not result.status:
             raise RunNotFoundError(f"no run with id {run_id!r}")
@@ -290,10 +224,6 @@ def update_metadata(
     ``ct.runs.update_metadata(run_id, operations=[{"type": "increment", "key": "n",
     "value": 1}])``.
     """
-    from ._engine import metadata as _meta
-    from ._engine import metadata_ops as _ops
-    from ._serialization import to_jsonable
-
     doc = None if metadata is None else to_jsonable(_ops.check_document(metadata))
     if doc is not None:
         _ops.check_document(doc)
@@ -318,8 +248,6 @@ def subscribe_to_run(
         for run in ct.runs.subscribe_to_run(handle.id):
             print(run.status, (run.metadata or {}).get("progress"))
     """
-    from . import realtime
-
     return realtime.subscribe_run(
         current(),
         _run_id(run),
@@ -342,8 +270,6 @@ def subscribe_to_runs_with_tag(
 
     Example: ``for run in ct.runs.subscribe_to_runs_with_tag(["user_1", "export"]): ...``
     """
-    from . import realtime
-
     if not isinstance(tag_or_tags, str):
         tag_or_tags = builtins.list(tag_or_tags)
     tags = normalize_tags(tag_or_tags)
@@ -364,8 +290,6 @@ def subscribe_to_batch(
 
     Example: ``for run in ct.runs.subscribe_to_batch(batch.batch_id): ...``
     """
-    from . import realtime
-
     bid = batch_id.batch_id if isinstance(batch_id, BatchHandle) else batch_id
     if not isinstance(bid, str) or not bid:
         raise TypeError("batch_id must be a batch id or a BatchHandle")

@@ -32,9 +32,9 @@ from typing import Any
 from . import _definition
 from ._engine import cron as cronlib
 from ._engine import schedules as engine_schedules
+from ._engine.engine import current
 from ._engine.schedules import DECLARATIVE, IMPERATIVE
 from ._serialization import loads
-from ._setup import current
 from ._store.base import Record
 from .errors import PayloadValidationError, ScheduleNotFoundError
 

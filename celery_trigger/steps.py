@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import _durable
+from ._engine import journal
 
 
 def run(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -27,4 +27,4 @@ def run(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raise ValueError("steps.run needs a non-empty name")
     if not callable(fn):
         raise TypeError("steps.run needs a callable")
-    return _durable.step(name, fn, args, kwargs)
+    return journal.step(name, fn, args, kwargs)

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import logging
 
+from ._engine.engine import current
 from ._engine.metadata import replaying
 from ._engine.state import current_state
-from ._setup import current
 from .options import MAX_TAGS, normalize_tags
 
 logger = logging.getLogger("celery_trigger")

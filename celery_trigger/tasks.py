@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, overload
 
-from . import _batches, _trigger
+from . import _handles
 from ._definition import _batch_options, global_hooks
 from .result import BatchHandle, BatchResult, Result, RunHandle
 
@@ -23,7 +23,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def trigger(task_id: str, payload: Any = None, **options: Any) -> RunHandle:
     """Start a run of ``task_id`` (the task need not be importable here)."""
-    return _trigger.trigger(task_id, payload, options)
+    return _handles.trigger(task_id, payload, options)
 
 
 def batch_trigger(
@@ -34,7 +34,7 @@ def batch_trigger(
     idempotency_key_ttl: Any = None,
 ) -> BatchHandle:
     """Start up to 1,000 runs of ``task_id`` (``idempotency_key``: see ``Task.batch_trigger``)."""
-    return _batches.batch_trigger(
+    return _handles.batch_trigger(
         [(task_id, None, item) for item in items],
         _batch_options(idempotency_key, idempotency_key_ttl),
     )
@@ -42,7 +42,7 @@ def batch_trigger(
 
 def trigger_and_wait(task_id: str, payload: Any = None, **options: Any) -> Result[Any]:
     """Start a child run of ``task_id`` and wait for its result (inside a run only)."""
-    return _trigger.trigger_and_wait(task_id, payload, options)  # type: ignore[no-any-return]
+    return _handles.trigger_and_wait(task_id, payload, options)
 
 
 def batch_trigger_and_wait(
@@ -53,7 +53,7 @@ def batch_trigger_and_wait(
     idempotency_key_ttl: Any = None,
 ) -> BatchResult[Any]:
     """Start child runs of ``task_id`` and wait for all (inside a run only)."""
-    return _batches.batch_trigger_and_wait(  # type: ignore[no-any-return]
+    return _handles.batch_trigger_and_wait(  # type: ignore[no-any-return]
         [(task_id, None, item) for item in items],
         _batch_options(idempotency_key, idempotency_key_ttl),
     )

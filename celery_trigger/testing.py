@@ -34,7 +34,7 @@ from celery.contrib.testing.worker import start_worker
 from celery.worker.worker import WorkController
 
 from . import runs
-from ._setup import current_or_none
+from ._engine.engine import current_or_none
 from .errors import ConfigurationError, RunNotFoundError
 from .result import Run, RunHandle
 

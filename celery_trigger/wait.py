@@ -22,10 +22,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import _durable
+from ._engine import journal, waits
 from ._engine import tokens as _tokens
+from ._engine.engine import current
 from ._engine.tokens import TokenRecord, WaitResult, WaitToken
-from ._setup import current
+from .auth import _sign
 from .errors import TokenNotFoundError
 from .options import MAX_TAGS, resolve_delay, resolve_idempotency_ttl, to_seconds, utcnow
 
@@ -83,7 +84,7 @@ def for_(
             "days=, weeks=, months=, years="
         )
     ttl = resolve_idempotency_ttl(idempotency_key_ttl)
-    _durable.wait_duration(total, idempotency_key=_key(idempotency_key), idempotency_key_ttl=ttl)
+    waits.wait_duration(total, idempotency_key=_key(idempotency_key), idempotency_key_ttl=ttl)
 
 
 def until(
@@ -99,7 +100,7 @@ def until(
     remaining = (date - utcnow()).total_seconds()
     if remaining < 0 and throw_if_in_the_past:
         raise ValueError("Date is in the past")
-    _durable.wait_duration(
+    waits.wait_duration(
         max(0.0, remaining),
         idempotency_key=_key(idempotency_key),
         idempotency_key_ttl=resolve_idempotency_ttl(idempotency_key_ttl),
@@ -132,13 +133,11 @@ def create_token(
     timeout_ms = int(due.timestamp() * 1000) if due is not None else None
     key = _key(idempotency_key)
     ttl = resolve_idempotency_ttl(idempotency_key_ttl)
-    token_id, cached = _durable.token_id_for_run(
+    token_id, cached = journal.token_id_for_run(
         lambda tid: _tokens.create(
             engine, tid, timeout_ms=timeout_ms, key=key, key_ttl_s=ttl, tags=tag_list
         )
     )
-    from .auth import _sign
-
     secret = engine.settings.secret_key
     pat = (
         _sign(secret, [f"write:waitpoints:{token_id}"], _tokens.TOKEN_TOKEN_TTL_S)
@@ -203,7 +202,7 @@ def for_token(
         token_id = create_token(idempotency_key=token_id, timeout=timeout_in_seconds).id
     elif engine.store.get_token(token_id) is None:
         raise TokenNotFoundError(f"no waitpoint token with id {token_id!r}")
-    return _tokens.to_wait_result(_durable.wait_token(token_id))
+    return _tokens.to_wait_result(waits.wait_token(token_id))
 
 
 def complete_token(token: WaitToken | str | dict[str, Any], data: Any = None) -> dict[str, bool]:

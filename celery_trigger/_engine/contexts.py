@@ -12,7 +12,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .._serialization import loads
-from .._setup import Trigger
 from ..context import (
     AttemptInfo,
     BatchInfo,
@@ -26,22 +25,22 @@ from ..context import (
 )
 from ..options import MACHINE_PRESETS
 from ..result import ms_to_dt
+from .clock import now_ms
+from .engine import Engine
+from .registry import TaskSpec
+from .state import Journal
 
 
-def now_ms() -> int:
-    import time
-
-    return int(time.time() * 1000)
-
-
-def build_context(trigger: Trigger, defn: Any, rec: Mapping[str, str]) -> Context:
-    machine = MACHINE_PRESETS[rec.get("machine") or trigger.config.machine]
-    rates = trigger.settings.cost_rates
+def build_context(
+    engine: Engine, defn: TaskSpec | None, rec: Mapping[str, str], journal: Journal | None = None
+) -> Context:
+    machine = MACHINE_PRESETS[rec.get("machine") or engine.config.machine]
+    rates = engine.settings.cost_rates
     cents_per_ms = (
         machine.cpu * rates.get("vcpu_second", 0.0) + machine.memory * rates.get("gb_second", 0.0)
     ) / 1000
     base_cost = float(rates.get("run", 0.0))
-    if trigger.settings.environment == "DEVELOPMENT":
+    if engine.settings.environment == "DEVELOPMENT":
         cents_per_ms = base_cost = 0.0  # development runs are free (D-9)
     tags = tuple(loads(rec.get("tags")) or ())
     started = int(rec.get("attempt_started") or now_ms())
@@ -70,13 +69,14 @@ def build_context(trigger: Trigger, defn: Any, rec: Mapping[str, str]) -> Contex
         machine=MachineInfo(
             name=machine.name, cpu=machine.cpu, memory=machine.memory, cents_per_ms=cents_per_ms
         ),
-        environment=EnvironmentInfo(type=trigger.settings.environment),
+        environment=EnvironmentInfo(type=engine.settings.environment),
         batch=BatchInfo(rec["batch"]) if rec.get("batch") else None,
-        project=trigger.config.project,
+        project=engine.config.project,
+        _journal=journal,
     )
 
 
-def run_inline(defn: Any, payload: Any) -> Any:
+def run_inline(defn: TaskSpec, payload: Any) -> Any:
     """A direct call ``my_task(payload)``: run the function here with a local context."""
     parsed = defn.parse_payload(payload)
     stamp = now_ms()

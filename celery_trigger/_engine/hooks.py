@@ -15,7 +15,9 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
-from .._definition import TaskDefinition, global_hooks
+from ..options import coerce_retry
+from .backoff import next_retry_delay_ms
+from .registry import TaskSpec, global_hooks
 
 logger = logging.getLogger("celery_trigger")
 
@@ -39,7 +41,7 @@ def call(fn: Callable[..., Any], **available: Any) -> Any:
 
 def chain(
     kind: str,
-    defn: TaskDefinition[Any, Any] | None,
+    defn: TaskSpec | None,
     extra_globals: list[Callable[..., Any]] | None = None,
 ) -> list[Callable[..., Any]]:
     """Hooks of one kind in call order: config hooks, global hooks, then the task's own."""
@@ -78,9 +80,6 @@ def resolve_catch_error(
     fns: list[Callable[..., Any]], now: datetime, default_delay_ms: int | None, **available: Any
 ) -> CatchDecision:
     """Ask each catch_error hook in turn (task first) until one returns a value (§1.3)."""
-    from ..options import coerce_retry
-    from .backoff import next_retry_delay_ms
-
     for fn in fns:
         result = call(fn, **available)
         if result is None:

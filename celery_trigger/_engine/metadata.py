@@ -35,6 +35,7 @@ from .._serialization import dumps, loads
 from .._store.base import MetaUpdate
 from ..errors import InvalidRunStateError, RunNotFoundError
 from . import metadata_ops as ops_
+from .engine import Engine, current_engine
 from .state import RunState
 
 logger = logging.getLogger("celery_trigger")
@@ -51,7 +52,7 @@ def now_ms() -> int:
 class RunMetadata:
     """The metadata of one executing attempt (thread-safe: the run may use threads)."""
 
-    def __init__(self, engine: Any, state: RunState) -> None:
+    def __init__(self, engine: Engine, state: RunState) -> None:
         self.engine = engine
         self.run_id = state.run_id
         self.targets = {
@@ -135,7 +136,7 @@ class RunMetadata:
             self.doc = loads(text) if text else None
 
 
-def _log_rejected(engine: Any, run_id: str, target: str, status: str) -> None:
+def _log_rejected(engine: Engine, run_id: str, target: str, status: str) -> None:
     reason = {
         "too_large": f"Metadata exceeds maximum size of {engine.settings.max_metadata_bytes} bytes",
         "closed": "Cannot update metadata for a completed run",
@@ -196,31 +197,30 @@ _flusher = _Flusher()
 
 def for_state(state: RunState) -> RunMetadata:
     """The attempt's ``RunMetadata``, created (and registered for flushing) on first use."""
-    item: RunMetadata | None = state.extra.get("metadata")
+    item = state.metadata
     if item is None:
-        from .._setup import current
-
-        item = state.extra["metadata"] = RunMetadata(current(), state)
-        _flusher.register(item)
+        created = RunMetadata(current_engine(), state)
+        state.metadata = created
+        _flusher.register(created)
+        return created
+    assert isinstance(item, RunMetadata)
     return item
 
 
 def replaying(state: RunState) -> bool:
-    journal = state.extra.get("journal")
-    return bool(journal is not None and journal.replaying)
+    return state.journal.replaying
 
 
 def flush_state(state: RunState) -> None:
     """Flush the attempt's queued operations, if it has any (before parking)."""
-    item: RunMetadata | None = state.extra.get("metadata")
-    if item is not None:
-        item.flush()
+    if state.metadata is not None:
+        state.metadata.flush()
 
 
 def end_attempt(state: RunState) -> None:
     """The attempt is over (any outcome): stop periodic flushing and flush what is left."""
-    item: RunMetadata | None = state.extra.pop("metadata", None)
-    if item is None:
+    item, state.metadata = state.metadata, None
+    if not isinstance(item, RunMetadata):
         return
     _flusher.unregister(item)
     try:
@@ -234,9 +234,7 @@ def update_run(
 ) -> dict[str, Any]:
     """Apply operations (after replacing the document by ``metadata`` when given) to a run's
     stored metadata from outside the run; return the stored document."""
-    from .._setup import current
-
-    engine = current()
+    engine = current_engine()
     ops = (
         [{"type": "update", "value": dict(metadata)}] if metadata is not None else []
     ) + operations

@@ -30,12 +30,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from .. import _definition
 from .._config import ENVIRONMENTS
 from .._serialization import dumps, loads
 from .._store.base import Record, schedule_timer
 from ..errors import TaskNotFoundError
 from . import cron as cronlib
+from . import registry
+from .dispatch import create_and_publish
+from .engine import Engine
+from .prepare import prepare
 
 DECLARATIVE = "DECLARATIVE"
 IMPERATIVE = "IMPERATIVE"
@@ -158,14 +161,14 @@ def check_cron(pattern: Any, tz_name: Any) -> tuple[cronlib.CronExpression, Any]
     return parsed, tz
 
 
-def check_task(engine: Any, task_id: str) -> None:
+def check_task(engine: Engine, task_id: str) -> None:
     """The task must exist (here or in a worker's stored definitions) and be a
     ``schedules.task``; raises ``TaskNotFoundError`` or ``ValueError``."""
     not_scheduled = ValueError(
         f"Task {task_id!r} is not a scheduled task: only tasks "
         "defined with schedules.task can be scheduled"
     )
-    if _definition.get(task_id) is not None:
+    if registry.get(task_id) is not None:
         if not is_scheduled(task_id):
             raise not_scheduled
         return
@@ -207,7 +210,7 @@ def to_ms(moment: datetime) -> int:
 
 # writes --------------------------------------------------------------------------------
 def put(
-    engine: Any,
+    engine: Engine,
     schedule_id: str,
     *,
     mode: str,
@@ -240,7 +243,7 @@ def put(
         "external_id": external_id or "",
         "environments": dumps(list(environments)),
     }
-    return engine.store.put_schedule(  # type: ignore[no-any-return]
+    return engine.store.put_schedule(
         schedule_id,
         int(time.time() * 1000),
         mode=mode,
@@ -251,7 +254,7 @@ def put(
     )
 
 
-def all_schedules(engine: Any, page_size: int = 500) -> list[Record]:
+def all_schedules(engine: Engine, page_size: int = 500) -> list[Record]:
     out: list[Record] = []
     while True:
         records, total = engine.store.list_schedules(len(out), page_size)
@@ -260,12 +263,12 @@ def all_schedules(engine: Any, page_size: int = 500) -> list[Record]:
             return out
 
 
-def sync_declarative(engine: Any, *, prune: bool = False) -> dict[str, list[str]]:
+def sync_declarative(engine: Engine, *, prune: bool = False) -> dict[str, list[str]]:
     """Write this process's declarative schedules for ``trigger_environment``; delete the
     declarative schedules of tasks defined here without a cron for this environment (with
     ``prune``, also those of tasks this process does not define at all)."""
     env = engine.settings.environment
-    local = {d.id for d in _definition.all_definitions()}
+    local = {d.id for d in registry.all_definitions()}
     wanted = {
         task_id: d
         for task_id, d in declared_schedules().items()
@@ -316,16 +319,14 @@ def payload_for(
 
 
 def _trigger_occurrence(
-    engine: Any, record: Record, nominal_ms: int, parsed: cronlib.CronExpression, tz: Any
+    engine: Engine, record: Record, nominal_ms: int, parsed: cronlib.CronExpression, tz: Any
 ) -> str:
-    from .. import _trigger
-
     instance = record.get("instance") or record.get("id", "")
     options = {
         "idempotency_key": ["schedule", record.get("id", ""), instance, str(nominal_ms)],
         "idempotency_key_ttl": OCCURRENCE_KEY_TTL_S,
     }
-    prepared = _trigger.prepare(
+    prepared = prepare(
         engine,
         record["task"],
         payload_for(record, nominal_ms, parsed, tz),
@@ -335,11 +336,11 @@ def _trigger_occurrence(
     )
     prepared.new.fields["created"] = str(nominal_ms)  # a scheduled run is created "at" its time
     prepared.new.fields["schedule"] = record.get("id", "")
-    run_id, _ = _trigger.create_and_publish(engine, [prepared])[0]
+    run_id, _ = create_and_publish(engine, [prepared])[0]
     return run_id
 
 
-def fire(engine: Any, schedule_id: str) -> None:
+def fire(engine: Engine, schedule_id: str) -> None:
     """Handle a due ``sched|<id>`` timer: trigger the occurrence (if active), arm the next."""
     store = engine.store
     record = store.get_schedule(schedule_id)

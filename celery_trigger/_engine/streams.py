@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from .._serialization import dumps
 from . import metadata as _meta
+from .engine import current
 from .state import RunState, current_state
 
 T = TypeVar("T")
@@ -42,8 +43,6 @@ class _Writer:
         self.key = key
         if state is None:
             return
-        from .._setup import current
-
         self.engine = current()
         self.run_id = {
             "self": state.run_id,
@@ -51,8 +50,7 @@ class _Writer:
             "root": state.root_id or state.run_id,
         }[target]
         self.writer = f"{state.run_id}:{state.attempt}"
-        counters: dict[tuple[str, str], int] = state.extra.setdefault("stream_seq", {})
-        self.counters = counters
+        self.counters = state.stream_seq
         self.limit = int(self.engine.settings.max_payload_bytes)
 
     def write(self, item: Any) -> None:

@@ -5,7 +5,7 @@ on each, then acknowledges it. A claimer that dies mid-action loses its lease an
 is claimed again, so every wake-up happens at least once; each action is idempotent (it
 checks the run's status in one script), so it has its effect once (DESIGN §5).
 
-Members are ``<kind>|<run id>``:
+Members are ``<kind>|<target>`` (``_vocab.TimerKind``; the target is a run id unless said):
 - ``enqueue``: a delayed run is due: DELAYED → QUEUED, publish;
 - ``ttl``: a queued run's TTL passed: QUEUED (never started) → EXPIRED;
 - ``retry``: a long retry delay passed: publish the next attempt;
@@ -28,7 +28,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+
+from .._vocab import RunStatus, TimerKind, parse_timer
+from . import concurrency
+from .attempt import expire_run
+from .clock import now_ms
+from .dispatch import publish_record
+from .engine import Engine
+from .schedules import fire
+from .tokens import time_out
+from .waiters import notify_waiters, wake
 
 logger = logging.getLogger("celery_trigger")
 
@@ -38,33 +47,33 @@ CLAIM_BATCH = 200
 class TimerService:
     """Claims and fires due timers. ``tick()`` does one round; ``start()`` runs a thread."""
 
-    def __init__(self, trigger: Any) -> None:
-        self.trigger = trigger
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.handlers: dict[str, Callable[[str], None]] = {
-            "enqueue": self._enqueue,
-            "ttl": self._expire,
-            "retry": self._publish_if_queued,
-            "pub": self._publish_if_queued,
-            "resume": self._resume,
-            "notify": self._notify,
-            "tokento": self._token_timeout,
-            "lease": self._check_lease,
-            "sched": self._fire_schedule,
-            "promote": self._concurrency("on_promote"),
-            "pump": self._concurrency("on_pump"),
-            "reap": self._concurrency("on_reap"),
+        self.handlers: dict[TimerKind, Callable[[str], None]] = {
+            TimerKind.ENQUEUE: self._enqueue,
+            TimerKind.TTL: self._expire,
+            TimerKind.RETRY: self._publish_if_queued,
+            TimerKind.PUBLISH: self._publish_if_queued,
+            TimerKind.RESUME: self._resume,
+            TimerKind.NOTIFY: self._notify,
+            TimerKind.TOKEN_TIMEOUT: self._token_timeout,
+            TimerKind.LEASE: self._check_lease,
+            TimerKind.SCHEDULE: self._fire_schedule,
+            TimerKind.PROMOTE: self._promote,
+            TimerKind.PUMP: self._pump,
+            TimerKind.REAP: self._reap,
         }
 
     def tick(self) -> int:
         now = int(time.time() * 1000)
-        lease_ms = int(self.trigger.settings.timer_claim_lease * 1000)
-        members = self.trigger.store.claim_timers(now, CLAIM_BATCH, lease_ms)
+        lease_ms = int(self.engine.settings.timer_claim_lease * 1000)
+        members = self.engine.store.claim_timers(now, CLAIM_BATCH, lease_ms)
         done: list[str] = []
         for member in members:
-            kind, _, target = member.partition("|")
-            handler = self.handlers.get(kind)
+            kind, target = parse_timer(member)
+            handler = self.handlers.get(kind) if kind is not None else None
             try:
                 if handler is None:
                     logger.error("celery-trigger: unknown timer kind %r; dropping", member)
@@ -74,7 +83,7 @@ class TimerService:
             except Exception:
                 # Left claimed: it is retried when the claim lease lapses.
                 logger.exception("celery-trigger: timer %s failed; it will be retried", member)
-        self.trigger.store.ack_timers(done)
+        self.engine.store.ack_timers(done)
         return len(members)
 
     def start(self) -> None:
@@ -93,7 +102,7 @@ class TimerService:
             self._thread = None
 
     def _loop(self) -> None:
-        interval = self.trigger.settings.timer_poll_interval
+        interval = self.engine.settings.timer_poll_interval
         while not self._stop.is_set():
             started = time.monotonic()
             try:
@@ -107,79 +116,70 @@ class TimerService:
 
     # actions -----------------------------------------------------------------------------
     def _enqueue(self, run_id: str) -> None:
-        from .._trigger import now_ms, publish_record, timer
-
-        record = self.trigger.store.get_run(run_id)
+        engine = self.engine
+        record = engine.store.get_run(run_id)
         if record is None:
             return
         stamp = now_ms()
-        add = [(timer("pub", run_id), stamp + int(self.trigger.settings.publish_watchdog * 1000))]
+        add = [
+            (TimerKind.PUBLISH.member(run_id), stamp + int(engine.settings.publish_watchdog * 1000))
+        ]
         if record.get("ttl"):
-            add.append((timer("ttl", run_id), stamp + int(float(record["ttl"]) * 1000)))
-        result = self.trigger.store.transition(
-            run_id, stamp, allowed="DELAYED", status="QUEUED", add_timers=add
+            add.append((TimerKind.TTL.member(run_id), stamp + int(float(record["ttl"]) * 1000)))
+        result = engine.store.transition(
+            run_id,
+            stamp,
+            allowed=RunStatus.DELAYED.value,
+            status=RunStatus.QUEUED.value,
+            add_timers=add,
         )
         if result.ok and result.record is not None:
-            publish_record(self.trigger, result.record)
+            publish_record(engine, result.record)
 
     def _expire(self, run_id: str) -> None:
-        from .lifecycle import expire_run
-
-        expire_run(self.trigger, run_id)
+        expire_run(self.engine, run_id)
 
     def _check_lease(self, run_id: str) -> None:
-        from .._trigger import now_ms, publish_record
-
-        record = self.trigger.store.get_run(run_id)
-        if record is None or record.get("status") != "EXECUTING":
+        engine = self.engine
+        record = engine.store.get_run(run_id)
+        if record is None or record.get("status") != RunStatus.EXECUTING.value:
             return
         stamp = now_ms()
         lease_exp = int(record.get("lease_exp") or 0)
         if lease_exp > stamp:
-            self.trigger.store.add_timers([(f"lease|{run_id}", lease_exp + 1000)])
+            engine.store.add_timers([(TimerKind.LEASE.member(run_id), lease_exp + 1000)])
             return
         logger.warning(
             "celery-trigger: the lease of %s lapsed (its worker died or hangs); "
             "publishing it again",
             run_id,
         )
-        publish_record(self.trigger, record)
-        lease_ms = int(self.trigger.settings.lease_seconds * 1000)
-        self.trigger.store.add_timers([(f"lease|{run_id}", stamp + 2 * lease_ms)])
+        publish_record(engine, record)
+        lease_ms = int(engine.settings.lease_seconds * 1000)
+        engine.store.add_timers([(TimerKind.LEASE.member(run_id), stamp + 2 * lease_ms)])
 
     def _resume(self, run_id: str) -> None:
-        from .waiters import wake
-
-        wake(self.trigger, run_id)
+        wake(self.engine, run_id)
 
     def _notify(self, member: str) -> None:
-        from .waiters import notify_waiters
-
-        notify_waiters(self.trigger, member)
+        notify_waiters(self.engine, member)
 
     def _token_timeout(self, token_id: str) -> None:
-        from .tokens import time_out
-
-        time_out(self.trigger, token_id)
-
-    def _concurrency(self, name: str) -> Callable[[str], None]:
-        """A handler of ``_engine/concurrency.py`` (promote, pump, reap: DESIGN §6)."""
-
-        def handle(target: str) -> None:
-            from . import concurrency
-
-            getattr(concurrency, name)(self.trigger, target)
-
-        return handle
+        time_out(self.engine, token_id)
 
     def _fire_schedule(self, schedule_id: str) -> None:
-        from .schedules import fire
+        fire(self.engine, schedule_id)
 
-        fire(self.trigger, schedule_id)
+    def _promote(self, run_id: str) -> None:
+        concurrency.on_promote(self.engine, run_id)
+
+    def _pump(self, sub: str) -> None:
+        concurrency.on_pump(self.engine, sub)
+
+    def _reap(self, target: str) -> None:
+        concurrency.on_reap(self.engine, target)
 
     def _publish_if_queued(self, run_id: str) -> None:
-        from .._trigger import now_ms, publish_record
-
-        result = self.trigger.store.transition(run_id, now_ms(), allowed="QUEUED")
+        result = self.engine.store.transition(run_id, now_ms(), allowed=RunStatus.QUEUED.value)
         if result.ok and result.record is not None:
-            publish_record(self.trigger, result.record)
+            publish_record(self.engine, result.record)

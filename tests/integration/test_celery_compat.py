@@ -12,7 +12,7 @@ from celery import chain, group
 from celery.signals import task_postrun
 
 import celery_trigger as ct
-from celery_trigger._trigger import publish_record
+from celery_trigger._engine.dispatch import publish_record
 
 from .conftest import Engine, wait_for, wait_for_status
 

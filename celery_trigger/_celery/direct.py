@@ -9,7 +9,7 @@ fire, so OpenTelemetry's header injection and user signal handlers keep working.
 
 Anything this module does not fully understand (another broker, another server, a routed
 queue that is not a plain direct queue, broker priorities) makes ``plan`` return ``None``,
-and the caller publishes through ``send_task`` as usual.
+and ``CeleryBroker`` publishes through ``send_task`` as usual.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ import uuid
 from typing import Any
 
 from celery import signals
+
+from .._engine.broker import Delivery, DirectMessage
+from .._store.base import Store
 
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
@@ -36,7 +39,7 @@ _PLAIN_BODY = _encode_body(_EMBED)
 class DirectEnqueuer:
     """Builds messages for one app; ``enabled`` says whether the fast path applies."""
 
-    def __init__(self, app: Any, store: Any) -> None:
+    def __init__(self, app: Any, store: Store) -> None:
         self.app = app
         self.enabled = _same_redis(app, store)
         self._routes: dict[tuple[str, str | None], str | None] = {}
@@ -69,45 +72,33 @@ class DirectEnqueuer:
             return None
         return f"{self._prefix}{queue.name}"
 
-    def plan(
-        self,
-        run_id: str,
-        task_name: str,
-        *,
-        parent: str | None,
-        root: str | None,
-        celery_queue: str | None,
-        payload_repr: str,
-        retries: int = 0,
-        embed: dict[str, Any] | None = None,
-        slot: str | None = None,
-    ) -> tuple[str, str, dict[str, Any]] | None:
-        """``(list key, message JSON, signal kwargs)`` for one run, or None (use send_task)."""
+    def plan(self, delivery: Delivery) -> DirectMessage | None:
+        """The message for one run attempt as the store should push it, or None."""
         if not self.enabled:
             return None
-        list_key = self._queue_key(task_name, celery_queue)
+        list_key = self._queue_key(delivery.task_id, delivery.celery_queue)
         if list_key is None:
             return None
         message = self.app.amqp.as_task_v2(
-            run_id,
-            task_name,
+            delivery.run_id,
+            delivery.task_id,
             (),
             {},
-            retries=retries,
-            root_id=root or parent or None,
-            parent_id=parent or None,
+            retries=delivery.retries,
+            root_id=delivery.root or delivery.parent or None,
+            parent_id=delivery.parent or None,
             ignore_result=True,
-            argsrepr=payload_repr,
+            argsrepr=delivery.payload_repr,
             kwargsrepr="{}",
         )
         headers = message.headers
         headers["ct_run"] = 1
-        if slot:
-            headers["ct_slot"] = slot  # the run's sub-queue, for the claim (DESIGN §6)
+        if delivery.slot:
+            headers["ct_slot"] = delivery.slot  # the run's sub-queue, for the claim (DESIGN §6)
         properties = dict(message.properties)
         routing_key = list_key[len(self._prefix) :]
         signal_kwargs = {
-            "sender": task_name,
+            "sender": delivery.task_id,
             "body": message.body,
             "exchange": "",
             "routing_key": routing_key,
@@ -119,7 +110,7 @@ class DirectEnqueuer:
         if signals.before_task_publish.receivers:
             signals.before_task_publish.send(**signal_kwargs)
         envelope = {
-            "body": _encode_body(embed) if embed else _PLAIN_BODY,
+            "body": _encode_body(dict(delivery.embed)) if delivery.embed else _PLAIN_BODY,
             "content-encoding": "utf-8",
             "content-type": "application/json",
             "headers": headers,
@@ -132,22 +123,24 @@ class DirectEnqueuer:
                 "delivery_tag": str(uuid.uuid4()),
             },
         }
-        return list_key, json.dumps(envelope), signal_kwargs
+        return DirectMessage(list_key, json.dumps(envelope), signal_kwargs)
 
     @staticmethod
-    def published(signal_kwargs: dict[str, Any]) -> None:
+    def announce(message: DirectMessage) -> None:
+        """Fire ``after_task_publish`` for a message the store pushed."""
         if signals.after_task_publish.receivers:
+            kw = message.announce
             signals.after_task_publish.send(
-                sender=signal_kwargs["sender"],
-                body=signal_kwargs["body"],
+                sender=kw["sender"],
+                body=kw["body"],
                 exchange="",
-                routing_key=signal_kwargs["routing_key"],
-                headers=signal_kwargs["headers"],
-                properties=signal_kwargs["properties"],
+                routing_key=kw["routing_key"],
+                headers=kw["headers"],
+                properties=kw["properties"],
             )
 
 
-def _same_redis(app: Any, store: Any) -> bool:
+def _same_redis(app: Any, store: Store) -> bool:
     """True when the broker is Redis on exactly the store's server and database."""
     pool = getattr(getattr(store, "raw", lambda: None)(), "connection_pool", None)
     if pool is None:

@@ -1,7 +1,9 @@
 """Batches: validate every item, create all runs in one store call, publish them.
 
 All or nothing: an invalid item raises ``BatchTriggerError`` before any run is written.
-Inside a run, batches are journaled with deterministic child ids (``_durable``).
+Inside a run, batches are journaled with deterministic child ids (``journal.batch_in_run``).
+An entry is ``(task id, its TaskSpec or None, item)``; an item is a ``BatchItem`` or a dict
+``{"payload": ..., "options": {...}}``.
 """
 
 from __future__ import annotations
@@ -9,23 +11,24 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._engine import batch_keys
-from ._engine.state import current_state
-from ._serialization import dumps
-from ._setup import Trigger, current
-from ._trigger import (
-    MAX_BATCH_ITEMS,
-    Prepared,
-    _dynamic_queue,
-    create_and_publish,
-    known_queue_names,
-    new_batch_id,
-    now_ms,
-    prepare,
-)
-from .errors import BatchTriggerError, PayloadValidationError
-from .options import BatchItem
-from .result import BatchHandle
+from .._serialization import dumps
+from .._vocab import RunStatus
+from ..errors import BatchTriggerError, PayloadValidationError
+from ..options import BatchItem
+from . import batch_keys
+from .clock import new_batch_id, now_ms
+from .dispatch import create_and_publish
+from .engine import Engine, current
+from .journal import batch_in_run
+from .prepare import Prepared, known_queue_names, prepare
+from .registry import TaskSpec
+from .state import current_state
+from .waits import batch_trigger_and_wait as wait_for_batch
+
+#: Most items one batch may have.
+MAX_BATCH_ITEMS = 1000
+#: ``(task id, its code or None, item)``
+Entry = tuple[str, TaskSpec | None, Any]
 
 
 def _item_parts(item: Any) -> tuple[Any, dict[str, Any]]:
@@ -45,9 +48,9 @@ def _item_parts(item: Any) -> tuple[Any, dict[str, Any]]:
     )
 
 
-def _create_batch(
-    engine: Trigger,
-    entries: Sequence[tuple[str, Any, Any]],
+def create_batch(
+    engine: Engine,
+    entries: Sequence[Entry],
     run_ids: Sequence[str] | None = None,
     bkey: batch_keys.BatchKey | None = None,
 ) -> tuple[str, list[str], bool]:
@@ -64,7 +67,7 @@ def _create_batch(
         )
     batch_id = new_batch_id() if run_ids is None else f"batch_{run_ids[0][4:]}"
     stamp = now_ms()
-    known = known_queue_names(engine)
+    known = known_queue_names()
     prepared: list[Prepared] = []
     for index, (task_id, defn, item) in enumerate(entries):
         payload, options = _item_parts(item)
@@ -75,7 +78,7 @@ def _create_batch(
                 task_id,
                 payload,
                 options,
-                defn=defn,
+                spec=defn,
                 now=stamp,
                 batch_id=batch_id,
                 known_queues=known,
@@ -85,9 +88,6 @@ def _create_batch(
             raise BatchTriggerError(
                 f"batch item {index} is invalid: {exc}", phase="create", item_count=count, cause=exc
             ) from exc
-        queue = _dynamic_queue(options)
-        if queue is not None:
-            one.new.fields["queue_limit"] = str(queue.concurrency_limit)
         prepared.append(one)
     hit = batch_keys.cached_batch(engine.store, bkey)
     if hit is not None:
@@ -103,55 +103,41 @@ def _create_batch(
             "runs": dumps(created),
             "run_count": str(count),
             "created": str(stamp),
-            "status": "COMPLETED",
+            "status": RunStatus.COMPLETED.value,
             **batch_keys.fields(bkey),
         },
     )
     return batch_id, created, False
 
 
-def batch_trigger(
-    entries: Sequence[tuple[str, Any, Any]], options: Mapping[str, Any] | None = None
-) -> BatchHandle:
-    """Create up to 1,000 runs in one store call and publish them (all or nothing)."""
-    from . import _durable
-    from .auth import batch_handle_token
-
-    engine = current()
-    bkey = batch_keys.resolve(options)
-    if current_state() is not None:
-        batch_id, run_ids, cached = _durable.batch_in_run(
-            _batch_target(entries),
-            len(entries),
-            lambda ids: _create_batch(engine, entries, ids, bkey),
-        )
-    else:
-        batch_id, run_ids, cached = _create_batch(engine, entries, None, bkey)
-    return BatchHandle(
-        batch_id=batch_id,
-        run_count=len(run_ids),
-        runs=run_ids,
-        public_access_token=batch_handle_token(engine, batch_id),
-        is_cached=cached,
-    )
-
-
-def _batch_target(entries: Sequence[tuple[str, Any, Any]]) -> str:
+def _target(entries: Sequence[Entry]) -> str:
     return ",".join(dict.fromkeys(task_id for task_id, _, _ in entries))
 
 
+def batch_trigger(
+    entries: Sequence[Entry], options: Mapping[str, Any] | None = None
+) -> tuple[str, list[str], bool]:
+    """Create up to 1,000 runs in one store call and publish them (all or nothing).
+    Returns ``(batch id, run ids, cached)``."""
+    engine = current()
+    bkey = batch_keys.resolve(options)
+    if current_state() is not None:
+        return batch_in_run(
+            _target(entries), len(entries), lambda ids: create_batch(engine, entries, ids, bkey)
+        )
+    return create_batch(engine, entries, None, bkey)
+
+
 def batch_trigger_and_wait(
-    entries: Sequence[tuple[str, Any, Any]], options: Mapping[str, Any] | None = None
+    entries: Sequence[Entry], options: Mapping[str, Any] | None = None
 ) -> Any:
     """Trigger a batch and park until every run is final; returns a ``BatchResult``.
 
     A batch key already used in this run re-attaches to that batch and its runs (D-16)."""
-    from . import _durable
-
     if current_state() is None:
         raise RuntimeError("batch_trigger_and_wait can only be used from inside a task run")
     engine = current()
     bkey = batch_keys.resolve(options)
-    return _durable.batch_trigger_and_wait(
-        _batch_target(entries), len(entries), lambda ids: _create_batch(engine, entries, ids, bkey)
+    return wait_for_batch(
+        _target(entries), len(entries), lambda ids: create_batch(engine, entries, ids, bkey)
     )

@@ -1,0 +1,79 @@
+"""``CeleryBroker``: the engine's ``Broker`` interface (``_engine/broker.py``) on a Celery
+app. Messages go out through ``send_task`` or, when the broker is Redis on the store's own
+server, are planned here and pushed by the store in the same script as the record
+(``direct.py``).
+
+Every message of a run has ``task_id`` = run id and the header ``ct_run`` (so the
+plain-publish hook leaves it alone); ``ct_slot`` names the run's sub-queue when it is not its
+task's default.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .._engine.broker import Delivery, DirectMessage
+from .._store.base import Store
+from .direct import DirectEnqueuer
+
+logger = logging.getLogger("celery_trigger")
+
+
+class CeleryBroker:
+    """Publishes run deliveries on one Celery app."""
+
+    def __init__(self, app: Any, store: Store) -> None:
+        self.app = app
+        self._store = store
+        self._direct: DirectEnqueuer | None = None
+
+    @property
+    def _enqueuer(self) -> DirectEnqueuer:
+        # Built on first use: it asks the broker connection where it points.
+        if self._direct is None:
+            self._direct = DirectEnqueuer(self.app, self._store)
+        return self._direct
+
+    @property
+    def direct(self) -> bool:
+        return self._enqueuer.enabled
+
+    def plan(self, delivery: Delivery) -> DirectMessage | None:
+        return self._enqueuer.plan(delivery)
+
+    def announce(self, message: DirectMessage) -> None:
+        self._enqueuer.announce(message)
+
+    def send(self, delivery: Delivery) -> None:
+        options: dict[str, Any] = {
+            "task_id": delivery.run_id,
+            "args": (),
+            "kwargs": {},
+            "argsrepr": delivery.payload_repr,
+            "kwargsrepr": "{}",
+            "headers": {"ct_run": 1, "ct_slot": delivery.slot} if delivery.slot else {"ct_run": 1},
+            "add_to_parent": False,
+            "retries": delivery.retries,
+            # The run record holds the outcome: no result-backend subscription at publish
+            # time, no backend write in the worker (plain Celery sends keep their results).
+            "ignore_result": delivery.ignore_result,
+        }
+        embed = delivery.embed
+        if embed:
+            options["link"] = embed.get("callbacks")
+            options["link_error"] = embed.get("errbacks")
+            options["chain"] = embed.get("chain")
+            options["chord"] = embed.get("chord")
+        if delivery.parent:
+            options["parent_id"] = delivery.parent
+            options["root_id"] = delivery.root or delivery.parent
+        if delivery.celery_queue:
+            options["queue"] = delivery.celery_queue
+        self.app.send_task(delivery.task_id, **options)
+
+    def revoke(self, run_id: str) -> None:
+        try:
+            self.app.control.revoke(run_id)
+        except Exception:  # no broker connection: the run record already says CANCELED
+            logger.debug("celery-trigger: revoke of %s not broadcast", run_id, exc_info=True)

@@ -1,0 +1,103 @@
+"""The Celery task class of every celery-trigger task, and binding definitions to an app.
+
+- Each task definition becomes a real Celery task named by its id, whose ``__call__`` hands
+  the delivery to the engine (``_engine.attempt.execute``).
+- An attempt that ends without a final outcome (a long retry, a durable wait) ends the
+  Celery task with ``Parked``, a ``celery.exceptions.Retry`` subclass, publishing nothing:
+  Flower shows RETRY with the reason and the same task id comes back later.
+- A delivery the engine drops (duplicate, final or cancelled run) ends with ``Ignore``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Ignore, Retry
+
+from .._engine.attempt import DropDelivery, EndAttempt, execute
+from .._engine.engine import Engine
+from .._engine.registry import TaskSpec
+
+
+class ParkReason(Exception):
+    """Why a run's Celery task ended in RETRY without a new message (shown by Flower)."""
+
+
+class Parked(Retry):
+    """Ends an attempt that continues later; the timer service or a waker republishes it."""
+
+    def __init__(
+        self, message: str | None = None, exc: Any = None, when: Any = None, **kwargs: Any
+    ) -> None:
+        # Same signature as Retry: the prefork pool pickles it via Retry.__reduce__.
+        super().__init__(
+            message=message,
+            exc=exc if exc is not None else ParkReason(message),
+            when=when,
+            **kwargs,
+        )
+
+    def humanize(self) -> str:
+        return f"parked: {self.message}"
+
+
+class TriggerTask(Task):  # type: ignore[type-arg]
+    """Base class of every celery-trigger Celery task."""
+
+    typing = False
+    ct_definition: TaskSpec | None = None
+    ct_engine: Engine | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        engine = self.ct_engine
+        request = self.request
+        if engine is None or request.id is None or request.called_directly:
+            # Calling the Celery task object directly runs the function inline.
+            assert self.ct_definition is not None
+            return self.ct_definition(args[0] if args else kwargs or None)  # type: ignore[operator]
+        embed = {
+            "callbacks": request.callbacks,
+            "errbacks": request.errbacks,
+            "chain": request.chain,
+            "chord": request.chord,
+        }
+        try:
+            return execute(
+                engine,
+                request.id,
+                self.name,
+                args,
+                kwargs,
+                embed=embed if any(embed.values()) else None,
+                slot=getattr(request, "ct_slot", None),
+            )
+        except DropDelivery as exc:
+            raise Ignore(str(exc)) from None
+        except EndAttempt as exc:
+            raise Parked(exc.reason) from None
+
+
+def bind(engine: Engine, spec: TaskSpec) -> Any:
+    """The Celery task of ``spec`` on the engine's app (created once, rebound after)."""
+    app = engine.app
+    existing = app.tasks.get(spec.id) if spec.id in app.tasks else None
+    if existing is not None and getattr(existing, "ct_definition", None) is not None:
+        existing.ct_definition = spec
+        existing.ct_engine = engine
+        spec.celery_task = existing
+        return existing
+
+    def run(*args: Any, **kwargs: Any) -> Any:  # replaced by TriggerTask.__call__
+        raise RuntimeError("celery-trigger tasks run through TriggerTask.__call__")
+
+    celery_task = app.task(
+        name=spec.id,
+        base=TriggerTask,
+        shared=False,
+        bind=False,
+        ct_definition=spec,
+        ct_engine=engine,
+    )(run)
+    spec.celery_task = celery_task
+    return celery_task

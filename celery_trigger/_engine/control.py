@@ -1,0 +1,108 @@
+"""Run control from outside the run: cancel (with the run's tree), replay, reschedule.
+
+Cancel is one guarded transition per run: a run not yet final becomes ``CANCELED``, its
+timers are dropped, its waiters are woken, a slot or place in line it held is released (an
+executing attempt releases its own when it stops) and queued copies of its message are
+revoked through the broker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._keys import Keys
+from .._serialization import dumps, loads
+from .._store.base import Transition
+from .._vocab import FINAL_STATUSES, RunStatus, TimerKind
+from ..errors import RunNotFoundError, TaskRunError
+from . import concurrency
+from .clock import now_ms
+from .dispatch import create_and_publish
+from .engine import Engine
+from .prepare import prepare
+from .waiters import notify_waiters
+
+#: The error stored on a cancelled run.
+CANCEL_ERROR = TaskRunError("TASK_RUN_CANCELLED", "Canceled by user")
+#: Timers that would move a run that is now cancelled.
+_CANCEL_DROPS = (
+    TimerKind.ENQUEUE,
+    TimerKind.TTL,
+    TimerKind.RETRY,
+    TimerKind.PUBLISH,
+    TimerKind.RESUME,
+)
+
+
+def cancel_one(engine: Engine, run_id: str) -> bool:
+    """Cancel one run unless it is final; True when it was cancelled now."""
+    record = engine.store.get_run(run_id)
+    if record is None or RunStatus(record["status"]) in FINAL_STATUSES:
+        return False
+    result = engine.store.transition(
+        run_id,
+        now_ms(),
+        allowed="*",
+        status=RunStatus.CANCELED.value,
+        remove_timers=[kind.member(run_id) for kind in _CANCEL_DROPS],
+        fields={"error": dumps(CANCEL_ERROR.to_dict())},
+        remove_from=Keys(engine.settings.key_prefix).pending_version(record["task"]),
+    )
+    if result.ok:
+        notify_waiters(engine, run_id)
+        if record["status"] != RunStatus.EXECUTING.value:
+            # an executing attempt releases when it stops
+            concurrency.release(engine, result.record)  # its slot, or its place in line
+        if record["status"] in (RunStatus.EXECUTING.value, RunStatus.QUEUED.value):
+            engine.broker.revoke(run_id)
+    return result.ok
+
+
+def cancel_tree(engine: Engine, run_id: str) -> None:
+    """Cancel a run and, recursively, its children; ``RunNotFoundError`` for no run."""
+    if engine.store.get_run(run_id) is None:
+        raise RunNotFoundError(f"no run with id {run_id!r}")
+    pending = [run_id]
+    seen: set[str] = set()
+    while pending:
+        target = pending.pop()
+        if target in seen:
+            continue
+        seen.add(target)
+        cancel_one(engine, target)
+        pending.extend(engine.store.children(target))
+
+
+def replay(engine: Engine, run_id: str) -> tuple[str, bool, str]:
+    """A new run of the same task with the original payload, tags and seed metadata;
+    ``(new run id, cached, task id)``."""
+    record = engine.store.get_run(run_id)
+    if record is None:
+        raise RunNotFoundError(f"no run with id {run_id!r}")
+    options: dict[str, Any] = {
+        "tags": loads(record.get("tags")) or None,
+        "machine": record.get("machine") or None,
+    }
+    if record.get("seed_meta"):
+        options["metadata"] = loads(record["seed_meta"])
+    if record.get("ckey"):
+        options["concurrency_key"] = record["ckey"]
+    if record.get("queue") and not record["queue"].startswith("task/"):
+        options["queue"] = record["queue"]
+    prepared = prepare(engine, record["task"], loads(record.get("payload")), options, parse=False)
+    prepared.new.fields["is_replay"] = "1"
+    prepared.new.fields["is_test"] = record.get("is_test", "0")
+    prepared.new.fields["replayed_from"] = run_id
+    new_id, cached = create_and_publish(engine, [prepared])[0]
+    return new_id, cached, record["task"]
+
+
+def reschedule(engine: Engine, run_id: str, due_ms: int) -> Transition:
+    """Move a DELAYED run's start to ``due_ms`` (the transition says whether it was)."""
+    return engine.store.transition(
+        run_id,
+        now_ms(),
+        allowed=RunStatus.DELAYED.value,
+        add_timers=[(TimerKind.ENQUEUE.member(run_id), due_ms)],
+        fields={"delay_until": str(due_ms)},
+    )

@@ -1,0 +1,206 @@
+"""Dispatch: create run records and publish their Celery messages. The only publisher.
+
+Order of a trigger, so that bad input never leaves anything behind:
+1. ``prepare.py`` resolves and validates every option and serialises the payload (errors
+   raise there);
+2. ``create_and_publish`` creates the run record(s) in one store call (idempotency key
+   claimed atomically);
+3. it publishes one message per new ``QUEUED`` run, ``task_id = run id``.
+A crash between 2 and 3 is covered by the publish watchdog timer written in step 2: the
+timer service republishes a run still ``QUEUED`` when it fires (a duplicate message is
+dropped by the claim).
+
+The engine never calls Celery: it hands a ``Delivery`` to the ``Broker`` (``broker.py``)
+the Celery layer provides (``_celery/broker.py``). When the broker is Redis on the store's
+own server, the broker plans a ``DirectMessage`` that the store pushes in the same script
+as the record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .._serialization import loads
+from .._vocab import FAILED_STATUSES, RunStatus, TimerKind
+from ..options import Queue, coerce_queue
+from .broker import Delivery, DirectMessage
+from .clock import now_ms
+from .engine import Engine
+from .prepare import Prepared, payload_preview, prepare
+from .slots import join_scope, line_seq, slot_header
+
+
+def delivery_of(record: Mapping[str, str], *, embed: bool = True) -> Delivery:
+    """The delivery of a stored run (timer service, resumes, promotions)."""
+    return Delivery(
+        run_id=record["id"],
+        task_id=record["task"],
+        parent=record.get("parent") or None,
+        root=record.get("root") or None,
+        celery_queue=record.get("celery_queue") or None,
+        payload_repr=payload_preview(record.get("payload", "")),
+        retries=int(record.get("attempt") or 0),
+        embed=loads(record["embed"]) if embed and record.get("embed") else None,
+        ignore_result=record.get("plain") != "1",
+        slot=slot_header(record),
+    )
+
+
+def _delivery_of_prepared(item: Prepared) -> Delivery:
+    fields = item.new.fields
+    return Delivery(
+        run_id=fields["id"],
+        task_id=fields["task"],
+        parent=fields.get("parent"),
+        root=fields.get("root"),
+        celery_queue=item.celery_queue,
+        payload_repr=item.payload_repr,
+        slot=slot_header(fields),
+    )
+
+
+def publish_record(engine: Engine, record: Mapping[str, str], *, front: bool = False) -> None:
+    """Publish a stored run, with the canvas links of its first delivery and, for plain
+    Celery sends, its result-backend use. ``front``: on the direct path, where the broker
+    queue is popped next (a run handed a concurrency slot takes it up at once)."""
+    delivery = delivery_of(record)
+    broker = engine.broker
+    if broker.direct and delivery.ignore_result:
+        message = broker.plan(delivery)
+        if message is not None:
+            engine.store.enqueue(message.queue, message.envelope, front=front)  # type: ignore[attr-defined]
+            broker.announce(message)
+            return
+    broker.send(delivery)
+
+
+def _replace_failed_owner(
+    engine: Engine, prepared: Prepared, owner: str
+) -> tuple[str, bool] | None:
+    """An idempotency key owned by a failed or expired run goes to the new run (§5.2).
+
+    Returns ``(run id, cached)``: the new run, or the run a concurrent trigger replaced the
+    owner with first (cached); None when the owner is not failed."""
+    record = engine.store.get_run(owner)
+    if record is not None and RunStatus(record["status"]) not in FAILED_STATUSES - {
+        RunStatus.CANCELED
+    }:
+        return None
+    prepared.new.replace_owner = owner
+    created = engine.store.create_runs([prepared.new], now_ms())[0]
+    return created.run_id, created.cached
+
+
+def _join_lines(engine: Engine, prepared: Sequence[Prepared]) -> None:
+    """Store dynamic queues' limits; a QUEUED run of a limited queue joins its line (§6)."""
+    for index, item in enumerate(prepared):
+        limit = item.new.fields.get("queue_limit")
+        if limit is not None:
+            engine.store.put_queue(item.new.fields["queue"], {"concurrency_limit": limit})
+        if item.status == RunStatus.QUEUED.value:
+            item.new.join = join_scope(engine, item.new.fields)
+            if item.new.join is not None:
+                item.new.fields["seq"] = line_seq(item.new.fields, index, len(prepared))
+
+
+def _plan_direct(engine: Engine, prepared: Sequence[Prepared]) -> list[DirectMessage | None]:
+    """Attach the Celery message to each queued run the store can enqueue atomically.
+
+    Record and message are written together, but the publish watchdog stays: a worker
+    killed after taking the message and before claiming the run would otherwise leave it in
+    the broker's unacked set until the visibility timeout (an hour or more)."""
+    broker = engine.broker
+    out: list[DirectMessage | None] = []
+    for item in prepared:
+        message = None
+        if broker.direct and item.status == RunStatus.QUEUED.value:
+            message = broker.plan(_delivery_of_prepared(item))
+        if message is not None:
+            item.new.enqueue = (message.queue, message.envelope)
+        out.append(message)
+    return out
+
+
+def create_and_publish(engine: Engine, prepared: Sequence[Prepared]) -> list[tuple[str, bool]]:
+    """Write the runs, then publish the new queued ones. Returns ``(run id, cached)``."""
+    _join_lines(engine, prepared)
+    planned = _plan_direct(engine, prepared)
+    created = engine.store.create_runs([p.new for p in prepared], now_ms())
+    out: list[tuple[str, bool]] = []
+    to_send: list[Prepared] = []
+    for item, result, message in zip(prepared, created, planned, strict=True):
+        run_id, cached = result.run_id, result.cached
+        if cached and run_id != item.new.run_id:
+            replaced = _replace_failed_owner(engine, item, run_id)
+            if replaced is not None:
+                run_id, cached = replaced
+        if not cached and item.status == RunStatus.QUEUED.value:
+            if message is not None:
+                engine.broker.announce(message)
+            else:
+                to_send.append(item)
+        out.append((run_id, cached))
+    for item in to_send:
+        engine.broker.send(_delivery_of_prepared(item))
+    return out
+
+
+def create_prepared(engine: Engine, prepared: Prepared) -> tuple[str, bool]:
+    """Create and publish one run ``prepare`` validated (a caller may check something else
+    between the two, as the HTTP trigger route checks its token)."""
+    return create_and_publish(engine, [prepared])[0]
+
+
+def create_one(
+    engine: Engine,
+    task_id: str,
+    payload: Any,
+    options: Mapping[str, Any],
+    spec: Any = None,
+    run_id: str | None = None,
+) -> tuple[str, bool]:
+    """Validate, create and publish one run; ``(run id, cached)``."""
+    return create_prepared(
+        engine, prepare(engine, task_id, payload, options, spec=spec, run_id=run_id)
+    )
+
+
+def create_from_message(
+    engine: Engine,
+    run_id: str,
+    task_id: str,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    *,
+    publishing: bool = False,
+) -> None:
+    """A plain Celery send (``.delay``, ``send_task``, canvas) of a trigger task: write the
+    run record it stands for, with the message's task id as the run id.
+
+    Called when the message is published (``publishing``: the publish watchdog covers a
+    publish that then fails) and again, as a fallback, when a worker receives a message
+    whose run does not exist (a sender that never called ``setup``).
+    """
+    if len(args) == 1 and not kwargs:
+        payload = args[0]
+    elif not args:
+        payload = dict(kwargs) if kwargs else None
+    else:
+        payload = list(args)
+    prepared = prepare(engine, task_id, payload, {}, run_id=run_id, parse=False)
+    prepared.new.fields["plain"] = "1"  # later deliveries keep Celery's result backend
+    if not publishing:
+        watchdog = TimerKind.PUBLISH.member(run_id)
+        prepared.new.timers = [t for t in prepared.new.timers if t[0] != watchdog]
+    engine.store.create_runs([prepared.new], now_ms())
+
+
+def dynamic_queue(options: Mapping[str, Any]) -> Queue | None:
+    """The queue of a trigger's ``queue=`` option when it defines a limit (created on use)."""
+    value = options.get("queue")
+    if isinstance(value, (Queue, Mapping)):
+        queue = coerce_queue(value)
+        if queue is not None and queue.concurrency_limit is not None:
+            return queue
+    return None

@@ -154,24 +154,24 @@ def install_worker_probe(app: Any, kind: str) -> None:
 
 
 def _wrap_engine(probe: Probe, app: Any) -> None:
-    from celery_trigger import _runtime, _setup
-    from celery_trigger._engine import lifecycle
+    from celery_trigger._celery.task import TriggerTask
+    from celery_trigger._engine import engine as engine_handle
+    from celery_trigger._engine.attempt import finish, flow, run
     from celery_trigger._engine.watchdog import Watchdog
 
-    engine = _setup.current()
+    engine = engine_handle.current()
     store = engine.store
-    probe.patch(_runtime.TriggerTask, "__call__", "ct: TriggerTask.__call__ (engine total)")
+    probe.patch(TriggerTask, "__call__", "ct: TriggerTask.__call__ (engine total)")
     probe.patch(store, "claim_attempt", "ct: store.claim_attempt (Lua)")
     probe.patch(store, "finish_attempt", "ct: store.finish_attempt (Lua)")
     probe.patch(Watchdog, "start", "ct: watchdog.start")
     probe.patch(Watchdog, "stop", "ct: watchdog.stop")
-    probe.patch(lifecycle, "build_context", "ct: build_context")
-    probe.patch(lifecycle, "run_attempt", "ct: run_attempt (hooks + user fn)")
-    probe.patch(lifecycle, "call_run", "ct: call_run (user fn)")
-    probe.patch(lifecycle, "dumps", "ct: lifecycle json dumps (output, errors)")
-    probe.patch(lifecycle, "_conclude", "ct: _conclude (output JSON + finish + notify)")
-    if hasattr(lifecycle, "notify_waiters"):
-        probe.patch(lifecycle, "notify_waiters", "ct: notify_waiters (after finish)")
+    probe.patch(flow, "build_context", "ct: build_context")
+    probe.patch(flow, "run_attempt", "ct: run_attempt (hooks + user fn)")
+    probe.patch(run, "call_run", "ct: call_run (user fn)")
+    probe.patch(finish, "dumps", "ct: finish json dumps (output, errors)")
+    probe.patch(flow, "finish", "ct: finish (output JSON + finish + notify)")
+    probe.patch(finish, "_written", "ct: after finish (participants: notify waiters)")
     for name in ("waiters", "remove_timers", "journal"):
         if hasattr(store, name):
             probe.patch(store, name, f"ct: store.{name}")

@@ -18,7 +18,7 @@ from ._definition import _batch_options
 from ._engine.engine import current
 from ._serialization import loads
 from .errors import TriggerError
-from .result import BatchHandle, BatchResult
+from .result import BatchHandle, BatchResult, ms_to_dt
 
 
 def _by_id(items: Sequence[Mapping[str, Any]]) -> list[tuple[str, Any, Any]]:
@@ -93,7 +93,6 @@ def trigger_by_task_and_wait(
 def retrieve(batch_id: str) -> dict[str, Any]:
     """The batch record: ``{"id", "status", "run_count", "runs", "created_at",
     "idempotency_key"}`` (the batch key as given, or None)."""
-    from .result import ms_to_dt
 
     record = current().store.get_batch(batch_id)
     if record is None:

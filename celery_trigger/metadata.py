@@ -27,8 +27,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from . import _metadata_ops as _ops
 from ._engine import metadata as _meta
-from ._engine import metadata_ops as _ops
 from ._engine import streams as _streams
 from ._engine.state import current_state
 from ._serialization import to_jsonable

@@ -15,10 +15,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from . import _metadata_ops as _ops
 from . import realtime
 from ._engine import control
 from ._engine import metadata as _meta
-from ._engine import metadata_ops as _ops
 from ._engine.engine import Engine, current
 from ._serialization import to_jsonable
 from .auth import run_handle_token

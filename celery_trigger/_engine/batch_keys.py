@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._serialization import loads
+from .._store.base import Store
 from ..options import resolve_idempotency_ttl
 from . import idempotency
 from .state import current_state
@@ -74,7 +75,7 @@ def item_options(batch: BatchKey | None, options: dict[str, Any], index: int) ->
     return options
 
 
-def cached_batch(store: Any, batch: BatchKey | None) -> tuple[str, list[str]] | None:
+def cached_batch(store: Store, batch: BatchKey | None) -> tuple[str, list[str]] | None:
     """The batch created under this batch key in the last 24 hours, with its run ids."""
     if batch is None or batch.digest is None:
         return None
@@ -85,7 +86,7 @@ def cached_batch(store: Any, batch: BatchKey | None) -> tuple[str, list[str]] | 
     return batch_id, list(loads(record["runs"]))
 
 
-def claim(store: Any, batch: BatchKey | None, batch_id: str) -> str | None:
+def claim(store: Store, batch: BatchKey | None, batch_id: str) -> str | None:
     """Claim the batch key for a batch just created; the winner's id if another won."""
     if batch is None or batch.digest is None:
         return None

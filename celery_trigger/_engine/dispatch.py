@@ -28,6 +28,7 @@ from .broker import Delivery, DirectMessage
 from .clock import now_ms
 from .engine import Engine
 from .prepare import Prepared, payload_preview, prepare
+from .registry import TaskSpec
 from .slots import join_scope, line_seq, slot_header
 
 
@@ -157,7 +158,7 @@ def create_one(
     task_id: str,
     payload: Any,
     options: Mapping[str, Any],
-    spec: Any = None,
+    spec: TaskSpec | None = None,
     run_id: str | None = None,
 ) -> tuple[str, bool]:
     """Validate, create and publish one run; ``(run id, cached)``."""

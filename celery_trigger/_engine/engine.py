@@ -14,6 +14,7 @@ import importlib
 import pkgutil
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .._config import Settings, TriggerConfig
@@ -36,7 +37,7 @@ class Engine:
         self.broker = broker
         self._watchdog: Watchdog | None = None
         self._task_defs: dict[str, tuple[float, str | None]] = {}
-        self._closers: list[Any] = []
+        self._closers: list[Callable[[], None]] = []
 
     @property
     def config(self) -> TriggerConfig:
@@ -70,7 +71,7 @@ class Engine:
                 imported.append(info.name)
         return imported
 
-    def on_close(self, fn: Any) -> None:
+    def on_close(self, fn: Callable[[], None]) -> None:
         """Call ``fn()`` when the engine closes (the Celery layer unbinds itself)."""
         self._closers.append(fn)
 

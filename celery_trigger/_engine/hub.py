@@ -29,10 +29,13 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from .._store.base import Listener, Store
 from ..errors import StoreUnavailableError
+from .engine import Engine
 
 logger = logging.getLogger("celery_trigger.realtime")
 
@@ -88,7 +91,7 @@ class Signal:
 class Hub:
     """Example: ``hub_for(engine).watch(signal, [keys.events(run_id)])``."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
         self.pid = os.getpid()
         self._lock = threading.Lock()
@@ -205,7 +208,7 @@ class Hub:
             return len(self._watchers)
 
     def _run(self) -> None:
-        listener: Any = None
+        listener: Listener | None = None
         failures = 0
         pause = threading.Event()  # never set: a wait with a timeout that nothing can cut short
         try:
@@ -250,7 +253,7 @@ class Hub:
         finally:
             _close(listener)
 
-    def _reconnect(self, listener: Any, subscribe: list[str], outage: bool) -> list[str]:
+    def _reconnect(self, listener: Listener, subscribe: list[str], outage: bool) -> list[str]:
         """A new connection: its own channel, and after an outage every watched key again
         (its subscriptions are woken with resync once that is confirmed)."""
         listener.subscribe([self._poke_channel])
@@ -280,7 +283,7 @@ class Hub:
             signal.wake(resync=resync)
 
 
-def _close(listener: Any) -> None:
+def _close(listener: Listener | None) -> None:
     if listener is not None:
         try:
             listener.close()
@@ -288,17 +291,18 @@ def _close(listener: Any) -> None:
             logger.debug("realtime: closing the listener failed", exc_info=True)
 
 
-def hub_for(engine: Any) -> Hub:
+def hub_for(engine: Engine) -> Hub:
     """The engine's hub, created on first use in each process (a forked child, such as a
     prefork pool process, gets its own: threads do not survive a fork)."""
-    hub: Hub | None = getattr(engine, "_realtime_hub", None)
+    hub = _hubs.get(engine)
     if hub is None or hub.pid != os.getpid():
         with _CREATE:
-            hub = getattr(engine, "_realtime_hub", None)
+            hub = _hubs.get(engine)
             if hub is None or hub.pid != os.getpid():
-                hub = Hub(engine.store)
-                engine._realtime_hub = hub
+                hub = _hubs[engine] = Hub(engine.store)
     return hub
 
 
 _CREATE = threading.Lock()
+#: Each engine's hub in this process (an engine that is gone takes its hub along).
+_hubs: weakref.WeakKeyDictionary[Engine, Hub] = weakref.WeakKeyDictionary()

@@ -31,10 +31,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from .. import _metadata_ops as ops_
 from .._serialization import dumps, loads
 from .._store.base import MetaUpdate
 from ..errors import InvalidRunStateError, RunNotFoundError
-from . import metadata_ops as ops_
 from .engine import Engine, current_engine
 from .state import RunState
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from .._metadata_ops import check_document
 from .._serialization import dumps, loads
 from .._store.base import NewRun
 from .._vocab import RunStatus, TimerKind
@@ -29,7 +30,6 @@ from ..options import (
 from . import idempotency, registry
 from .clock import new_run_id, now_ms
 from .engine import Engine
-from .metadata_ops import check_document
 from .registry import TaskSpec
 from .state import current_state
 

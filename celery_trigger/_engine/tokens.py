@@ -16,12 +16,14 @@ from datetime import datetime
 from typing import Any
 
 from .._serialization import dumps, loads
+from .._vocab import TOKEN_MEMBER_PREFIX, WaitpointStatus
 from ..errors import TokenNotFoundError, WaitpointTimeoutError
 from ..result import ms_to_dt
+from .engine import Engine
 from .waiters import notify_waiters
 
 logger = logging.getLogger("celery_trigger")
-TOKEN_STATUSES = ("WAITING", "COMPLETED", "TIMED_OUT")
+TOKEN_STATUSES = tuple(s.value for s in WaitpointStatus)
 TOKEN_TOKEN_TTL_S = 24 * 3600
 
 
@@ -71,7 +73,7 @@ def callback_hash(secret: str, token_id: str) -> str:
     return hmac.new(secret.encode(), token_id.encode(), hashlib.sha256).hexdigest()
 
 
-def callback_url(engine: Any, token_id: str) -> str | None:
+def callback_url(engine: Engine, token_id: str) -> str | None:
     """The signed completion URL, or None without ``trigger_secret_key`` (it would be
     forgeable)."""
     if not engine.settings.secret_key:
@@ -86,8 +88,8 @@ def _timeout_error(record: dict[str, str]) -> WaitpointTimeoutError:
     return WaitpointTimeoutError(f"Waitpoint timed out at {at.isoformat() if at else '?'}")
 
 
-def to_record(engine: Any, rec: dict[str, str], *, with_output: bool = True) -> TokenRecord:
-    status = rec.get("status", "WAITING")
+def to_record(engine: Engine, rec: dict[str, str], *, with_output: bool = True) -> TokenRecord:
+    status = rec.get("status", WaitpointStatus.WAITING.value)
     return TokenRecord(
         id=rec["id"],
         url=callback_url(engine, rec["id"]),
@@ -98,19 +100,21 @@ def to_record(engine: Any, rec: dict[str, str], *, with_output: bool = True) -> 
         idempotency_key=rec.get("idem") or None,
         idempotency_key_expires_at=ms_to_dt(rec.get("idem_exp")),
         tags=loads(rec.get("tags")) or [],
-        output=loads(rec.get("output")) if with_output and status == "COMPLETED" else None,
-        error=_timeout_error(rec) if status == "TIMED_OUT" else None,
+        output=loads(rec.get("output"))
+        if with_output and status == WaitpointStatus.COMPLETED.value
+        else None,
+        error=_timeout_error(rec) if status == WaitpointStatus.TIMED_OUT.value else None,
     )
 
 
 def to_wait_result(rec: dict[str, str]) -> WaitResult:
-    if rec.get("status") == "COMPLETED":
+    if rec.get("status") == WaitpointStatus.COMPLETED.value:
         return WaitResult(ok=True, output=loads(rec.get("output")))
     return WaitResult(ok=False, error=_timeout_error(rec))
 
 
 def create(
-    engine: Any,
+    engine: Engine,
     token_id: str,
     *,
     timeout_ms: int | None,
@@ -119,7 +123,12 @@ def create(
     tags: Sequence[str],
 ) -> tuple[str, bool]:
     now = int(time.time() * 1000)
-    fields = {"id": token_id, "status": "WAITING", "created": str(now), "tags": dumps(list(tags))}
+    fields = {
+        "id": token_id,
+        "status": WaitpointStatus.WAITING.value,
+        "created": str(now),
+        "tags": dumps(list(tags)),
+    }
     if timeout_ms is not None:
         fields["timeout_at"] = str(timeout_ms)
     if key is not None:
@@ -138,26 +147,30 @@ def create(
     return created.run_id, created.cached
 
 
-def complete(engine: Any, token_id: str, data: Any) -> bool:
+def complete(engine: Engine, token_id: str, data: Any) -> bool:
     """Complete a token; the first completion (or timeout) wins. Returns whether it changed."""
     result, _ = engine.store.complete_token(
-        token_id, int(time.time() * 1000), "COMPLETED", "output", dumps(data, what="data")
+        token_id,
+        int(time.time() * 1000),
+        WaitpointStatus.COMPLETED.value,
+        "output",
+        dumps(data, what="data"),
     )
     if result == "missing":
         raise TokenNotFoundError(f"no waitpoint token with id {token_id!r}")
     if result == "ok":
-        notify_waiters(engine, f"token:{token_id}")
+        notify_waiters(engine, TOKEN_MEMBER_PREFIX + token_id)
     return bool(result == "ok")
 
 
-def time_out(engine: Any, token_id: str) -> bool:
+def time_out(engine: Engine, token_id: str) -> bool:
     result, _ = engine.store.complete_token(
         token_id,
         int(time.time() * 1000),
-        "TIMED_OUT",
+        WaitpointStatus.TIMED_OUT.value,
         "error",
         dumps({"code": "TRIGGER_WAITPOINT_TIMEOUT"}),
     )
     if result == "ok":
-        notify_waiters(engine, f"token:{token_id}")
+        notify_waiters(engine, TOKEN_MEMBER_PREFIX + token_id)
     return bool(result == "ok")

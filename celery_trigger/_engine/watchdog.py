@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._store.base import Store
+
 logger = logging.getLogger("celery_trigger")
 
 
@@ -51,7 +53,7 @@ def _interrupt(thread_id: int, exc: type[BaseException]) -> None:
 class Watchdog:
     """Tracks the attempts executing in this process."""
 
-    def __init__(self, store: Any, lease_seconds: float) -> None:
+    def __init__(self, store: Store, lease_seconds: float) -> None:
         self.store = store
         self.lease_ms = int(lease_seconds * 1000)
         self._watches: dict[str, Watch] = {}

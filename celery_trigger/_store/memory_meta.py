@@ -16,7 +16,7 @@ import math
 import threading
 from typing import Any, Sequence
 
-from .._engine import metadata_ops as ops_
+from .. import _metadata_ops as ops_
 from .._keys import Keys
 from .base import MetaResult, MetaUpdate, Record
 from .memory_state import FINAL, MemoryState, lua_num, mono_ms

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from celery_trigger._engine import metadata_ops
+from celery_trigger import _metadata_ops as metadata_ops
 from celery_trigger._store.base import MetaResult, MetaUpdate, Store
 
 from .test_contract import NOW, create, idem

@@ -8,8 +8,8 @@ tags and ids may themselves contain colons.
 Invariants of every token issued here: ``iss`` and ``aud`` are ``"celery-trigger"``, ``exp``
 and ``iat`` are Unix seconds, ``jti`` is a random id, ``scopes`` is a list of strings; a
 single-use trigger token also has ``one_time: true`` and ``verify(..., use=True)`` accepts it
-once (``Store.use_once`` on ``keys.token_use(jti)``, expiring with the token, so every process
-sharing the Redis agrees).
+once (``_engine/access_tokens.py``: the ``jti`` is recorded, expiring with the token, so every
+process sharing the Redis agrees).
 
 Run handles carry a token scoped to ``read:runs:<id>`` that lasts one hour (decision D-4), batch
 handles ``read:batch:<id>``; ``create_public_token`` defaults to 15 minutes. Without a secret key
@@ -26,6 +26,7 @@ from typing import Any
 
 import jwt
 
+from ._engine import access_tokens
 from ._engine.engine import Engine, current
 from .errors import AuthenticationError, ConfigurationError, PermissionDeniedError
 from .options import to_seconds
@@ -420,6 +421,6 @@ def verify(
         raise PermissionDeniedError(f"access token does not allow {action} on {shown}")
     if use and claims.get(ONE_TIME_CLAIM) is True:
         ttl_ms = max(1, int((float(claims["exp"]) - time.time()) * 1000) + 1000)
-        if not trigger.store.use_once(trigger.store.keys.token_use(str(claims["jti"])), ttl_ms):
+        if not access_tokens.spend(trigger, str(claims["jti"]), ttl_ms):
             raise AuthenticationError("one-time use token has already been used")
     return claims

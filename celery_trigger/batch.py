@@ -15,10 +15,9 @@ from typing import Any
 
 from . import _handles
 from ._definition import _batch_options
+from ._engine import batches
 from ._engine.engine import current
-from ._serialization import loads
-from .errors import TriggerError
-from .result import BatchHandle, BatchResult, ms_to_dt
+from .result import BatchHandle, BatchResult
 
 
 def _by_id(items: Sequence[Mapping[str, Any]]) -> list[tuple[str, Any, Any]]:
@@ -93,15 +92,4 @@ def trigger_by_task_and_wait(
 def retrieve(batch_id: str) -> dict[str, Any]:
     """The batch record: ``{"id", "status", "run_count", "runs", "created_at",
     "idempotency_key"}`` (the batch key as given, or None)."""
-
-    record = current().store.get_batch(batch_id)
-    if record is None:
-        raise TriggerError(f"no batch with id {batch_id!r}")
-    return {
-        "id": record["id"],
-        "status": record.get("status", "COMPLETED"),
-        "run_count": int(record.get("run_count") or 0),
-        "runs": loads(record.get("runs")),
-        "created_at": ms_to_dt(record.get("created")),
-        "idempotency_key": record.get("idem") or None,
-    }
+    return batches.retrieve(current(), batch_id)

@@ -24,7 +24,6 @@ from ._engine import idempotency as _idem
 from ._engine.engine import current
 from ._engine.idempotency import IdempotencyKey
 from ._engine.state import current_state
-from .errors import RunNotFoundError
 
 
 def create(key_or_parts: str | Sequence[str], *, scope: str = "run") -> IdempotencyKey:
@@ -103,16 +102,8 @@ def reset(
     if not isinstance(task_identifier, str) or not task_identifier:
         raise ValueError("task_identifier must be a non-empty string")
     digest = _digest(key, scope, parent_run_id, attempt_number)
-    store = current().store
-    while True:
-        owner = store.idempotency_owner(task_identifier, digest)
-        if owner is None:
-            raise RunNotFoundError(
-                f"no run of {task_identifier!r} holds idempotency key {digest!r}"
-            )
-        if store.release_idempotency_key(task_identifier, digest, owner, clear_record=True):
-            return {"id": digest}
-        # another trigger took the key over between the two calls: release the new owner
+    _idem.reset(current(), task_identifier, digest)
+    return {"id": digest}
 
 
 __all__ = ["IdempotencyKey", "create", "reset"]

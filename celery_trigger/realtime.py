@@ -12,7 +12,8 @@ Example::
 How it works: every change of a run appends an event to its stream and to the streams of its
 tags and batch, in the same Lua call as the change (``lua/events.lua``). A subscription asks
 the process's hub (``_engine/hub.py``) to wake it when those streams move, then reads the run
-records themselves: the record is the truth and events only say "look again". Hence:
+records themselves through its source (``_engine/subscriptions.py``, which makes every store
+read): the record is the truth and events only say "look again". Hence:
 
 - the first item is the current state, and no item is older than one yielded before it (each
   comes from a fresh read; identical reads are not repeated);
@@ -32,16 +33,24 @@ import dataclasses
 import json
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Generic, TypeVar
 
+from ._engine.engine import Engine
 from ._engine.hub import RETRY_S, Signal, hub_for
+from ._engine.subscriptions import (
+    STREAM_START,
+    RunSource,
+    Source,
+    batch_source,
+    run_source,
+    tag_source,
+)
 from ._serialization import loads
-from .errors import RunNotFoundError, StoreUnavailableError
-from .options import to_seconds
+from .errors import StoreUnavailableError
+from .options import Duration, to_seconds
 from .result import Run
 
 logger = logging.getLogger("celery_trigger.realtime")
@@ -49,7 +58,6 @@ logger = logging.getLogger("celery_trigger.realtime")
 T = TypeVar("T")
 
 FALLBACK_S = 5.0  # re-read even without a wake-up (a safety net, never the mechanism)
-CHUNK_PAGE = 1000
 MAX_TAG_WINDOW_S = 7 * 24 * 3600
 RUN_COLUMNS = frozenset(f.name for f in fields(Run))
 # what a skipped column reads as (None unless the field's type needs another empty value)
@@ -64,125 +72,6 @@ class StreamPart:
     type: str
     run: Run
     chunk: Any = None
-
-
-class _Source:
-    """What a subscription follows: which event streams wake it and which runs to read."""
-
-    stop_on_completion = False
-
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-        self.store = engine.store
-
-    def event_keys(self) -> list[str]:
-        raise NotImplementedError
-
-    def start(self) -> list[str]:
-        """Run ids to read first; called once, after the hub watches ``event_keys``."""
-        raise NotImplementedError
-
-    def changed(self, resync: bool) -> list[str]:
-        """Run ids to read again after a wake-up."""
-        raise NotImplementedError
-
-    def accept(self, run: Run) -> bool:
-        return True
-
-
-class _RunSource(_Source):
-    def __init__(self, engine: Any, run_id: str, stop_on_completion: bool) -> None:
-        super().__init__(engine)
-        self.run_id = run_id
-        self.stop_on_completion = stop_on_completion
-
-    def event_keys(self) -> list[str]:
-        return [self.store.keys.events(self.run_id)]
-
-    def start(self) -> list[str]:
-        return [self.run_id]
-
-    def changed(self, resync: bool) -> list[str]:
-        return [self.run_id]
-
-
-class _IndexSource(_Source):
-    """Runs announced on a tag's or a batch's event stream (entries ``{r: run id}``)."""
-
-    def __init__(self, engine: Any, key: str) -> None:
-        super().__init__(engine)
-        self.key = key
-        self.position = "0-0"
-
-    def event_keys(self) -> list[str]:
-        return [self.key]
-
-    def start(self) -> list[str]:
-        self.position = self.store.stream_tail(self.key)
-        return self.listing()
-
-    def listing(self) -> list[str]:
-        raise NotImplementedError
-
-    def changed(self, resync: bool) -> list[str]:
-        ids: dict[str, None] = {}
-        first = self.store.read_stream(self.key, "0-0", 1)
-        if resync or (first and _after(first[0][0], self.position)):
-            # after an outage, or the stream was trimmed past our position: list them again
-            ids.update(dict.fromkeys(self.listing()))
-        while True:
-            entries = self.store.read_stream(self.key, self.position, CHUNK_PAGE)
-            for entry_id, entry in entries:
-                self.position = entry_id
-                if entry.get("r"):
-                    ids[entry["r"]] = None
-            if len(entries) < CHUNK_PAGE:
-                return list(ids)
-
-
-class _TagSource(_IndexSource):
-    def __init__(self, engine: Any, tags: list[str], window_s: float) -> None:
-        super().__init__(engine, engine.store.keys.tag_events(tags[0]))
-        self.tags = tags
-        self.cutoff_ms = int((time.time() - window_s) * 1000)
-
-    def listing(self) -> list[str]:
-        out: list[str] = []
-        before: tuple[int, str] | None = None
-        while True:
-            page = self.store.list_run_ids(index=self.tags[0], before=before, count=500)
-            for run_id, created in page:
-                if created < self.cutoff_ms:
-                    return out[::-1]
-                out.append(run_id)
-            if len(page) < 500:
-                return out[::-1]  # oldest first, like the events that follow
-            before = page[-1]
-
-    def accept(self, run: Run) -> bool:
-        created = run.created_at.timestamp() * 1000 if run.created_at else 0
-        return created >= self.cutoff_ms and all(t in run.tags for t in self.tags)
-
-
-class _BatchSource(_IndexSource):
-    def __init__(self, engine: Any, batch_id: str) -> None:
-        super().__init__(engine, engine.store.keys.batch_events(batch_id))
-        self.batch_id = batch_id
-
-    def listing(self) -> list[str]:
-        record = self.store.get_batch(self.batch_id)
-        runs: list[str] = loads(record.get("runs")) if record else []
-        return runs or []
-
-    def accept(self, run: Run) -> bool:
-        return run.batch_id == self.batch_id
-
-
-def _after(a: str, b: str) -> bool:
-    """Stream id ``a`` comes after ``b``."""
-    ams, _, aseq = a.partition("-")
-    bms, _, bseq = b.partition("-")
-    return (int(ams), int(aseq or 0)) > (int(bms), int(bseq or 0))
 
 
 def _encode_cursor(positions: dict[str, str]) -> str:
@@ -218,7 +107,7 @@ class RunSubscription(Generic[T]):
     """
 
     def __init__(
-        self, source: _Source, *, skip_columns: Iterable[str] = (), cursor: str | None = None
+        self, source: Source, *, skip_columns: Iterable[str] = (), cursor: str | None = None
     ) -> None:
         self._source = source
         self._skip = frozenset(skip_columns)
@@ -255,7 +144,7 @@ class RunSubscription(Generic[T]):
     def cursor(self) -> str:
         """Where this subscription is, as an opaque URL-safe string: pass it as ``cursor=``
         to a new subscription to continue after the last item yielded."""
-        return _encode_cursor({k: v for k, v in self._chunks.items() if v != "0-0"})
+        return _encode_cursor({k: v for k, v in self._chunks.items() if v != STREAM_START})
 
     def __enter__(self) -> RunSubscription[T]:
         return self
@@ -308,12 +197,12 @@ class RunSubscription(Generic[T]):
         read (many subscribers of one run on one event loop)."""
         source = self._source
         return (
-            isinstance(source, _RunSource)
+            isinstance(source, RunSource)
             and self._shared_reads
             and not self._streams
             and not self._signal.resync
             and self._failures == 0
-            and self._hub.cached(source.store.keys.events(source.run_id))
+            and self._hub.cached(source.events_key)
         )
 
     def _take(self) -> T:
@@ -366,7 +255,7 @@ class RunSubscription(Generic[T]):
         final: list[Any] = []
         for record in self._records(run_ids):
             if record is None:
-                if isinstance(source, _RunSource):
+                if isinstance(source, RunSource):
                     self._done = True  # the run is gone (it cannot come back)
                 continue
             full = Run.from_record(record)
@@ -403,32 +292,24 @@ class RunSubscription(Generic[T]):
     def _records(self, run_ids: Sequence[str]) -> list[dict[str, str] | None]:
         """The records of ``run_ids``; a run subscription's read after a wake-up is shared
         with the process's other subscriptions to that run (``Hub.read``)."""
-        store, source = self._source.store, self._source
+        source = self._source
         if not run_ids:
             return []
-        if isinstance(source, _RunSource) and self._shared_reads and not self._fresh:
-            key = store.keys.events(source.run_id)
-            return [self._hub.read(key, lambda: store.get_run(source.run_id))]
+        if isinstance(source, RunSource) and self._shared_reads and not self._fresh:
+            return [self._hub.read(source.events_key, source.record)]
         self._shared_reads = True  # the first read is always this subscription's own
-        return list(store.get_runs(list(run_ids)))
+        return source.records(run_ids)
 
     def _read_chunks(self, run: Run, streams: list[str]) -> list[Any]:
-        keys = self._source.store.keys
+        source = self._source
         self._keys[run.id] = streams
-        self._watch(keys.run_stream(run.id, k) for k in streams)
+        self._watch(source.chunk_key(run.id, k) for k in streams)
         out: list[Any] = []
         for key in streams:
             name = f"{run.id}/{key}"
-            position = self._chunks.setdefault(name, "0-0")
-            while True:
-                entries = self._source.store.read_stream(
-                    keys.run_stream(run.id, key), position, CHUNK_PAGE
-                )
-                for entry_id, entry in entries:
-                    position = entry_id
-                    out.append((name, entry_id, StreamPart(key, run, loads(entry.get("d")))))
-                if len(entries) < CHUNK_PAGE:
-                    break
+            position = self._chunks.setdefault(name, STREAM_START)
+            for entry_id, entry in source.chunks(run.id, key, position):
+                out.append((name, entry_id, StreamPart(key, run, loads(entry.get("d")))))
             # positions advance as items are taken (_take): a cursor never skips an unread chunk
         return out
 
@@ -450,7 +331,7 @@ def _skip_columns(skip_columns: Iterable[str] | None) -> frozenset[str]:
 
 
 def subscribe_run(
-    engine: Any,
+    engine: Engine,
     run_id: str,
     *,
     stop_on_completion: bool,
@@ -458,18 +339,15 @@ def subscribe_run(
     cursor: str | None,
 ) -> RunSubscription[Run]:
     skip = _skip_columns(skip_columns)
-    if engine.store.get_run(run_id) is None:
-        raise RunNotFoundError(f"no run with id {run_id!r}")
-    return RunSubscription(
-        _RunSource(engine, run_id, stop_on_completion), skip_columns=skip, cursor=cursor
-    )
+    source = run_source(engine, run_id, stop_on_completion=stop_on_completion)
+    return RunSubscription(source, skip_columns=skip, cursor=cursor)
 
 
 def subscribe_tags(
-    engine: Any,
+    engine: Engine,
     tags: list[str],
     *,
-    created_at: Any,
+    created_at: Duration,
     skip_columns: Iterable[str] | None,
     cursor: str | None,
 ) -> RunSubscription[Run]:
@@ -477,16 +355,14 @@ def subscribe_tags(
     window = to_seconds(created_at, name="created_at")
     if window <= 0 or window > MAX_TAG_WINDOW_S:
         raise ValueError("created_at must be a duration above 0 and at most 1 week")
-    return RunSubscription(_TagSource(engine, tags, window), skip_columns=skip, cursor=cursor)
+    return RunSubscription(tag_source(engine, tags, window), skip_columns=skip, cursor=cursor)
 
 
 def subscribe_batch(
-    engine: Any, batch_id: str, *, skip_columns: Iterable[str] | None, cursor: str | None
+    engine: Engine, batch_id: str, *, skip_columns: Iterable[str] | None, cursor: str | None
 ) -> RunSubscription[Run]:
     skip = _skip_columns(skip_columns)
-    if engine.store.get_batch(batch_id) is None:
-        raise RunNotFoundError(f"no batch with id {batch_id!r}")
-    return RunSubscription(_BatchSource(engine, batch_id), skip_columns=skip, cursor=cursor)
+    return RunSubscription(batch_source(engine, batch_id), skip_columns=skip, cursor=cursor)
 
 
 __all__ = ["RunSubscription", "StreamPart"]

@@ -53,8 +53,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from . import auth, realtime
+from ._engine import run_queries
 from ._engine.dispatch import create_prepared
-from ._engine.engine import current
+from ._engine.engine import Engine, current
 from ._engine.prepare import prepare, task_known
 from .errors import (
     AuthenticationError,
@@ -67,7 +68,6 @@ from .errors import (
 from .http import ASGIApp, _normalize_prefix, _read_asgi, asgi_app
 from .options import normalize_tags
 from .realtime import RunSubscription, StreamPart
-from .result import Run
 
 logger = logging.getLogger("celery_trigger.realtime_http")
 
@@ -226,7 +226,7 @@ def _authorize(engine: Any, token: str | None, resources: list[Any], action: str
 
 
 def _open(
-    engine: Any,
+    engine: Engine,
     kind: str,
     ident: str,
     query: Mapping[str, list[str]],
@@ -241,11 +241,11 @@ def _open(
     try:
         streams = _flag(query, "streams", True)
         if kind == "run":
-            record = engine.store.get_run(ident)
-            if record is None:  # 404 only to a token that could read it: no id probing
+            run = run_queries.find(engine, ident)
+            if run is None:  # 404 only to a token that could read it: no id probing
                 _authorize(engine, token, [f"runs:{ident}"])
                 raise _Refused(404, f"Run {ident} not found")
-            _authorize(engine, token, [Run.from_record(record)])
+            _authorize(engine, token, [run])
             stop = _flag(query, "stop_on_completion", True)
             sub = realtime.subscribe_run(
                 engine, ident, stop_on_completion=stop, skip_columns=subscribe_skip, cursor=cursor

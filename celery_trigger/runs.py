@@ -3,7 +3,7 @@
 Example::
 
     run = ct.runs.retrieve(handle.id)
-    for run in ct.runs.list(status=["COMPLETED"], tag="user_1"):
+    for run in ct.runs.list(status=[ct.RunStatus.COMPLETED], tag="user_1"):
         print(run.id, run.output)
 """
 
@@ -13,22 +13,21 @@ import builtins
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import _metadata_ops as _ops
 from . import realtime
-from ._engine import control
+from ._engine import control, run_queries
 from ._engine import metadata as _meta
 from ._engine.engine import Engine, current
+from ._engine.run_queries import Cursor, RunFilter
 from ._serialization import to_jsonable
 from .auth import run_handle_token
 from .errors import InvalidRunStateError, RunNotFoundError
 from .options import Duration, normalize_tags, resolve_delay, utcnow
+from .realtime import RunSubscription
 from .result import BatchHandle, Run, RunHandle
 from .status import RunStatus
-
-if TYPE_CHECKING:
-    from .realtime import RunSubscription
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 25
@@ -46,12 +45,7 @@ def _run_id(run: str | RunHandle | Run) -> str:
 
 def retrieve(run: str | RunHandle | Run) -> Run:
     """Return the run's current state. Raises ``RunNotFoundError`` for an unknown id."""
-    engine = current()
-    run_id = _run_id(run)
-    record = engine.store.get_run(run_id)
-    if record is None:
-        raise RunNotFoundError(f"no run with id {run_id!r}")
-    return Run.from_record(record, engine.store.children(run_id))
+    return run_queries.retrieve(current(), _run_id(run))
 
 
 class RunPage:
@@ -60,14 +54,14 @@ class RunPage:
     def __init__(
         self,
         engine: Engine,
-        filters: dict[str, Any],
+        filters: RunFilter,
         limit: int,
-        cursor: tuple[int, str] | None = None,
+        cursor: Cursor | None = None,
     ) -> None:
         self._engine = engine
         self._filters = filters
         self._limit = limit
-        self.data, self._next = _fetch(engine, filters, limit, cursor)
+        self.data, self._next = run_queries.page(engine, filters, limit, cursor)
 
     def has_next_page(self) -> bool:
         return self._next is not None
@@ -87,46 +81,6 @@ class RunPage:
         return len(self.data)
 
 
-def _matches(run: Run, f: dict[str, Any]) -> bool:
-    if f["status"] and run.status not in f["status"]:
-        return False
-    if f["task_identifier"] and run.task_identifier not in f["task_identifier"]:
-        return False
-    if f["tags"] and not set(f["tags"]) & set(run.tags):
-        return False
-    if f["batch"] and run.batch_id != f["batch"]:
-        return False
-    created = run.created_at
-    if f["from"] is not None and (created is None or created < f["from"]):
-        return False
-    return not (f["to"] is not None and (created is None or created > f["to"]))
-
-
-def _fetch(
-    engine: Engine, f: dict[str, Any], limit: int, cursor: tuple[int, str] | None
-) -> tuple[builtins.list[Run], tuple[int, str] | None]:
-    # ``builtins.list``: this module's public ``list`` function shadows the builtin.
-    index = f["tags"][0] if len(f["tags"]) == 1 else None
-    found: builtins.list[Run] = []
-    last = cursor  # position of the last run on this page: the next page starts after it
-    while True:
-        ids = engine.store.list_run_ids(index=index, before=cursor, count=limit * 2)
-        if not ids:
-            return found, None
-        records = engine.store.get_runs([i for i, _ in ids])
-        for (run_id, score), record in zip(ids, records, strict=True):
-            cursor = (score, run_id)
-            if record is None:
-                continue
-            run = Run.from_record(record)
-            if _matches(run, f):
-                if len(found) == limit:
-                    # One more match exists, so a next page does (no trailing empty page).
-                    return found, last
-                found.append(run)
-                last = cursor
-
-
 def list(
     *,
     status: RunStatus | str | Sequence[RunStatus | str] | None = None,
@@ -139,21 +93,21 @@ def list(
 ) -> RunPage:
     """List runs newest first; the page iterates across all pages.
 
-    Example: ``[r.id for r in ct.runs.list(status="FAILED", limit=50)]``.
+    Example: ``[r.id for r in ct.runs.list(status=ct.RunStatus.FAILED, limit=50)]``.
     """
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise ValueError(f"limit must be between 1 and {MAX_PAGE}, got {limit!r}")
     statuses = [status] if isinstance(status, (str, RunStatus)) else builtins.list(status or [])
-    filters = {
-        "status": {RunStatus(s) for s in statuses},
-        "task_identifier": {task_identifier}
-        if isinstance(task_identifier, str)
-        else set(task_identifier or []),
-        "tags": [tag] if isinstance(tag, str) else [*(tag or [])],
-        "batch": batch,
-        "from": from_,
-        "to": to,
-    }
+    filters = RunFilter(
+        status=frozenset(RunStatus(s) for s in statuses),
+        task_identifier=frozenset(
+            {task_identifier} if isinstance(task_identifier, str) else task_identifier or []
+        ),
+        tags=(tag,) if isinstance(tag, str) else tuple(tag or []),
+        batch=batch,
+        created_from=from_,
+        created_to=to,
+    )
     for name, value in (("from_", from_), ("to", to)):
         if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
             raise ValueError(f"{name} must be a timezone-aware datetime")

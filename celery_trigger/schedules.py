@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import builtins
 import math
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,7 +34,6 @@ from ._engine import schedules as engine_schedules
 from ._engine.engine import current
 from ._engine.schedules import DECLARATIVE, IMPERATIVE
 from ._serialization import loads
-from ._store.base import Record
 from .errors import PayloadValidationError, ScheduleNotFoundError
 
 MAX_PER_PAGE = 100
@@ -107,7 +105,7 @@ class Schedule:
     environments: builtins.list[str]
 
     @classmethod
-    def from_record(cls, record: Record) -> Schedule:
+    def from_record(cls, record: Mapping[str, str]) -> Schedule:
         next_run = record.get("next_run")
         return cls(
             id=record["id"],
@@ -231,16 +229,16 @@ def create(
     return Schedule.from_record(record)
 
 
-def _record(schedule_id: str) -> Record:
+def _record(schedule_id: str) -> Mapping[str, str]:
     if not isinstance(schedule_id, str) or not schedule_id:
         raise TypeError("schedule id must be a non-empty string")
-    record = current().store.get_schedule(schedule_id)
+    record = engine_schedules.get(current(), schedule_id)
     if record is None:
         raise ScheduleNotFoundError(f"no schedule with id {schedule_id!r}")
     return record
 
 
-def _imperative(schedule_id: str, action: str) -> Record:
+def _imperative(schedule_id: str, action: str) -> Mapping[str, str]:
     record = _record(schedule_id)
     if record.get("type") == DECLARATIVE:
         raise ValueError(
@@ -272,7 +270,7 @@ def list(*, page: int = 1, per_page: int = DEFAULT_PER_PAGE) -> SchedulePage:
             raise TypeError(f"{name} must be an integer")
     if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
         raise ValueError(f"page must be >= 1 and per_page between 1 and {MAX_PER_PAGE}")
-    records, total = current().store.list_schedules((page - 1) * per_page, per_page)
+    records, total = engine_schedules.page(current(), (page - 1) * per_page, per_page)
     return SchedulePage(
         data=[Schedule.from_record(r) for r in records],
         pagination=Pagination(
@@ -314,15 +312,7 @@ def update(
 def _set_active(schedule_id: str, active: bool) -> Schedule:
     action = "activate" if active else "deactivate"
     _imperative(schedule_id, action)
-    outcome, record = current().store.put_schedule(
-        schedule_id,
-        int(time.time() * 1000),
-        mode="update",
-        require_type=IMPERATIVE,
-        create_fields={},
-        fields={"active": "1" if active else "0"},
-        next_run=None,
-    )
+    outcome, record = engine_schedules.set_active(current(), schedule_id, active)
     _outcome(schedule_id, outcome, action)
     assert record is not None
     return Schedule.from_record(record)
@@ -342,7 +332,7 @@ def deactivate(id: str) -> Schedule:
 def del_(id: str) -> dict[str, str]:
     """Delete an imperative schedule. Example: ``ct.schedules.del_(s.id) == {"id": s.id}``."""
     _imperative(id, "delete")
-    _outcome(id, current().store.delete_schedule(id, require_type=IMPERATIVE), "delete")
+    _outcome(id, engine_schedules.delete(current(), id), "delete")
     return {"id": id}
 
 

@@ -18,14 +18,11 @@ started with; ``runs.retrieve`` shows the stored ones. Tags are not inherited by
 
 from __future__ import annotations
 
-import logging
-
+from ._engine import tags as _tags
 from ._engine.engine import current
 from ._engine.metadata import replaying
 from ._engine.state import current_state
-from .options import MAX_TAGS, normalize_tags
-
-logger = logging.getLogger("celery_trigger")
+from .options import normalize_tags
 
 
 def add(tag_or_tags: str | list[str] | tuple[str, ...]) -> None:
@@ -42,18 +39,7 @@ def add(tag_or_tags: str | list[str] | tuple[str, ...]) -> None:
         )
     if not tags or replaying(state):
         return  # nothing to add, or added before the run parked (tags.add is idempotent)
-    status, stored = current().store.add_tags(state.run_id, tags, MAX_TAGS)
-    if status == "limit":
-        new = [t for t in tags if t not in stored]
-        logger.error(
-            "celery-trigger: run %s cannot have more than %d tags: it has %d and "
-            "tags.add(%r) would add %d; no tag was added",
-            state.run_id,
-            MAX_TAGS,
-            len(stored),
-            tags,
-            len(new),
-        )
+    _tags.add(current(), state.run_id, tags)
 
 
 __all__ = ["add"]

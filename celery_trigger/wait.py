@@ -200,7 +200,7 @@ def for_token(
     token_id = _token_id(token)
     if not token_id.startswith("waitpoint_"):
         token_id = create_token(idempotency_key=token_id, timeout=timeout_in_seconds).id
-    elif engine.store.get_token(token_id) is None:
+    elif not _tokens.exists(engine, token_id):
         raise TokenNotFoundError(f"no waitpoint token with id {token_id!r}")
     return _tokens.to_wait_result(waits.wait_token(token_id))
 
@@ -213,12 +213,7 @@ def complete_token(token: WaitToken | str | dict[str, Any], data: Any = None) ->
 
 def retrieve_token(token: WaitToken | str | dict[str, Any]) -> TokenRecord:
     """The token's status, output (once completed) and timeout."""
-    engine = current()
-    token_id = _token_id(token)
-    record = engine.store.get_token(token_id)
-    if record is None:
-        raise TokenNotFoundError(f"no waitpoint token with id {token_id!r}")
-    return _tokens.to_record(engine, record)
+    return _tokens.retrieve(current(), _token_id(token))
 
 
 def list_tokens(
@@ -237,30 +232,13 @@ def list_tokens(
     if bad:
         raise ValueError(f"unknown token status(es): {', '.join(sorted(bad))}")
     tag_list = [tags] if isinstance(tags, str) else builtins.list(tags or [])
-    out: builtins.list[TokenRecord] = []
-    cursor: tuple[int, str] | None = None
-    while len(out) < limit:
-        ids = engine.store.list_token_ids(
-            tag=tag_list[0] if tag_list else None, before=cursor, count=limit * 2
-        )
-        if not ids:
-            break
-        for token_id, score in ids:
-            cursor = (score, token_id)
-            rec = engine.store.get_token(token_id)
-            if rec is None:
-                continue
-            item = _tokens.to_record(engine, rec, with_output=False)
-            if statuses and item.status not in statuses:
-                continue
-            if tag_list and not set(tag_list) & set(item.tags):
-                continue
-            if idempotency_key is not None and item.idempotency_key != idempotency_key:
-                continue
-            out.append(item)
-            if len(out) == limit:
-                break
-    return out
+    return _tokens.list_records(
+        engine,
+        statuses=statuses,
+        tags=tag_list,
+        idempotency_key=idempotency_key,
+        limit=limit,
+    )
 
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""Batches: validate every item, create all runs in one store call, publish them.
+"""Batches: validate every item, create all runs in one store call, publish them; read a
+batch's record back.
 
 All or nothing: an invalid item raises ``BatchTriggerError`` before any run is written.
 Inside a run, batches are journaled with deterministic child ids (``journal.batch_in_run``).
@@ -11,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._serialization import dumps
+from .._serialization import dumps, loads
 from .._vocab import RunStatus
-from ..errors import BatchTriggerError, PayloadValidationError
+from ..errors import BatchTriggerError, PayloadValidationError, TriggerError
 from ..options import BatchItem
+from ..result import ms_to_dt
 from . import batch_keys
 from .clock import new_batch_id, now_ms
 from .dispatch import create_and_publish
@@ -141,3 +143,18 @@ def batch_trigger_and_wait(
     return wait_for_batch(
         _target(entries), len(entries), lambda ids: create_batch(engine, entries, ids, bkey)
     )
+
+
+def retrieve(engine: Engine, batch_id: str) -> dict[str, Any]:
+    """The batch record's public view; ``TriggerError`` for an unknown id."""
+    record = engine.store.get_batch(batch_id)
+    if record is None:
+        raise TriggerError(f"no batch with id {batch_id!r}")
+    return {
+        "id": record["id"],
+        "status": record.get("status", RunStatus.COMPLETED.value),
+        "run_count": int(record.get("run_count") or 0),
+        "runs": loads(record.get("runs")),
+        "created_at": ms_to_dt(record.get("created")),
+        "idempotency_key": record.get("idem") or None,
+    }

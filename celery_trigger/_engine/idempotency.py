@@ -3,12 +3,19 @@
 A key is a 64-character lowercase hex SHA-256 of its parts joined with ``-``; run scope adds
 the calling run's id, attempt scope the run id and attempt number, global scope nothing.
 Outside a run every scope behaves as global. A raw 64-character string is used verbatim.
+
+A reset releases a key so the next trigger with it creates a new run: only the key's current
+owner is released (compare-and-delete), so a reset racing a trigger that took the key over
+releases the new owner in turn, never a key it did not read.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+
+from ..errors import RunNotFoundError
+from .engine import Engine
 
 DEFAULT_TTL_S = 30 * 86400
 MAX_KEY_LENGTH = 2048
@@ -68,3 +75,14 @@ def for_trigger(value: object, *, run_id: str | None, attempt: int | None) -> Id
     if isinstance(value, str) and not value:
         raise ValueError("idempotency_key must not be empty")
     return create(value, scope="run", run_id=run_id, attempt=attempt)  # type: ignore[arg-type]
+
+
+def reset(engine: Engine, task_id: str, digest: str) -> None:
+    """Release key ``digest`` of ``task_id``; ``RunNotFoundError`` when no run holds it."""
+    while True:
+        owner = engine.store.idempotency_owner(task_id, digest)
+        if owner is None:
+            raise RunNotFoundError(f"no run of {task_id!r} holds idempotency key {digest!r}")
+        if engine.store.release_idempotency_key(task_id, digest, owner, clear_record=True):
+            return
+        # another trigger took the key over between the two calls: release the new owner

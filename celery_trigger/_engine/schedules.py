@@ -1,4 +1,5 @@
-"""Schedules: the declarative registry, validation, writes, worker-start sync, and firing.
+"""Schedules: the declarative registry, validation, reads and writes (for the public API),
+worker-start sync, and firing.
 
 No beat process: each schedule has exactly one ``sched|<id>`` member in the timer set, due
 at its next occurrence, and whichever worker's timer service claims it fires it (DESIGN §8).
@@ -252,6 +253,35 @@ def put(
         fields=fields,
         next_run=(nominal, clk.to_wall(nominal)),
     )
+
+
+def set_active(engine: Engine, schedule_id: str, active: bool) -> tuple[str, Record | None]:
+    """Flag an imperative schedule active or not; ``(outcome, record)`` as ``put``."""
+    return engine.store.put_schedule(
+        schedule_id,
+        int(time.time() * 1000),
+        mode="update",
+        require_type=IMPERATIVE,
+        create_fields={},
+        fields={"active": "1" if active else "0"},
+        next_run=None,
+    )
+
+
+def delete(engine: Engine, schedule_id: str) -> str:
+    """Delete an imperative schedule; the outcome of ``Store.delete_schedule``."""
+    return engine.store.delete_schedule(schedule_id, require_type=IMPERATIVE)
+
+
+# reads ---------------------------------------------------------------------------------
+def get(engine: Engine, schedule_id: str) -> Record | None:
+    """The stored schedule, or None."""
+    return engine.store.get_schedule(schedule_id)
+
+
+def page(engine: Engine, offset: int, count: int) -> tuple[list[Record], int]:
+    """``count`` schedules from ``offset`` in creation order, and how many there are."""
+    return engine.store.list_schedules(offset, count)
 
 
 def all_schedules(engine: Engine, page_size: int = 500) -> list[Record]:

@@ -1,7 +1,8 @@
 """Waitpoint tokens (SEMANTICS §7.2): create, complete (first wins), time out, read.
 
 A token is a hash ``token:<id>``; runs parked on it are in its waiters set. Completion and
-timeout go through one script each, then the waiters are notified (``waiters.py``).
+timeout go through one script each, then the waiters are notified (``waiters.py``). Reads
+(one token, a filtered listing) return ``TokenRecord`` views.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -174,3 +175,52 @@ def time_out(engine: Engine, token_id: str) -> bool:
     if result == "ok":
         notify_waiters(engine, TOKEN_MEMBER_PREFIX + token_id)
     return bool(result == "ok")
+
+
+# reads ---------------------------------------------------------------------------------
+def exists(engine: Engine, token_id: str) -> bool:
+    return engine.store.get_token(token_id) is not None
+
+
+def retrieve(engine: Engine, token_id: str) -> TokenRecord:
+    """The token's public view; ``TokenNotFoundError`` for an unknown id."""
+    record = engine.store.get_token(token_id)
+    if record is None:
+        raise TokenNotFoundError(f"no waitpoint token with id {token_id!r}")
+    return to_record(engine, record)
+
+
+def list_records(
+    engine: Engine,
+    *,
+    statuses: Set[str],
+    tags: Sequence[str],
+    idempotency_key: str | None,
+    limit: int,
+) -> list[TokenRecord]:
+    """Up to ``limit`` tokens newest first (without output): of one of ``statuses`` (any when
+    empty), carrying any of ``tags`` (any when empty), with ``idempotency_key`` (if given)."""
+    out: list[TokenRecord] = []
+    cursor: tuple[int, str] | None = None
+    while len(out) < limit:
+        ids = engine.store.list_token_ids(
+            tag=tags[0] if tags else None, before=cursor, count=limit * 2
+        )
+        if not ids:
+            break
+        for token_id, score in ids:
+            cursor = (score, token_id)
+            rec = engine.store.get_token(token_id)
+            if rec is None:
+                continue
+            item = to_record(engine, rec, with_output=False)
+            if statuses and item.status not in statuses:
+                continue
+            if tags and not set(tags) & set(item.tags):
+                continue
+            if idempotency_key is not None and item.idempotency_key != idempotency_key:
+                continue
+            out.append(item)
+            if len(out) == limit:
+                break
+    return out

@@ -20,6 +20,7 @@ from celery import Celery
 
 import celery_trigger as ct
 from celery_trigger import _setup
+from celery_trigger._engine import subscriptions
 from celery_trigger._engine.hub import hub_for
 from celery_trigger.status import RunStatus
 from tests.helpers import wait_for
@@ -223,6 +224,22 @@ def test_tag_subscription_window(engine: Engine, collect: Callable[[Any], Collec
     new = rt_progress.trigger({"steps": 1}, tags=["win"])
     wait_for(lambda: any(r.id == new.id for r in c.items))
     assert old.id not in {r.id for r in c.items}
+    c.close()
+
+
+def test_tag_subscription_lists_existing_runs_across_index_pages(
+    engine: Engine, collect: Callable[[Any], Collector], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RT-3: the runs a tag subscription starts with are listed page by page from the tag's
+    index; every one is yielded when there are more than one page of them."""
+    # Given five runs with the tag and index pages of two
+    monkeypatch.setattr(subscriptions, "TAG_PAGE", 2)
+    ids = {rt_progress.trigger({"steps": 1}, tags=["paged"]).id for _ in range(5)}
+    # When a subscription to the tag starts
+    c = collect(ct.runs.subscribe_to_runs_with_tag("paged"))
+    # Then it yields each of them
+    c.until(lambda items: {r.id for r in items} >= ids)
+    assert c.error is None and {r.id for r in c.items} == ids
     c.close()
 
 

@@ -450,7 +450,9 @@ def test_store_unreachable_is_503(engine: Engine) -> None:
     """A store error while completing answers 503 instead of raising."""
     # Given an engine whose Redis cannot be reached (nothing listens on port 1)
     trigger = engine.trigger
-    down = ct.Trigger(engine.app, trigger.settings, RedisStore("redis://127.0.0.1:1/0"))
+    down = ct.Trigger(
+        engine.app, trigger.settings, RedisStore("redis://127.0.0.1:1/0"), trigger.broker
+    )
     token_id = "waitpoint_unreachable000"
     path = (
         f"/api/v1/waitpoints/tokens/{token_id}/callback/"

@@ -198,6 +198,13 @@ class TaskDefinition(Generic[P, O]):
 
         return _trigger.trigger(self.id, payload, options, definition=self)
 
+    def trigger_on_commit(self, payload: P, **options: Any) -> None:
+        """Trigger once the surrounding database transaction commits (Django: see
+        ``celery_trigger_django``). Example: ``order_placed.trigger_on_commit({"id": 7})``."""
+        from . import _on_commit
+
+        _on_commit.trigger_on_commit(self.id, payload, options, definition=self)
+
     def batch_trigger(
         self, items: Sequence[Any], *, idempotency_key: Any = None, idempotency_key_ttl: Any = None
     ) -> BatchHandle:

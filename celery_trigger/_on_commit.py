@@ -1,0 +1,54 @@
+"""Triggers deferred to the end of a database transaction (``trigger_on_commit``).
+
+The core knows no database. A framework integration installs a *deferral function* with
+``install`` (the Django app installs ``django.db.transaction.on_commit``); without one,
+``trigger_on_commit`` raises ``ConfigurationError``.
+
+Invariant: nothing is written to the store when ``trigger_on_commit`` is called; the trigger
+happens only if and when the deferral function calls back (a rolled-back transaction never
+calls back, so it triggers nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .errors import ConfigurationError
+
+Defer = Callable[[Callable[[], None]], None]
+
+_defer: Defer | None = None
+
+
+def install(defer: Defer) -> None:
+    """Make ``defer(fn)`` the way ``trigger_on_commit`` postpones its trigger."""
+    global _defer
+    _defer = defer
+
+
+def uninstall() -> None:
+    """Forget the deferral function (tests)."""
+    global _defer
+    _defer = None
+
+
+def trigger_on_commit(
+    task_id: str, payload: Any, options: Mapping[str, Any], *, definition: Any = None
+) -> None:
+    """Trigger ``task_id`` once the surrounding transaction commits (never on rollback)."""
+    if _defer is None:
+        raise ConfigurationError(
+            [
+                "trigger_on_commit needs a transaction integration: add "
+                "'celery_trigger_django' to INSTALLED_APPS"
+            ]
+        )
+    from . import _trigger
+
+    frozen = dict(options)
+
+    def fire() -> None:
+        _trigger.trigger(task_id, payload, frozen, definition=definition)
+
+    _defer(fire)

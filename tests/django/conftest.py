@@ -63,6 +63,8 @@ def django_project(redis_server: str) -> Iterator[dict[str, str]]:
         "CT_DJANGO_REDIS_URL": f"{redis_server}/1",
         "CT_DJANGO_TEST_DB": db_name,
         "CT_DJANGO_KEY_PREFIX": f"dj{uuid.uuid4().hex[:8]}",
+        # one broker queue for the package: Celery caches an app's queues on first use
+        "CT_DJANGO_QUEUE": f"q-dj{uuid.uuid4().hex[:8]}",
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -144,17 +146,19 @@ def _empty_tables() -> None:
 
 @pytest.fixture
 def ctapp(django_project: dict[str, str], redis_server: str) -> Iterator[CtApp]:
-    """celery-trigger on the project's app with a key prefix and queue of this test only."""
+    """celery-trigger on the project's app with a key prefix of this test only and the
+    package's broker queue, emptied before and after."""
     import celery_trigger as ct
     from celery_trigger import _setup
     from django.apps import apps
 
     app = apps.get_app_config("celery_trigger_django").celery_app
     prefix = f"t{uuid.uuid4().hex[:10]}"
-    queue = f"q-{prefix}"
-    app.conf.task_default_queue = queue
+    queue = django_project["CT_DJANGO_QUEUE"]
+    assert app.conf.task_default_queue == queue
     trigger = ct.setup(app, key_prefix=prefix, timer_poll_interval=0.02)
     state = CtApp(app, trigger, prefix, queue)
+    trigger.store.raw().delete(queue)  # no message of an earlier test reaches this one
     _empty_tables()
     try:
         yield state

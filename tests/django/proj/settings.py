@@ -48,7 +48,7 @@ DATABASES = {
         "HOST": os.environ.get("CT_DJANGO_DB_HOST", "127.0.0.1"),
         "PORT": os.environ.get("CT_DJANGO_DB_PORT", "5432"),
         "USER": os.environ.get("CT_DJANGO_DB_USER", "postgres"),
-        "NAME": "test",
+        "NAME": os.environ.get("CT_DJANGO_DB_NAME", "test"),
         "TEST": {"NAME": os.environ.get("CT_DJANGO_TEST_DB", "test_celery_trigger_django")},
     }
 }

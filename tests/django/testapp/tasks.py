@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery import shared_task
+
 import celery_trigger as ct
 
 
@@ -36,3 +38,12 @@ def nightly(payload: ct.schedules.ScheduledPayload) -> str:
 @ct.schedules.task(id="dj-declared", cron={"pattern": "30 4 * * *", "timezone": "Europe/Paris"})
 def declared(payload: ct.schedules.ScheduledPayload) -> str:
     return payload.timestamp.isoformat()
+
+
+PLAIN_TICKS: list[str] = []
+
+
+@shared_task(name="dj-plain-tick")
+def plain_tick(label: str) -> None:
+    """A plain Celery task (not celery-trigger) that celery beat sends."""
+    PLAIN_TICKS.append(label)

@@ -148,9 +148,10 @@ def _empty_tables() -> None:
 def ctapp(django_project: dict[str, str], redis_server: str) -> Iterator[CtApp]:
     """celery-trigger on the project's app with a key prefix of this test only and the
     package's broker queue, emptied before and after."""
+    from django.apps import apps
+
     import celery_trigger as ct
     from celery_trigger import _setup
-    from django.apps import apps
 
     app = apps.get_app_config("celery_trigger_django").celery_app
     prefix = f"t{uuid.uuid4().hex[:10]}"

@@ -33,7 +33,9 @@ def test_run_list_filters_and_search(ctapp: CtApp, staff_client: Any) -> None:
     by_tag = client.get(RUNS, {"tag": tag}).content.decode()
     assert tagged.id in by_tag and keyed.id not in by_tag
     assert tagged.id not in client.get(RUNS, {"status": "COMPLETED"}).content.decode()
-    assert tagged.id in client.get(RUNS, {"status": "QUEUED", "from": "2000-01-01"}).content.decode()
+    assert (
+        tagged.id in client.get(RUNS, {"status": "QUEUED", "from": "2000-01-01"}).content.decode()
+    )
     assert tagged.id not in client.get(RUNS, {"to": "2000-01-01"}).content.decode()
     # and search finds by id, tag and idempotency key
     assert other.id in client.get(RUNS, {"q": other.id}).content.decode()
@@ -111,7 +113,9 @@ def test_tokens_list_and_complete_with_json(ctapp: CtApp, staff_client: Any) -> 
         assert "Complete token" in detail
         bad = client.post(f"{TOKENS}{token.id}/do/complete/", {"data": "{not json"}, follow=True)
         assert "not JSON" in bad.content.decode()
-        done = client.post(f"{TOKENS}{token.id}/do/complete/", {"data": json.dumps({"approved": True})})
+        done = client.post(
+            f"{TOKENS}{token.id}/do/complete/", {"data": json.dumps({"approved": True})}
+        )
         assert done.status_code == 302
         run = wait_for_final(handle.id)
     assert run.output == {"approved": True}

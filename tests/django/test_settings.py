@@ -37,7 +37,9 @@ def _report(env: dict[str, str], before: str = "") -> dict[str, object]:
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def test_ready_sets_up_the_project_app_from_celery_trigger_settings(django_project: dict[str, str]) -> None:
+def test_ready_sets_up_the_project_app_from_celery_trigger_settings(
+    django_project: dict[str, str],
+) -> None:
     """DJ-2: INSTALLED_APPS + the standard layout is all it takes; CELERY_TRIGGER_* apply."""
     # Given the test project with CELERY_TRIGGER_KEY_PREFIX and no CELERY_TRIGGER_SECRET_KEY
     env = project_env(django_project, CT_DJANGO_KEY_PREFIX="fromsettings")

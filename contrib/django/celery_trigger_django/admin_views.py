@@ -49,7 +49,9 @@ class StoreAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         wrap = self.admin_site.admin_view
         return [
             path("", wrap(self.list_view), name=f"{info}_changelist"),
-            path("<path:object_id>/do/<str:action>/", wrap(self.action_view), name=f"{info}_action"),
+            path(
+                "<path:object_id>/do/<str:action>/", wrap(self.action_view), name=f"{info}_action"
+            ),
             path("<path:object_id>/", wrap(self.detail_view), name=f"{info}_change"),
         ]
 
@@ -70,7 +72,9 @@ class StoreAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return TemplateResponse(request, template, {**base, **context})
 
     def _require(self, request: HttpRequest, change: bool = False) -> None:
-        allowed = self.has_change_permission(request) if change else self.has_view_permission(request)
+        allowed = (
+            self.has_change_permission(request) if change else self.has_view_permission(request)
+        )
         if not allowed:
             raise PermissionDenied
 

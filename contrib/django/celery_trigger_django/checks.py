@@ -64,9 +64,7 @@ def check_configuration(app_configs: Any = None, **_: Any) -> list[checks.CheckM
             )
     elif error is not None:
         messages.append(
-            checks.Error(
-                f"celery_trigger.setup failed: {error}", id="celery_trigger_django.E004"
-            )
+            checks.Error(f"celery_trigger.setup failed: {error}", id="celery_trigger_django.E004")
         )
     return messages
 

@@ -16,8 +16,13 @@ def approve_order(payload: dict[str, Any]) -> dict[str, Any]:
     from .models import Order
 
     token = ct.wait.create_token(timeout="2d", tags=[f"order:{payload['order_id']}"])
-    ct.steps.run("notify", logger.warning, "order %s needs approval: POST to %s",
-                 payload["order_id"], token.url)
+    ct.steps.run(
+        "notify",
+        logger.warning,
+        "order %s needs approval: POST to %s",
+        payload["order_id"],
+        token.url,
+    )
     decision = ct.wait.for_token(token)
     approved = bool(decision.ok and (decision.output or {}).get("approved"))
     Order.objects.filter(pk=payload["order_id"]).update(
@@ -30,4 +35,7 @@ def approve_order(payload: dict[str, Any]) -> dict[str, Any]:
 def stock_report(payload: ct.schedules.ScheduledPayload) -> dict[str, Any]:
     from .models import Order
 
-    return {"at": payload.timestamp.isoformat(), "pending": Order.objects.filter(status="pending").count()}
+    return {
+        "at": payload.timestamp.isoformat(),
+        "pending": Order.objects.filter(status="pending").count(),
+    }

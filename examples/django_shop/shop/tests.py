@@ -11,9 +11,9 @@ from typing import Any
 
 from celery.contrib.testing.worker import start_worker
 from django.test import Client, TransactionTestCase
+from shop_project.celery import app
 
 import celery_trigger as ct
-from shop_project.celery import app
 
 from .models import Order
 
@@ -54,10 +54,9 @@ class ShopTests(TransactionTestCase):
         self.assertEqual(list(ct.runs.list(task_identifier="shop-approve-order")), [])
 
     def test_a_schedule_edited_in_the_admin(self) -> None:
+        from celery_trigger_django.schedules import sync
         from django.contrib.auth.models import User
         from django_celery_beat.models import CrontabSchedule
-
-        from celery_trigger_django.schedules import sync
 
         # Given a nightly report schedule and the admin's periodic task list
         schedule = ct.schedules.create(

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from . import _handles
+from . import _handles, _on_commit
 from ._engine.contexts import run_inline
 from ._engine.registry import (
     HOOK_NAMES,
@@ -68,6 +68,11 @@ class TaskDefinition(TaskSpec, Generic[P, O]):
     def trigger(self, payload: P, **options: Any) -> RunHandle:
         """Start a run. Example: ``handle = my_task.trigger({"x": 1}, delay="10m", tags=["a"])``."""
         return _handles.trigger(self.id, payload, options, definition=self)
+
+    def trigger_on_commit(self, payload: P, **options: Any) -> None:
+        """Trigger once the surrounding database transaction commits (Django: see
+        ``celery_trigger_django``). Example: ``order_placed.trigger_on_commit({"id": 7})``."""
+        _on_commit.trigger_on_commit(self.id, payload, options, definition=self)
 
     def batch_trigger(
         self, items: Sequence[Any], *, idempotency_key: Any = None, idempotency_key_ttl: Any = None

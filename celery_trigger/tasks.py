@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, overload
 
-from . import _handles
+from . import _handles, _on_commit
 from ._definition import _batch_options, global_hooks
 from .result import BatchHandle, BatchResult, Result, RunHandle
 
@@ -24,6 +24,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 def trigger(task_id: str, payload: Any = None, **options: Any) -> RunHandle:
     """Start a run of ``task_id`` (the task need not be importable here)."""
     return _handles.trigger(task_id, payload, options)
+
+
+def trigger_on_commit(task_id: str, payload: Any = None, **options: Any) -> None:
+    """Trigger ``task_id`` once the surrounding database transaction commits; nothing on
+    rollback. Example: ``ct.tasks.trigger_on_commit("send-email", {"to": user.email})``."""
+    _on_commit.trigger_on_commit(task_id, payload, options)
 
 
 def batch_trigger(

@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
 from .._keys import Keys
+from .._vocab import TimerKind
 
 Record = dict[str, str]
 
 
 def schedule_timer(schedule_id: str) -> str:
     """The timer member of a schedule's next occurrence (one per schedule)."""
-    return f"sched|{schedule_id}"
+    return TimerKind.SCHEDULE.member(schedule_id)
 
 
 @dataclass

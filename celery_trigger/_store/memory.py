@@ -26,13 +26,21 @@ import threading
 from typing import Sequence
 
 from .._keys import Keys
+from .._vocab import (
+    FINAL_VALUES,
+    TOKEN_MEMBER_PREFIX,
+    EventKind,
+    RunStatus,
+    TimerKind,
+    WaitpointStatus,
+)
 from ..errors import StoreUnavailableError
 from .base import Claim, Created, NewRun, Record, SlotScope, Transition
 from .memory_events import MemoryEvents, MemoryListener
 from .memory_meta import MemoryMeta
 from .memory_schedules import MemorySchedules
 from .memory_slots import MemorySlots
-from .memory_state import FINAL, MemoryState, lua_float, lua_num, mono_ms
+from .memory_state import MemoryState, lua_float, lua_num, mono_ms
 
 
 class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
@@ -73,7 +81,7 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
             st.zadd(k.pending_version(run.task_id), run.run_id, now_ms)
         for tag in run.tags:
             st.zadd(k.tag(tag), run.run_id, created)
-        self._emit(run.run_id, "c")
+        self._emit(run.run_id, EventKind.CREATED)
         return Created(run.run_id, False)
 
     def get_run(self, run_id: str) -> Record | None:
@@ -107,22 +115,22 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
             if record is None:
                 return Claim("missing")
             status = record.get("status", "")
-            if status in FINAL:
+            if status in FINAL_VALUES:
                 return Claim("drop", reason=status)
             if mode == "warm":
-                if status != "EXECUTING" or record.get("lease") != token:
+                if status != RunStatus.EXECUTING.value or record.get("lease") != token:
                     return Claim("drop", reason="lease lost")
-            elif status == "EXECUTING":
+            elif status == RunStatus.EXECUTING.value:
                 if lua_float(record.get("lease_exp")) > now_ms:
                     return Claim("drop", reason="executing")
-            elif status == "WAITING":
+            elif status == RunStatus.WAITING.value:
                 # only a woken run resumes, in the same attempt and with its journal
                 if record.get("woken") != "1":
                     return Claim("drop", reason="waiting")
                 if (wait := self._admit(record, scope, now_ms, lease_ms, True)) is not None:
                     return wait
                 record.update(
-                    status="EXECUTING",
+                    status=RunStatus.EXECUTING.value,
                     lease=token,
                     lease_exp=lua_num(now_ms + lease_ms),
                     woken="0",
@@ -132,12 +140,12 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
                 )
                 self._drop_timers(drop_timers)
                 self._lease_timer(record, now_ms + lease_ms + 1000)
-                self._emit(run_id, "s")
+                self._emit(run_id, EventKind.STATUS)
                 return Claim("ok", record=dict(record))
-            elif status not in ("QUEUED", "DEQUEUED"):
+            elif status not in (RunStatus.QUEUED.value, RunStatus.DEQUEUED.value):
                 return Claim("drop", reason=status)
             never_started = "started" not in record
-            if status == "QUEUED" and record.get("ttl") and never_started:
+            if status == RunStatus.QUEUED.value and record.get("ttl") and never_started:
                 queued_at = float(record.get("queued_at", now_ms))
                 if now_ms >= queued_at + float(record["ttl"]) * 1000:
                     return Claim("drop", reason="ttl")
@@ -148,7 +156,7 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
                 return wait
             attempt = float(record.get("attempt", "0")) + 1
             record.update(
-                status="EXECUTING",
+                status=RunStatus.EXECUTING.value,
                 lease=token,
                 lease_exp=lua_num(now_ms + lease_ms),
                 attempt=lua_num(attempt),
@@ -156,14 +164,14 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
                 updated=lua_num(now_ms),
                 resumed="0",
                 attempt_ms="0",
-                takeover="1" if status == "EXECUTING" and mode != "warm" else "0",
+                takeover="1" if status == RunStatus.EXECUTING.value and mode != "warm" else "0",
             )
             self._state.lists.pop(self.keys.journal(run_id), None)  # a new attempt replays nothing
             self._lease_timer(record, now_ms + lease_ms + 1000)
             if never_started:
                 record["started"] = lua_num(now_ms)
             self._drop_timers(drop_timers)
-            self._emit(run_id, "s")
+            self._emit(run_id, EventKind.STATUS)
             return Claim("ok", record=dict(record))
 
     def _drop_timers(self, members: Sequence[str]) -> None:
@@ -173,16 +181,18 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
     def _lease_timer(self, record: Record, due_ms: int | None) -> None:
         """Arm (``due_ms``) or disarm (None) ``lease|<id>``, the dead-worker check."""
         if due_ms is None:
-            self._state.zrem(self.keys.timers(), f"lease|{record.get('id')}")
+            self._state.zrem(self.keys.timers(), TimerKind.LEASE.member(record.get("id") or ""))
         else:
-            self._state.zadd(self.keys.timers(), f"lease|{record.get('id')}", due_ms)
+            self._state.zadd(
+                self.keys.timers(), TimerKind.LEASE.member(record.get("id") or ""), due_ms
+            )
 
     def _holds(self, run_id: str, token: str) -> bool:
         """The run is executing under ``token`` (the check every lease-guarded script makes)."""
         record = self._state.hashes.get(self.keys.run(run_id))
         return (
             record is not None
-            and record.get("status") == "EXECUTING"
+            and record.get("status") == RunStatus.EXECUTING.value
             and record.get("lease") == token
         )
 
@@ -221,11 +231,11 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
             owner_id = record.get("id")
             record.update(status=status, lease="", lease_exp="0", updated=lua_num(now_ms))
             self._lease_timer(record, None)
-            if status in FINAL:
+            if status in FINAL_VALUES:
                 record["finished"] = lua_num(now_ms)
                 if self._notify_timer(run_id, owner_id, now_ms):
                     result = 2
-            if status == "QUEUED":
+            if status == RunStatus.QUEUED.value:
                 record["queued_at"] = lua_num(now_ms)
             if idempotency_key and release_key and st.get(idempotency_key) == owner_id:
                 st.delete(idempotency_key)
@@ -233,7 +243,7 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
                 st.zadd(self.keys.timers(), member, due)
             if fields:
                 st.hset(self.keys.run(run_id), fields)
-            self._emit(run_id, "s")
+            self._emit(run_id, EventKind.STATUS)
             return result
 
     def transition(
@@ -256,7 +266,7 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
             if record is None or current is None:
                 return Transition(False, "")
             if allowed == "*":
-                ok = current not in FINAL
+                ok = current not in FINAL_VALUES
             else:
                 ok = current in [s for s in allowed.split(",") if s]
             if not ok:
@@ -267,24 +277,26 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
                 st.zadd(timers, member, due)
             if status:
                 record.update(status=status, updated=lua_num(now_ms))
-                if status in FINAL:
+                if status in FINAL_VALUES:
                     record.update(finished=lua_num(now_ms), lease="", lease_exp="0")
                     self._lease_timer(record, None)
                     self._notify_timer(run_id, record.get("id"), now_ms)
-                if status == "QUEUED":
+                if status == RunStatus.QUEUED.value:
                     record["queued_at"] = lua_num(now_ms)
             if fields:
                 st.hset(self.keys.run(run_id), fields)
             if remove_from and "id" in record:
                 st.zrem(remove_from, record["id"])
             if status or fields:
-                self._emit(run_id, "s")
+                self._emit(run_id, EventKind.STATUS)
             return Transition(True, record.get("status", ""), dict(record))
 
     def _notify_timer(self, run_id: str, owner_id: str | None, now_ms: int) -> bool:
         """A run reached a final status: if runs are parked on it, schedule the safety net."""
         if self._state.sets.get(self.keys.waiters(run_id)):
-            self._state.zadd(self.keys.timers(), f"notify|{owner_id}", now_ms + 5000)
+            self._state.zadd(
+                self.keys.timers(), TimerKind.NOTIFY.member(owner_id or ""), now_ms + 5000
+            )
             return True
         return False
 
@@ -352,9 +364,9 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
             for member in members:
                 status = st.hashes.get(keys.status_holder(member), {}).get("status")
                 if member.startswith("token:"):
-                    resolved = status is not None and status != "WAITING"
+                    resolved = status is not None and status != WaitpointStatus.WAITING.value
                 else:
-                    resolved = status in FINAL
+                    resolved = status in FINAL_VALUES
                 if not resolved:
                     pending += 1
                     st.sadd(awaiting, member)
@@ -363,7 +375,7 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
                 return "ready"
             record = st.hashes[keys.run(run_id)]
             record.update(
-                status="WAITING",
+                status=RunStatus.WAITING.value,
                 lease="",
                 lease_exp="0",
                 woken="0",
@@ -374,8 +386,8 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
             if fields:
                 st.hset(keys.run(run_id), fields)
             if due_ms is not None and due_ms > now_ms:
-                st.zadd(keys.timers(), f"resume|{record.get('id')}", due_ms)
-            self._emit(run_id, "s")
+                st.zadd(keys.timers(), TimerKind.RESUME.member(record.get("id") or ""), due_ms)
+            self._emit(run_id, EventKind.STATUS)
             return "parked"
 
     def waiters(self, member: str) -> list[str]:
@@ -388,19 +400,27 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
         with self._lock:
             st, awaiting = self._state, self.keys.awaiting(run_id)
             record = st.hashes.get(self.keys.run(run_id))
-            if record is None or record.get("status") != "WAITING" or record.get("wait_k") != k:
+            if (
+                record is None
+                or record.get("status") != RunStatus.WAITING.value
+                or record.get("wait_k") != k
+            ):
                 return False
             if not st.srem(awaiting, member) or awaiting in st.sets or record.get("woken") == "1":
                 return False
             record["woken"] = "1"
-            st.zadd(self.keys.timers(), f"resume|{record.get('id')}", now_ms + safety_ms)
+            st.zadd(
+                self.keys.timers(),
+                TimerKind.RESUME.member(record.get("id") or ""),
+                now_ms + safety_ms,
+            )
             return True
 
     def wake(self, run_id: str) -> Record | None:
         """``wake.lua``: mark a WAITING run woken and return it; None for any other status."""
         with self._lock:
             record = self._state.hashes.get(self.keys.run(run_id))
-            if record is None or record.get("status") != "WAITING":
+            if record is None or record.get("status") != RunStatus.WAITING.value:
                 return None
             record["woken"] = "1"
             return dict(record)
@@ -440,7 +460,7 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
             for tag in tags:
                 st.zadd(keys.token_tag(tag), token_id, now_ms)
             if timeout_ms is not None:
-                st.zadd(keys.timers(), f"tokento|{token_id}", timeout_ms)
+                st.zadd(keys.timers(), TimerKind.TOKEN_TIMEOUT.member(token_id), timeout_ms)
             return Created(token_id, False)
 
     def get_token(self, token_id: str) -> Record | None:
@@ -457,15 +477,19 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
             current = None if token is None else token.get("status")
             if token is None or current is None:
                 return "missing", []
-            if current != "WAITING":
+            if current != WaitpointStatus.WAITING.value:
                 return "done", []
             owner_id = token.get("id")
             token.update({"status": status, "completed_at": str(now_ms)})
             token[field] = value
-            st.zrem(timers, f"tokento|{owner_id}")
+            st.zrem(timers, TimerKind.TOKEN_TIMEOUT.member(owner_id or ""))
             waiters = sorted(st.sets.get(self.keys.waiters(f"token:{token_id}"), ()))
             if waiters:
-                st.zadd(timers, f"notify|token:{owner_id}", now_ms + 5000)
+                st.zadd(
+                    timers,
+                    TimerKind.NOTIFY.member(f"{TOKEN_MEMBER_PREFIX}{owner_id}"),
+                    now_ms + 5000,
+                )
             return "ok", waiters
 
     def list_token_ids(

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from .._vocab import EventKind
 from .memory_state import MemoryState, mono_ms
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class MemoryEvents:
         self._publish(key)  # like the PUBLISH after each XADD in the scripts
         return new_id
 
-    def _emit(self, run_id: str, kind: str) -> None:
+    def _emit(self, run_id: str, kind: EventKind) -> None:
         """``emit_event`` of ``lua/events.lua``; called under the lock after the change."""
         record = self._state.hashes.get(self.keys.run(run_id))
         if record is None or "id" not in record:
@@ -63,10 +64,12 @@ class MemoryEvents:
         self._publish(self.keys.events(rid))  # run events are a channel only: no history
         tags = record.get("tags") or "[]"
         for tag in json.loads(tags) if tags not in ("", "[]") else ():
-            self._xadd(self.keys.tag_events(tag), {"r": rid, "k": kind}, INDEX_EVENTS_MAXLEN)
+            self._xadd(self.keys.tag_events(tag), {"r": rid, "k": kind.value}, INDEX_EVENTS_MAXLEN)
         if record.get("batch"):
             self._xadd(
-                self.keys.batch_events(record["batch"]), {"r": rid, "k": kind}, INDEX_EVENTS_MAXLEN
+                self.keys.batch_events(record["batch"]),
+                {"r": rid, "k": kind.value},
+                INDEX_EVENTS_MAXLEN,
             )
 
     # the Store protocol's realtime operations ------------------------------------------------
@@ -111,7 +114,7 @@ class MemoryEvents:
             if key not in names:
                 names.append(key)
                 record["streams"] = json.dumps(names, separators=(",", ":"))
-                self._emit(run_id, "n")
+                self._emit(run_id, EventKind.STREAM)
             return "ok", max(0, len(chunks) - first)
 
     def publish(self, channel: str) -> None:

@@ -18,8 +18,9 @@ from typing import Any, Sequence
 
 from .._engine import metadata_ops as ops_
 from .._keys import Keys
+from .._vocab import FINAL_VALUES, EventKind
 from .base import MetaResult, MetaUpdate, Record
-from .memory_state import FINAL, MemoryState, lua_num, mono_ms
+from .memory_state import MemoryState, lua_num, mono_ms
 
 
 class MemoryMeta:
@@ -29,7 +30,7 @@ class MemoryMeta:
     _state: MemoryState
     _lock: threading.RLock
 
-    def _emit(self, run_id: str, kind: str) -> None: ...  # memory_events.MemoryEvents
+    def _emit(self, run_id: str, kind: EventKind) -> None: ...  # memory_events.MemoryEvents
 
     def apply_metadata(
         self, updates: Sequence[MetaUpdate], now_ms: int, *, max_bytes: int
@@ -50,7 +51,7 @@ class MemoryMeta:
         finished = record.get("finished")
         if (
             update.window_ms is not None
-            and record["status"] in FINAL
+            and record["status"] in FINAL_VALUES
             and finished
             and float(finished) + update.window_ms < now_ms
         ):
@@ -74,7 +75,7 @@ class MemoryMeta:
         if len(text.encode("utf-8")) > max_bytes:
             return reply("too_large")
         record.update(meta=text, updated=lua_num(now_ms))
-        self._emit(update.run_id, "m")
+        self._emit(update.run_id, EventKind.METADATA)
         return reply("ok", text)
 
     def add_tags(self, run_id: str, tags: Sequence[str], max_tags: int) -> tuple[str, list[str]]:
@@ -96,7 +97,7 @@ class MemoryMeta:
                     )
                 current.extend(added)
                 record["tags"] = json.dumps(current, separators=(",", ":"))
-                self._emit(run_id, "t")
+                self._emit(run_id, EventKind.TAGS)
             return "ok", current
 
     def idempotency_owner(self, task_id: str, key: str) -> str | None:

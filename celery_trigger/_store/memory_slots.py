@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 
 from .._keys import Keys
+from .._vocab import REAP_SLOTS_TARGET, RunStatus, TimerKind
 from .base import Claim, Created, NewRun, Record, SlotScope
 from .memory_state import MemoryState, lua_float
 
@@ -102,11 +103,11 @@ class MemorySlots:
         for run in dead:
             s = self._hdel(K.subof, run)
             st.zrem(K.held, run)
-            st.zadd(K.timers, f"promote|{run}", now)
+            st.zadd(K.timers, TimerKind.PROMOTE.member(run), now)
             if s is not None:
                 self._count(K, s, -1)
                 if s != sub:
-                    st.zadd(K.timers, f"pump|{s}", now)
+                    st.zadd(K.timers, TimerKind.PUMP.member(s), now)
         return len(dead)
 
     def _slot_leave(self, K: _K, run: str) -> None:
@@ -155,12 +156,14 @@ class MemorySlots:
             st.zrem(K.ready, run)
             st.zadd(K.held, run, exp)
             if run in st.sets.get(K.unclaimed, ()):
-                st.zadd(K.timers, f"promote|{run}", exp)  # its own message is on its way
+                st.zadd(
+                    K.timers, TimerKind.PROMOTE.member(run), exp
+                )  # its own message is on its way
             else:
-                st.zadd(K.timers, f"promote|{run}", now + delay)
+                st.zadd(K.timers, TimerKind.PROMOTE.member(run), now + delay)
                 promoted.append(run)
         if promoted:
-            self._zadd_lt(K.timers, "reap|slots", exp + 1000)
+            self._zadd_lt(K.timers, TimerKind.REAP.member(REAP_SLOTS_TARGET), exp + 1000)
         return promoted
 
     def _zadd_lt(self, key: str, member: str, score: float) -> None:
@@ -183,13 +186,13 @@ class MemorySlots:
         self._slot_reap(K, now, K.sub)
         if run in st.zsets.get(K.held, {}):
             st.zadd(K.held, run, exp)
-            st.zrem(K.timers, f"promote|{run}")
+            st.zrem(K.timers, TimerKind.PROMOTE.member(run))
             return True
         if run not in st.zsets.get(K.ready, {}) and run not in st.zsets.get(K.waiting, {}):
             st.zadd(K.waiting, run, score)
             st.sadd(K.subs, K.sub)
         if run in self._slot_pump(K, limit, paused, env, now, exp, 0):
-            st.zrem(K.timers, f"promote|{run}")
+            st.zrem(K.timers, TimerKind.PROMOTE.member(run))
             return True
         return False
 
@@ -197,7 +200,7 @@ class MemorySlots:
         """``slot_join.lua``: a new QUEUED run of a limited queue takes its place in line."""
         K = self._slot_k(run.join) if run.join is not None else None
         record = self._state.hashes.get(self.keys.run(run.run_id))
-        if K is None or record is None or record.get("status") != "QUEUED":
+        if K is None or record is None or record.get("status") != RunStatus.QUEUED.value:
             return created
         assert run.join is not None
         limit, paused = self._slot_limit(K, run.join.env_limit)
@@ -273,7 +276,7 @@ class MemorySlots:
                 return []
             if run_id:
                 record = self._state.hashes.get(self.keys.run(run_id))
-                if record is not None and record.get("status") == "EXECUTING":
+                if record is not None and record.get("status") == RunStatus.EXECUTING.value:
                     return []
                 self._slot_leave(K, run_id)
                 if record is not None:
@@ -296,7 +299,9 @@ class MemorySlots:
                     break
             first = self._state.zsorted(K.held)[:1]
             if first:
-                self._zadd_lt(K.timers, "reap|slots", first[0][1] + 1000)
+                self._zadd_lt(
+                    K.timers, TimerKind.REAP.member(REAP_SLOTS_TARGET), first[0][1] + 1000
+                )
             return reaped
 
     def queue_usage(self, name: str, now_ms: int) -> tuple[int, int]:

@@ -13,10 +13,6 @@ from dataclasses import dataclass, field
 
 from ..errors import StoreUnavailableError
 
-FINAL = frozenset(
-    {"COMPLETED", "CANCELED", "FAILED", "CRASHED", "SYSTEM_FAILURE", "EXPIRED", "TIMED_OUT"}
-)
-
 
 def lua_num(value: float) -> str:
     """A number as a Lua script writes it into Redis (Redis 7.0 formats with ``%.17g``)."""

@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence, TypeVar
 import redis
 
 from .._keys import Keys
+from .._vocab import lua_prelude
 from ..errors import StoreUnavailableError
 from .base import (
     Claim,
@@ -69,7 +70,10 @@ def _names(keys: Keys) -> dict[str, str]:
 
 
 def _load(name: str, names: dict[str, str]) -> str:
-    text = include(_read(name), _read)  # "-- #include slots" lines: shared functions
+    """The script's text: the vocabulary prelude, then the script with its includes."""
+    text = lua_prelude() + include(
+        _read(name), _read
+    )  # "-- #include slots" lines: shared functions
     for placeholder, literal in names.items():
         text = text.replace(placeholder, literal)
     return text

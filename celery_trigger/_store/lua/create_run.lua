@@ -43,5 +43,5 @@ if KEYS[5] ~= "" then redis.call("RPUSH", KEYS[5], run_id) end
 if KEYS[6] ~= "" then redis.call("ZADD", KEYS[6], now, run_id) end
 for k = 8, #KEYS do redis.call("ZADD", KEYS[k], created, run_id) end
 if KEYS[7] ~= "" and ARGV[5] ~= "" then redis.call("LPUSH", KEYS[7], ARGV[5]) end
-emit_event(KEYS[1], "c")
+emit_event(KEYS[1], E.created)
 return {run_id, 0}

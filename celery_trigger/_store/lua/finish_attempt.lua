@@ -11,21 +11,19 @@
 -- then nothing is written.
 -- #include events
 local r = redis.call("HMGET", KEYS[1], "status", "lease", "id")
-if r[1] ~= "EXECUTING" or r[2] ~= ARGV[2] then return 0 end
+if r[1] ~= S.EXECUTING or r[2] ~= ARGV[2] then return 0 end
 local now, status = tonumber(ARGV[1]), ARGV[3]
-local final = {COMPLETED=1, CANCELED=1, FAILED=1, CRASHED=1, SYSTEM_FAILURE=1, EXPIRED=1,
-  TIMED_OUT=1}
 redis.call("HSET", KEYS[1], "status", status, "lease", "", "lease_exp", 0, "updated", now)
-redis.call("ZREM", KEYS[2], "lease|" .. r[3])
+redis.call("ZREM", KEYS[2], T.lease .. r[3])
 local result = 1
-if final[status] then
+if FINAL[status] then
   redis.call("HSET", KEYS[1], "finished", now)
   if redis.call("EXISTS", KEYS[4]) == 1 then
-    redis.call("ZADD", KEYS[2], now + 5000, "notify|" .. r[3])
+    redis.call("ZADD", KEYS[2], now + 5000, T.notify .. r[3])
     result = 2
   end
 end
-if status == "QUEUED" then redis.call("HSET", KEYS[1], "queued_at", now) end
+if status == S.QUEUED then redis.call("HSET", KEYS[1], "queued_at", now) end
 if KEYS[3] ~= "" and ARGV[4] == "1" and redis.call("GET", KEYS[3]) == r[3] then
   redis.call("DEL", KEYS[3])
 end
@@ -40,5 +38,5 @@ if i <= #ARGV then
   for j = i, #ARGV do fields[#fields + 1] = ARGV[j] end
   redis.call("HSET", KEYS[1], unpack(fields))
 end
-emit_event(KEYS[1], "s")
+emit_event(KEYS[1], E.status)
 return result

@@ -16,10 +16,8 @@ local rec = redis.call("HMGET", KEYS[1], "status", "finished", "meta")
 if not rec[1] then return {"missing", ""} end
 local reply_doc = ARGV[5] == "1"
 local function reply(status, text) return {status, reply_doc and (text or "") or ""} end
-local final = {COMPLETED=1, CANCELED=1, FAILED=1, CRASHED=1, SYSTEM_FAILURE=1, EXPIRED=1,
-  TIMED_OUT=1}
 local now = tonumber(ARGV[1])
-if ARGV[3] ~= "" and final[rec[1]] and rec[2] and tonumber(rec[2]) + tonumber(ARGV[3]) < now then
+if ARGV[3] ~= "" and FINAL[rec[1]] and rec[2] and tonumber(rec[2]) + tonumber(ARGV[3]) < now then
   return reply("closed", rec[3])
 end
 
@@ -237,5 +235,5 @@ if not encoded then return reply("invalid", rec[3]) end
 local text = table.concat(out)
 if #text > tonumber(ARGV[2]) then return reply("too_large", rec[3]) end
 redis.call("HSET", KEYS[1], "meta", text, "updated", now)
-emit_event(KEYS[1], "m")
+emit_event(KEYS[1], E.metadata)
 return reply("ok", text)

@@ -12,11 +12,9 @@
 -- (status WAITING, lease released, wake-up registered).
 -- #include events
 local r = redis.call("HMGET", KEYS[1], "status", "lease")
-if r[1] ~= "EXECUTING" or r[2] ~= ARGV[2] then return "lost" end
+if r[1] ~= S.EXECUTING or r[2] ~= ARGV[2] then return "lost" end
 local now, k = tonumber(ARGV[1]), tonumber(ARGV[3])
 if redis.call("LLEN", KEYS[2]) == k then redis.call("RPUSH", KEYS[2], ARGV[4]) end
-local final = {COMPLETED=1, CANCELED=1, FAILED=1, CRASHED=1, SYSTEM_FAILURE=1, EXPIRED=1,
-  TIMED_OUT=1}
 redis.call("DEL", KEYS[4])
 local nfields = tonumber(ARGV[7])
 local first_member = 8 + 2 * nfields
@@ -28,9 +26,9 @@ while i < #KEYS do
   local member = ARGV[m]
   local resolved
   if string.sub(member, 1, 6) == "token:" then
-    resolved = status and status ~= "WAITING"
+    resolved = status and status ~= W.WAITING
   else
-    resolved = status and final[status]
+    resolved = status and FINAL[status]
   end
   if not resolved then
     pending = pending + 1
@@ -42,16 +40,16 @@ while i < #KEYS do
 end
 local due = tonumber(ARGV[5])
 if pending == 0 and (due == nil or due <= now) then return "ready" end
-redis.call("HSET", KEYS[1], "status", "WAITING", "lease", "", "lease_exp", 0, "woken", "0",
+redis.call("HSET", KEYS[1], "status", S.WAITING, "lease", "", "lease_exp", 0, "woken", "0",
   "wait_k", k, "updated", now)
-redis.call("ZREM", KEYS[3], "lease|" .. redis.call("HGET", KEYS[1], "id"))
+redis.call("ZREM", KEYS[3], T.lease .. redis.call("HGET", KEYS[1], "id"))
 if nfields > 0 then
   local fields = {}
   for j = 8, 7 + 2 * nfields do fields[#fields + 1] = ARGV[j] end
   redis.call("HSET", KEYS[1], unpack(fields))
 end
 if due ~= nil and due > now then
-  redis.call("ZADD", KEYS[3], due, "resume|" .. redis.call("HGET", KEYS[1], "id"))
+  redis.call("ZADD", KEYS[3], due, T.resume .. redis.call("HGET", KEYS[1], "id"))
 end
-emit_event(KEYS[1], "s")
+emit_event(KEYS[1], E.status)
 return "parked"

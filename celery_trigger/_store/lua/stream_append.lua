@@ -42,5 +42,5 @@ keys[#keys + 1] = ARGV[1]
 local parts = {}
 for n, k in ipairs(keys) do parts[n] = cjson.encode(k) end
 redis.call("HSET", KEYS[1], "streams", "[" .. table.concat(parts, ",") .. "]")
-emit_event(KEYS[1], "n")
+emit_event(KEYS[1], E.stream)
 return {"ok", added}

@@ -29,5 +29,5 @@ local parts = {}
 for i, tag in ipairs(current) do parts[i] = cjson.encode(tag) end
 text = "[" .. table.concat(parts, ",") .. "]"
 redis.call("HSET", KEYS[1], "tags", text)
-emit_event(KEYS[1], "t")
+emit_event(KEYS[1], E.tags)
 return {"ok", text}

@@ -28,6 +28,13 @@ from .base import (
     Transition,
     schedule_timer,
 )
+from .redis_events import (
+    MAX_STALE_RETRIES,
+    IdentityCache,
+    RunIdentity,
+    event_block,
+    stale_identity,
+)
 from .redis_slots import OPERATIONS, RedisSlots, include
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,35 +55,10 @@ def _read(name: str) -> str:
     return resources.files(__package__).joinpath("lua").joinpath(f"{name}.lua").read_text("utf-8")
 
 
-def _lua_string(value: str) -> str:
-    if not value.isprintable():
-        raise ValueError(f"key prefix {value!r} must be printable")
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _names(keys: Keys) -> dict[str, str]:
-    """The ``NAME_*`` placeholders of ``lua/events.lua``: each key name of ``_keys.py`` split
-    around its id, as Lua string literals (scripts only concatenate, never spell a name)."""
-    out: dict[str, str] = {}
-    for name, build in (
-        ("EVENTS", keys.events),
-        ("TAG_EVENTS", keys.tag_events),
-        ("BATCH_EVENTS", keys.batch_events),
-    ):
-        head, _, tail = build("\0").partition("\0")
-        out[f"NAME_{name}_HEAD"] = _lua_string(head)
-        out[f"NAME_{name}_TAIL"] = _lua_string(tail)
-    return out
-
-
-def _load(name: str, names: dict[str, str]) -> str:
-    """The script's text: the vocabulary prelude, then the script with its includes."""
-    text = lua_prelude() + include(
-        _read(name), _read
-    )  # "-- #include slots" lines: shared functions
-    for placeholder, literal in names.items():
-        text = text.replace(placeholder, literal)
-    return text
+def _load(name: str) -> str:
+    """The script's text: the vocabulary prelude, then the script with its includes (the
+    ``-- #include slots`` / ``events`` lines: shared functions)."""
+    return lua_prelude() + include(_read(name), _read)
 
 
 def _pairs(record: list[str], start: int = 0) -> Record:
@@ -107,9 +89,9 @@ class RedisStore(RedisSlots):
         self._client: Any = redis.Redis.from_url(
             url, decode_responses=True, health_check_interval=30
         )
-        names = _names(self.keys)
+        self._identities = IdentityCache()
         self._scripts = {
-            name: self._client.register_script(_load(name, names))
+            name: self._client.register_script(_load(name))
             for name in (
                 "create_run",
                 "claim_attempt",
@@ -136,6 +118,30 @@ class RedisStore(RedisSlots):
             )
         }
 
+    def _evalrun(
+        self,
+        name: str,
+        run_id: str,
+        keys: list[str],
+        args: list[Any],
+        *,
+        extra_tags: Sequence[str] = (),
+    ) -> Any:
+        """Run a script that emits ``run_id``'s events (``lua/events.lua``): its event keys
+        come from the identity cache, and a stale reply is retried with the record's."""
+        identity = self._identities.get(run_id)
+        for _ in range(MAX_STALE_RETRIES):
+            ev_keys, spec = event_block(self.keys, run_id, identity, extra_tags)
+            try:
+                return self._scripts[name](keys=[*keys, *ev_keys], args=[*args, spec])
+            except redis.ResponseError as exc:
+                fresh = stale_identity(str(exc))
+                if fresh is None:
+                    raise
+                identity = fresh
+                self._identities.put(run_id, fresh)
+        raise StoreUnavailableError(f"{name}: the tags of run {run_id} kept changing")
+
     # runs -----------------------------------------------------------------------------
     def _create_args(self, run: NewRun, now_ms: int) -> tuple[list[str], list[Any]]:
         k = self.keys
@@ -149,6 +155,11 @@ class RedisStore(RedisSlots):
             run.enqueue[0] if run.enqueue else "",
             *(k.tag(t) for t in run.tags),
         ]
+        # a new record: its own tags and batch name its event keys (no guess, no stale reply)
+        identity = RunIdentity.of_record(run.fields)
+        self._identities.put(run.run_id, identity)
+        ev_keys, spec = event_block(k, run.run_id, identity)
+        keys.extend(ev_keys)
         args: list[Any] = [
             run.run_id,
             now_ms,
@@ -161,6 +172,7 @@ class RedisStore(RedisSlots):
             args.append(member)
             args.append(due)
         args.append(json.dumps(run.fields, separators=(",", ":")))
+        args.append(spec)
         return keys, args
 
     @_wrapped
@@ -181,6 +193,7 @@ class RedisStore(RedisSlots):
     @_wrapped
     def get_run(self, run_id: str) -> Record | None:
         data: Record = self._client.hgetall(self.keys.run(run_id))
+        self._identities.remember(run_id, data)
         return data or None
 
     @_wrapped
@@ -188,7 +201,10 @@ class RedisStore(RedisSlots):
         pipe = self._client.pipeline(transaction=False)
         for run_id in run_ids:
             pipe.hgetall(self.keys.run(run_id))
-        return [r or None for r in pipe.execute()]
+        records: list[Record] = pipe.execute()
+        for run_id, record in zip(run_ids, records, strict=True):
+            self._identities.remember(run_id, record)
+        return [r or None for r in records]
 
     @_wrapped
     def children(self, run_id: str) -> list[str]:
@@ -208,7 +224,9 @@ class RedisStore(RedisSlots):
     ) -> Claim:
         reply = self._claim_reply(run_id, token, now_ms, lease_ms, mode, drop_timers, scope)
         if reply[0] == "ok":
-            return Claim("ok", record=_pairs(reply, 1))
+            record = _pairs(reply, 1)
+            self._identities.remember(run_id, record)
+            return Claim("ok", record=record)
         # a record without a status field comes back as a nil reason
         return Claim(reply[0], reason=(reply[1] or "") if len(reply) > 1 else "")
 
@@ -248,14 +266,16 @@ class RedisStore(RedisSlots):
             args.append(member)
             args.append(due)
         args.extend(_flatten(fields))
-        ok = self._scripts["finish_attempt"](
-            keys=[
+        ok = self._evalrun(
+            "finish_attempt",
+            run_id,
+            [
                 self.keys.run(run_id),
                 self.keys.timers(),
                 idempotency_key or "",
                 self.keys.waiters(run_id),
             ],
-            args=args,
+            args,
         )
         return int(ok)
 
@@ -284,17 +304,20 @@ class RedisStore(RedisSlots):
             args.append(member)
             args.append(due)
         args.extend(_flatten(fields or {}))
-        reply = self._scripts["transition"](
-            keys=[
+        reply = self._evalrun(
+            "transition",
+            run_id,
+            [
                 self.keys.run(run_id),
                 self.keys.timers(),
                 remove_from or "",
                 self.keys.waiters(run_id),
             ],
-            args=args,
+            args,
         )
         if reply[0] == "ok":
             record = _pairs(reply, 1)
+            self._identities.remember(run_id, record)
             return Transition(True, record.get("status", ""), record)
         return Transition(False, reply[1])
 
@@ -380,7 +403,7 @@ class RedisStore(RedisSlots):
             *_flatten(fields),
             *members,
         ]
-        return str(self._scripts["park"](keys=keys, args=args))
+        return str(self._evalrun("park", run_id, keys, args))
 
     @_wrapped
     def waiters(self, member: str) -> list[str]:
@@ -399,7 +422,11 @@ class RedisStore(RedisSlots):
     @_wrapped
     def wake(self, run_id: str) -> Record | None:
         reply = self._scripts["wake"](keys=[self.keys.run(run_id)], args=[])
-        return _pairs(reply) if reply else None
+        if not reply:
+            return None
+        record = _pairs(reply)
+        self._identities.remember(run_id, record)
+        return record
 
     @_wrapped
     def wait_key(self, key: str, due_ms: int, ttl_ms: int | None) -> int:
@@ -484,27 +511,46 @@ class RedisStore(RedisSlots):
         self, updates: Sequence[MetaUpdate], now_ms: int, *, max_bytes: int
     ) -> list[MetaResult]:
         script = self._scripts["metadata_apply"]
+
+        def call(u: MetaUpdate) -> tuple[list[str], list[Any]]:
+            window = "" if u.window_ms is None else u.window_ms
+            return [self.keys.run(u.run_id)], [
+                now_ms,
+                max_bytes,
+                window,
+                u.operations,
+                "1" if u.reply else "0",
+            ]
+
         pipe = self._client.pipeline(transaction=False)
         for u in updates:
-            script(
-                keys=[self.keys.run(u.run_id)],
-                args=[
-                    now_ms,
-                    max_bytes,
-                    "" if u.window_ms is None else u.window_ms,
-                    u.operations,
-                    "1" if u.reply else "0",
-                ],
-                client=pipe,
-            )
-        return [MetaResult(str(r[0]), str(r[1] or "")) for r in pipe.execute()]
+            keys, args = call(u)
+            ev_keys, spec = event_block(self.keys, u.run_id, self._identities.get(u.run_id))
+            script(keys=[*keys, *ev_keys], args=[*args, spec], client=pipe)
+        replies = pipe.execute(raise_on_error=False)
+        out: list[MetaResult] = []
+        for u, reply in zip(updates, replies, strict=True):
+            if isinstance(reply, redis.ResponseError) and stale_identity(str(reply)):
+                reply = self._evalrun("metadata_apply", u.run_id, *call(u))  # stale event keys
+            elif isinstance(reply, Exception):
+                raise reply
+            out.append(MetaResult(str(reply[0]), str(reply[1] or "")))
+        return out
 
     @_wrapped
     def add_tags(self, run_id: str, tags: Sequence[str], max_tags: int) -> tuple[str, list[str]]:
-        status, text = self._scripts["tags_add"](
-            keys=[self.keys.run(run_id), *(self.keys.tag(t) for t in tags)], args=[max_tags, *tags]
+        status, text = self._evalrun(
+            "tags_add",
+            run_id,
+            [self.keys.run(run_id), *(self.keys.tag(t) for t in tags)],
+            [max_tags, *tags],
+            extra_tags=tags,
         )
-        return str(status), list(json.loads(text or "[]"))
+        current = list(json.loads(text or "[]"))
+        if status == "ok":
+            batch = self._identities.get(run_id).batch
+            self._identities.put(run_id, RunIdentity(tuple(current), batch))
+        return str(status), current
 
     @_wrapped
     def idempotency_owner(self, task_id: str, key: str) -> str | None:
@@ -696,9 +742,11 @@ class RedisStore(RedisSlots):
     def append_stream(
         self, run_id: str, key: str, writer: str, seq: int, chunks: Sequence[str]
     ) -> tuple[str, int]:
-        status, added = self._scripts["stream_append"](
-            keys=[self.keys.run(run_id), self.keys.run_stream(run_id, key)],
-            args=[key, writer, seq, *chunks],
+        status, added = self._evalrun(
+            "stream_append",
+            run_id,
+            [self.keys.run(run_id), self.keys.run_stream(run_id, key)],
+            [key, writer, seq, *chunks],
         )
         return str(status), int(added)
 

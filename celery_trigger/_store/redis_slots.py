@@ -43,6 +43,8 @@ class RedisSlots:
     _client: Any
     _scripts: dict[str, Any]
 
+    def _evalrun(self, name: str, run_id: str, keys: list[str], args: list[Any]) -> Any: ...
+
     def _slot_keys(self, scope: SlotScope) -> tuple[list[str], str]:
         """The eight slot keys of ``slots.lua`` for the scope's sub-queue, and its id."""
         if not scope.queue:
@@ -76,14 +78,16 @@ class RedisSlots:
         reply: Any = None
         for _ in range(3):
             slot_keys, sub = self._slot_keys(scope)
-            reply = self._scripts["claim_attempt"](
-                keys=[
+            reply = self._evalrun(
+                "claim_attempt",
+                run_id,
+                [
                     self.keys.run(run_id),
                     self.keys.timers(),
                     self.keys.journal(run_id),
                     *slot_keys,
                 ],
-                args=[
+                [
                     now_ms,
                     token,
                     lease_ms,

@@ -5,6 +5,7 @@
 -- KEYS[4..11] the run's slot keys (slots.lua; "" when ARGV[5] is ""): queue hash, sub-queue
 -- waiting set, the queue's sub-queue set, slots, slots:sub, slots:count, slots:ready,
 -- slots:unclaimed
+-- KEYS[12..] and the last ARGV: the event keys of events.lua
 -- ARGV[5] the queue those keys belong to ("" = none)   ARGV[6] concurrency key ("" = none)
 -- ARGV[7] the sub-queue id   ARGV[8] environment concurrency limit ("" = none)
 -- ARGV[9..] timer members to drop once the run is taken (publish watchdog, TTL expiry)
@@ -23,8 +24,11 @@
 -- new attempt (field takeover = 1; a warm retry under its own live lease is no takeover).
 -- Invariant: at most one live lease per run; a duplicate delivery is dropped, never run twice.
 -- #include slots
+-- Or the error reply STALE_KEYS of events.lua: the event keys were stale, nothing written.
 -- #include events
 if redis.call("EXISTS", KEYS[1]) == 0 then return {"missing"} end
+local stale = events_stale(KEYS[1])
+if stale then return stale end
 local now = tonumber(ARGV[1])
 local r = redis.call("HMGET", KEYS[1], "status", "lease", "lease_exp", "ttl", "queued_at",
   "attempt", "started", "woken", "queue", "ckey", "priority", "id", "slot", "seq")
@@ -67,7 +71,7 @@ elseif status == S.WAITING then
   redis.call("HSET", KEYS[1], "status", S.EXECUTING, "lease", ARGV[2],
     "lease_exp", now + tonumber(ARGV[3]), "woken", "0", "resumed", "1", "updated", now,
     "takeover", "0")
-  for k = 9, #ARGV do redis.call("ZREM", KEYS[2], ARGV[k]) end
+  for k = 9, EV.nargv do redis.call("ZREM", KEYS[2], ARGV[k]) end
   redis.call("ZADD", KEYS[2], now + tonumber(ARGV[3]) + 1000,
     T.lease .. redis.call("HGET", KEYS[1], "id"))
   emit_event(KEYS[1], E.status)
@@ -92,6 +96,6 @@ redis.call("DEL", KEYS[3])
 redis.call("ZADD", KEYS[2], now + tonumber(ARGV[3]) + 1000,
   T.lease .. redis.call("HGET", KEYS[1], "id"))
 if r[7] == false then redis.call("HSET", KEYS[1], "started", now) end
-for k = 9, #ARGV do redis.call("ZREM", KEYS[2], ARGV[k]) end
+for k = 9, EV.nargv do redis.call("ZREM", KEYS[2], ARGV[k]) end
 emit_event(KEYS[1], E.status)
 return {"ok", unpack(redis.call("HGETALL", KEYS[1]))}

@@ -1,5 +1,6 @@
 -- metadata_apply: apply metadata operations to a run's stored document (SEMANTICS §8).
 -- KEYS[1] run hash (field "meta" holds the document as JSON)
+-- KEYS[2..] and ARGV[6]: the event keys of events.lua and their identity JSON
 -- ARGV[1] now (ms)   ARGV[2] size limit of the encoded document (bytes)
 -- ARGV[3] updatable window after the run finished (ms; "" = no check)
 -- ARGV[4] operations: JSON list of {type, key?, value?} (types as _engine/metadata_ops.py)
@@ -11,9 +12,12 @@
 -- cjson decodes; encoding is done here because Redis' cjson (7.0) prints numbers with 14
 -- digits and cannot tell an empty array from an empty object. Arrays carry the ARR
 -- metatable (or integer keys), objects have string keys; output keys are sorted.
+-- Or the error reply STALE_KEYS of events.lua: the event keys were stale, nothing written.
 -- #include events
 local rec = redis.call("HMGET", KEYS[1], "status", "finished", "meta")
 if not rec[1] then return {"missing", ""} end
+local stale = events_stale(KEYS[1])
+if stale then return stale end
 local reply_doc = ARGV[5] == "1"
 local function reply(status, text) return {status, reply_doc and (text or "") or ""} end
 local now = tonumber(ARGV[1])

@@ -1,6 +1,7 @@
 -- park: end an attempt at a durable wait, unless what it waits for is already there.
 -- KEYS[1] run hash   KEYS[2] journal   KEYS[3] timers   KEYS[4] the run's awaiting set
--- KEYS[5..] pairs (status hash, waiters set) of every awaited member
+-- KEYS[5..] pairs (status hash, waiters set) of every awaited member, then the event keys of
+-- events.lua (and its identity JSON as the last ARGV)
 -- ARGV[1] now (ms)   ARGV[2] lease token   ARGV[3] journal position k   ARGV[4] entry (JSON)
 -- ARGV[5] wake-up time (ms) for a duration wait, "" for none   ARGV[6] waiter tag "<run>|<k>"
 -- ARGV[7] number F of field/value pairs, then the F pairs (usage totals), then the awaited
@@ -10,9 +11,12 @@
 -- members go into the awaiting set and the run into each member's waiters set.
 -- Returns "lost" (lease not ours), "ready" (nothing to wait for: continue) or "parked"
 -- (status WAITING, lease released, wake-up registered).
+-- Or the error reply STALE_KEYS of events.lua: the event keys were stale, nothing written.
 -- #include events
 local r = redis.call("HMGET", KEYS[1], "status", "lease")
 if r[1] ~= S.EXECUTING or r[2] ~= ARGV[2] then return "lost" end
+local stale = events_stale(KEYS[1])
+if stale then return stale end
 local now, k = tonumber(ARGV[1]), tonumber(ARGV[3])
 if redis.call("LLEN", KEYS[2]) == k then redis.call("RPUSH", KEYS[2], ARGV[4]) end
 redis.call("DEL", KEYS[4])
@@ -21,7 +25,7 @@ local first_member = 8 + 2 * nfields
 local pending = 0
 local i = 5
 local m = first_member
-while i < #KEYS do
+while i < EV.nkeys do
   local status = redis.call("HGET", KEYS[i], "status")
   local member = ARGV[m]
   local resolved

@@ -19,10 +19,10 @@ VOCABULARY_MODULE = PACKAGE / "_vocab.py"
 #: Widen to the whole package once every layer uses the vocabulary module.
 CHECKED_DIRECTORIES = (PACKAGE / "_store",)
 
-_STATUS = re.compile(r"""(["'])(%s)\1""" % "|".join(re.escape(s.value) for s in RunStatus))
-_TIMER = re.compile(
-    r"""(?:f?(["'])(%s)\|(?:\1|\{))""" % "|".join(re.escape(k.value) for k in TimerKind)
-)
+_STATUSES = "|".join(re.escape(s.value) for s in RunStatus)
+_KINDS = "|".join(re.escape(k.value) for k in TimerKind)
+_STATUS = re.compile(r"""(["'])(""" + _STATUSES + r""")\1""")
+_TIMER = re.compile(r"""f?(["'])(""" + _KINDS + r""")\|(?:\1|\{)""")
 
 
 def _checked_files() -> list[Path]:

@@ -21,6 +21,8 @@ from typing import Any
 
 from celery import signals
 
+from ._store.base import Store
+
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 
@@ -36,7 +38,7 @@ _PLAIN_BODY = _encode_body(_EMBED)
 class DirectEnqueuer:
     """Builds messages for one app; ``enabled`` says whether the fast path applies."""
 
-    def __init__(self, app: Any, store: Any) -> None:
+    def __init__(self, app: Any, store: Store) -> None:
         self.app = app
         self.enabled = _same_redis(app, store)
         self._routes: dict[tuple[str, str | None], str | None] = {}
@@ -147,10 +149,10 @@ class DirectEnqueuer:
             )
 
 
-def _same_redis(app: Any, store: Any) -> bool:
+def _same_redis(app: Any, store: Store) -> bool:
     """True when the broker is Redis on exactly the store's server and database."""
-    pool = getattr(getattr(store, "raw", lambda: None)(), "connection_pool", None)
-    if pool is None:
+    where = store.location()
+    if where is None:
         return False
     try:
         conn = app.connection_for_write()
@@ -162,10 +164,9 @@ def _same_redis(app: Any, store: Any) -> bool:
             conn.release()
     except Exception:
         return False
-    kw = pool.connection_kwargs
-    if "path" in kw or info.get("transport") not in ("redis", "rediss"):
+    if info.get("transport") not in ("redis", "rediss"):
         return False
-    if (info.get("transport") == "rediss") != ("ssl" in str(pool.connection_class).lower()):
+    if (info.get("transport") == "rediss") != where.ssl:
         return False
     db = info.get("virtual_host") or 0
     try:
@@ -177,9 +178,4 @@ def _same_redis(app: Any, store: Any) -> bool:
         int(info.get("port") or 6379),
         db,
         info.get("password") or None,
-    ) == (
-        str(kw.get("host")),
-        int(kw.get("port") or 6379),
-        int(kw.get("db") or 0),
-        kw.get("password") or None,
-    )
+    ) == (where.host, where.port, where.db, where.password)

@@ -189,7 +189,7 @@ def sync_definitions(engine: Trigger) -> None:
                 now_ms(),
                 allowed="PENDING_VERSION",
                 status="QUEUED",
-                remove_from=engine.store.keys.pending_version(task_id),
+                pending_task=task_id,
                 fields={"queue": own} if queue == f"task/{task_id}" and own != queue else None,
             )
             if result.ok and result.record is not None:

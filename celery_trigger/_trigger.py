@@ -23,7 +23,7 @@ from ._engine.metadata_ops import check_document
 from ._engine.state import current_state
 from ._serialization import dumps, loads
 from ._setup import Trigger, current
-from ._store.base import NewRun
+from ._store.base import BrokerDelivery, NewRun
 from .options import (
     Queue,
     clamp_max_duration,
@@ -416,7 +416,7 @@ def _plan_direct(trigger: Trigger, prepared: list[Prepared]) -> list[dict[str, A
             out.append(None)
             continue
         list_key, message, signal = plan
-        item.new.enqueue = (list_key, message)
+        item.new.enqueue = BrokerDelivery(list_key, message)
         # Record and message are written together, but the publish watchdog stays: a worker
         # killed after taking the message and before claiming the run would otherwise leave
         # it in the broker's unacked set until the visibility timeout (an hour or more).
@@ -510,7 +510,7 @@ def publish_record(trigger: Trigger, record: Mapping[str, str], *, front: bool =
     if enqueuer.enabled and not plain:
         plan = enqueuer.plan(record["id"], record["task"], embed=embed, **common)
         if plan is not None:
-            trigger.store.enqueue(plan[0], plan[1], front=front)  # type: ignore[attr-defined]
+            trigger.store.enqueue(BrokerDelivery(plan[0], plan[1]), front=front)
             enqueuer.published(plan[2])
             return
     publish(trigger, record["id"], record["task"], embed=embed, ignore_result=not plain, **common)

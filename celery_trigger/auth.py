@@ -8,7 +8,7 @@ tags and ids may themselves contain colons.
 Invariants of every token issued here: ``iss`` and ``aud`` are ``"celery-trigger"``, ``exp``
 and ``iat`` are Unix seconds, ``jti`` is a random id, ``scopes`` is a list of strings; a
 single-use trigger token also has ``one_time: true`` and ``verify(..., use=True)`` accepts it
-once (``Store.use_once`` on ``keys.token_use(jti)``, expiring with the token, so every process
+once (``Store.mark_token_used(jti)``, expiring with the token, so every process
 sharing the Redis agrees).
 
 Run handles carry a token scoped to ``read:runs:<id>`` that lasts one hour (decision D-4), batch
@@ -426,6 +426,6 @@ def verify(
         raise PermissionDeniedError(f"access token does not allow {action} on {shown}")
     if use and claims.get(ONE_TIME_CLAIM) is True:
         ttl_ms = max(1, int((float(claims["exp"]) - time.time()) * 1000) + 1000)
-        if not trigger.store.use_once(trigger.store.keys.token_use(str(claims["jti"])), ttl_ms):
+        if not trigger.store.mark_token_used(str(claims["jti"]), ttl_ms):
             raise AuthenticationError("one-time use token has already been used")
     return claims

@@ -169,7 +169,7 @@ def _cancel_one(engine: Trigger, run_id: str) -> bool:
         status=RunStatus.CANCELED.value,
         remove_timers=[timer(k, run_id) for k in ("enqueue", "ttl", "retry", "pub", "resume")],
         fields={"error": dumps(CANCEL_ERROR.to_dict())},
-        remove_from=engine.store.keys.pending_version(record["task"]),
+        pending_task=record["task"],
     )
     if result.ok:
         from ._engine import concurrency

@@ -21,6 +21,7 @@ from .. import _definition
 from .._durable import Journal, LeaseLost, Park, load_journal
 from .._serialization import dumps, loads
 from .._setup import Trigger
+from .._store.base import IdempotencyKey
 from ..context import (
     Context,
     _current,
@@ -301,7 +302,7 @@ def _conclude(
         status.value,
         now_ms(),
         fields={**usage, "error": dumps(error.to_dict())},
-        idempotency_key=trigger.store.keys.idempotency(state.task_id, key) if key else None,
+        idempotency_key=IdempotencyKey(state.task_id, key) if key else None,
         release_key=status in FAILED_STATUSES,
     )
     if not written:

@@ -16,9 +16,8 @@ Invariants every implementation keeps:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Protocol, Sequence
 
-from .._keys import Keys
 from .._vocab import TimerKind
 
 Record = dict[str, str]
@@ -27,6 +26,35 @@ Record = dict[str, str]
 def schedule_timer(schedule_id: str) -> str:
     """The timer member of a schedule's next occurrence (one per schedule)."""
     return TimerKind.SCHEDULE.member(schedule_id)
+
+
+@dataclass(frozen=True)
+class BrokerDelivery:
+    """A prepared Celery message for the broker queue ``queue`` (the name the Redis transport
+    gives the queue's list, global key prefix included) on the store's own server."""
+
+    queue: str
+    envelope: str
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    """A run idempotency key, scoped to its task (SEMANTICS §5)."""
+
+    task_id: str
+    key: str
+
+
+@dataclass(frozen=True)
+class ServerLocation:
+    """Where a store keeps its data (``Store.location``): compared with the broker's, to
+    know whether the direct-enqueue path applies (``_broker.py``)."""
+
+    host: str
+    port: int
+    db: int
+    password: str | None
+    ssl: bool
 
 
 @dataclass
@@ -43,9 +71,9 @@ class NewRun:
     replace_owner: str | None = None
     parent_id: str | None = None
     pending_version: bool = False
-    #: ``(broker list key, message)`` pushed atomically with the record (Redis broker on the
+    #: the run's Celery message, pushed atomically with the record (Redis broker on the
     #: store's own server only; other stores ignore it and the caller publishes instead).
-    enqueue: tuple[str, str] | None = None
+    enqueue: BrokerDelivery | None = None
     #: the run's queue when it is known to have a limit: a new QUEUED run takes its place in
     #: line at creation (``slot_join``), so runs start in order whatever the delivery order.
     join: SlotScope | None = None
@@ -131,8 +159,6 @@ class Listener(Protocol):
 class Store(Protocol):
     """Atomic operations on runs, timers, queues, task definitions and durable waits."""
 
-    keys: Keys  # the key names both stores address their state by
-
     # runs -----------------------------------------------------------------------------
     def create_runs(self, runs: Sequence[NewRun], now_ms: int) -> list[Created]: ...
 
@@ -175,9 +201,13 @@ class Store(Protocol):
         *,
         fields: dict[str, str],
         timers: Sequence[tuple[str, int]] = (),
-        idempotency_key: str | None = None,
+        idempotency_key: IdempotencyKey | None = None,
         release_key: bool = False,
-    ) -> int: ...
+    ) -> int:
+        """Write the attempt's outcome while ``token`` holds the lease: 0 (lease lost), 1, or
+        2 (final, runs are parked on it). ``release_key``: drop ``idempotency_key`` if the
+        run still owns it."""
+        ...
 
     def transition(
         self,
@@ -189,8 +219,12 @@ class Store(Protocol):
         remove_timers: Sequence[str] = (),
         add_timers: Sequence[tuple[str, int]] = (),
         fields: dict[str, str] | None = None,
-        remove_from: str | None = None,
-    ) -> Transition: ...
+        pending_task: str | None = None,
+    ) -> Transition:
+        """Move a run not executing from an ``allowed`` status (comma separated, ``*`` = any
+        non-final) to ``status``; ``pending_task``: the run leaves that task's
+        pending-version set."""
+        ...
 
     def list_run_ids(
         self, *, index: str | None, before: tuple[int, str] | None, count: int
@@ -427,8 +461,9 @@ class Store(Protocol):
         confirmed. Used by one thread (the hub's)."""
         ...
 
-    def use_once(self, key: str, ttl_ms: int) -> bool:
-        """Mark ``key`` used (SET NX PX): True the first time, False after."""
+    def mark_token_used(self, token_id: str, ttl_ms: int) -> bool:
+        """Mark a single-use public token (its ``jti``) used for ``ttl_ms``: True the first
+        time, False after."""
         ...
 
     # housekeeping -----------------------------------------------------------------------
@@ -436,6 +471,11 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
-    def raw(self) -> Any:
-        """The underlying client (tests and benchmarks only)."""
+    def location(self) -> ServerLocation | None:
+        """The Redis server the store uses, None when it is not on one (or a unix socket)."""
+        ...
+
+    def enqueue(self, delivery: BrokerDelivery, *, front: bool = False) -> None:
+        """Push a Celery message onto a broker queue on this store's server (only when
+        ``location`` matches the broker's); ``front``: the queue's next message."""
         ...

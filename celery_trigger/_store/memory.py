@@ -16,7 +16,7 @@ Invariants:
   without one (wait keys without ttl, token keys without ttl: D-7) expires at ``math.inf``;
 - an empty set, list or sorted set is removed, as Redis does (a waiters set that exists
   means "a run is parked on this member");
-- records handed to callers are copies; only ``raw()`` exposes the internal state.
+- records handed to callers are copies; only ``state`` exposes the internal keyspace.
 """
 
 from __future__ import annotations
@@ -35,7 +35,17 @@ from .._vocab import (
     WaitpointStatus,
 )
 from ..errors import StoreUnavailableError
-from .base import Claim, Created, NewRun, Record, SlotScope, Transition
+from .base import (
+    BrokerDelivery,
+    Claim,
+    Created,
+    IdempotencyKey,
+    NewRun,
+    Record,
+    ServerLocation,
+    SlotScope,
+    Transition,
+)
 from .memory_events import MemoryEvents, MemoryListener
 from .memory_meta import MemoryMeta
 from .memory_schedules import MemorySchedules
@@ -218,10 +228,10 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
         *,
         fields: dict[str, str],
         timers: Sequence[tuple[str, int]] = (),
-        idempotency_key: str | None = None,
+        idempotency_key: IdempotencyKey | None = None,
         release_key: bool = False,
     ) -> int:
-        """``finish_attempt.lua``; ``idempotency_key`` is the key's name (``keys.idempotency``)."""
+        """``finish_attempt.lua``."""
         with self._lock:
             st = self._state
             if not self._holds(run_id, token):
@@ -237,8 +247,9 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
                     result = 2
             if status == RunStatus.QUEUED.value:
                 record["queued_at"] = lua_num(now_ms)
-            if idempotency_key and release_key and st.get(idempotency_key) == owner_id:
-                st.delete(idempotency_key)
+            key = self._idem_name(idempotency_key)
+            if key and release_key and st.get(key) == owner_id:
+                st.delete(key)
             for member, due in timers:
                 st.zadd(self.keys.timers(), member, due)
             if fields:
@@ -256,9 +267,9 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
         remove_timers: Sequence[str] = (),
         add_timers: Sequence[tuple[str, int]] = (),
         fields: dict[str, str] | None = None,
-        remove_from: str | None = None,
+        pending_task: str | None = None,
     ) -> Transition:
-        """``transition.lua``; ``remove_from`` is a sorted set's key name."""
+        """``transition.lua``."""
         with self._lock:
             st, timers = self._state, self.keys.timers()
             record = st.hashes.get(self.keys.run(run_id))
@@ -285,11 +296,15 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
                     record["queued_at"] = lua_num(now_ms)
             if fields:
                 st.hset(self.keys.run(run_id), fields)
-            if remove_from and "id" in record:
-                st.zrem(remove_from, record["id"])
+            if pending_task and "id" in record:
+                st.zrem(self.keys.pending_version(pending_task), record["id"])
             if status or fields:
                 self._emit(run_id, EventKind.STATUS)
             return Transition(True, record.get("status", ""), dict(record))
+
+    def _idem_name(self, key: IdempotencyKey | None) -> str:
+        """The key name of a run idempotency key ("" for none)."""
+        return self.keys.idempotency(key.task_id, key.key) if key else ""
 
     def _notify_timer(self, run_id: str, owner_id: str | None, now_ms: int) -> bool:
         """A run reached a final status: if runs are parked on it, schedule the safety net."""
@@ -571,6 +586,11 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
         record = self._state.hashes.get(key)
         return None if record is None else dict(record)
 
+    def enqueue(self, delivery: BrokerDelivery, *, front: bool = False) -> None:
+        """No broker shares this store: the caller publishes through Celery (``location`` is
+        None, so the direct-enqueue path is never enabled)."""
+        raise NotImplementedError("MemoryStore has no broker queues")
+
     # housekeeping -----------------------------------------------------------------------
     def ping(self) -> bool:
         return True
@@ -578,5 +598,10 @@ class MemoryStore(MemoryEvents, MemorySchedules, MemoryMeta, MemorySlots):
     def close(self) -> None:
         pass
 
-    def raw(self) -> MemoryState:
+    @property
+    def state(self) -> MemoryState:
+        """The in-memory keyspace (tests inspect it; not part of ``Store``)."""
         return self._state
+
+    def location(self) -> ServerLocation | None:
+        return None

@@ -131,7 +131,8 @@ class MemoryEvents:
             self._listeners.add(listener)
         return listener
 
-    def use_once(self, key: str, ttl_ms: int) -> bool:
+    def mark_token_used(self, token_id: str, ttl_ms: int) -> bool:
+        key = self.keys.token_use(token_id)
         with self._lock:
             if self._state.get(key) is not None:
                 return False

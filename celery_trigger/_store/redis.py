@@ -18,12 +18,15 @@ from .._keys import Keys
 from .._vocab import lua_prelude
 from ..errors import StoreUnavailableError
 from .base import (
+    BrokerDelivery,
     Claim,
     Created,
+    IdempotencyKey,
     MetaResult,
     MetaUpdate,
     NewRun,
     Record,
+    ServerLocation,
     SlotScope,
     Transition,
     schedule_timer,
@@ -152,7 +155,7 @@ class RedisStore(RedisSlots):
             k.idempotency(run.task_id, run.idempotency_key) if run.idempotency_key else "",
             k.children(run.parent_id) if run.parent_id else "",
             k.pending_version(run.task_id) if run.pending_version else "",
-            run.enqueue[0] if run.enqueue else "",
+            run.enqueue.queue if run.enqueue else "",
             *(k.tag(t) for t in run.tags),
         ]
         # a new record: its own tags and batch name its event keys (no guess, no stale reply)
@@ -165,7 +168,7 @@ class RedisStore(RedisSlots):
             now_ms,
             run.idempotency_ttl_ms,
             run.replace_owner or "",
-            run.enqueue[1] if run.enqueue else "",
+            run.enqueue.envelope if run.enqueue else "",
             len(run.timers),
         ]
         for member, due in run.timers:
@@ -258,7 +261,7 @@ class RedisStore(RedisSlots):
         *,
         fields: dict[str, str],
         timers: Sequence[tuple[str, int]] = (),
-        idempotency_key: str | None = None,
+        idempotency_key: IdempotencyKey | None = None,
         release_key: bool = False,
     ) -> int:
         args: list[Any] = [now_ms, token, status, "1" if release_key else "0", len(timers)]
@@ -272,12 +275,16 @@ class RedisStore(RedisSlots):
             [
                 self.keys.run(run_id),
                 self.keys.timers(),
-                idempotency_key or "",
+                self._idem_name(idempotency_key),
                 self.keys.waiters(run_id),
             ],
             args,
         )
         return int(ok)
+
+    def _idem_name(self, key: IdempotencyKey | None) -> str:
+        """The key name of a run idempotency key ("" for none)."""
+        return self.keys.idempotency(key.task_id, key.key) if key else ""
 
     @_wrapped
     def transition(
@@ -290,7 +297,7 @@ class RedisStore(RedisSlots):
         remove_timers: Sequence[str] = (),
         add_timers: Sequence[tuple[str, int]] = (),
         fields: dict[str, str] | None = None,
-        remove_from: str | None = None,
+        pending_task: str | None = None,
     ) -> Transition:
         args: list[Any] = [
             now_ms,
@@ -310,7 +317,7 @@ class RedisStore(RedisSlots):
             [
                 self.keys.run(run_id),
                 self.keys.timers(),
-                remove_from or "",
+                self.keys.pending_version(pending_task) if pending_task else "",
                 self.keys.waiters(run_id),
             ],
             args,
@@ -495,10 +502,10 @@ class RedisStore(RedisSlots):
         return self._page(key, before, count)
 
     @_wrapped
-    def enqueue(self, list_key: str, message: str, *, front: bool = False) -> None:
+    def enqueue(self, delivery: BrokerDelivery, *, front: bool = False) -> None:
         """Push a prepared Celery message onto a broker queue on this server (fast path);
         ``front``: where kombu pops next (a promoted run takes up its slot at once)."""
-        (self._client.rpush if front else self._client.lpush)(list_key, message)
+        (self._client.rpush if front else self._client.lpush)(delivery.queue, delivery.envelope)
 
     @_wrapped
     def remove_timers(self, members: Sequence[str]) -> None:
@@ -758,7 +765,8 @@ class RedisStore(RedisSlots):
         return RedisListener(self._client)
 
     @_wrapped
-    def use_once(self, key: str, ttl_ms: int) -> bool:
+    def mark_token_used(self, token_id: str, ttl_ms: int) -> bool:
+        key = self.keys.token_use(token_id)
         return bool(self._client.set(key, "1", nx=True, px=max(1, ttl_ms)))
 
     # housekeeping -----------------------------------------------------------------------
@@ -769,8 +777,18 @@ class RedisStore(RedisSlots):
     def close(self) -> None:
         self._client.close()
 
-    def raw(self) -> Any:
-        return self._client
+    def location(self) -> ServerLocation | None:
+        kw = self._client.connection_pool.connection_kwargs
+        if "path" in kw:  # a unix socket: no host to compare with a broker URL
+            return None
+        ssl = "ssl" in str(self._client.connection_pool.connection_class).lower()
+        return ServerLocation(
+            host=str(kw.get("host")),
+            port=int(kw.get("port") or 6379),
+            db=int(kw.get("db") or 0),
+            password=kw.get("password") or None,
+            ssl=ssl,
+        )
 
 
 class RedisListener:

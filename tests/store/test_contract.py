@@ -4,9 +4,9 @@ The ``store`` fixture (``conftest.py``) gives each test both stores in turn; dur
 operations are in ``test_contract_durable.py``, which reuses the helpers below.
 
 A behaviour is part of the contract when the engine relies on it; both stores must agree
-on it to the string (record values are what Redis returns). Key-name arguments
-(``finish_attempt(idempotency_key=...)``, ``transition(remove_from=...)``) are built with
-``store.keys``, as the engine does.
+on it to the string (record values are what Redis returns). Arguments are domain values
+(``finish_attempt(idempotency_key=IdempotencyKey(...))``, ``transition(pending_task=...)``),
+never key names.
 """
 
 from __future__ import annotations
@@ -16,7 +16,14 @@ from typing import Any, TypeVar
 
 import pytest
 
-from celery_trigger._store.base import Claim, Created, NewRun, Store, Transition
+from celery_trigger._store.base import (
+    Claim,
+    Created,
+    IdempotencyKey,
+    NewRun,
+    Store,
+    Transition,
+)
 from celery_trigger.errors import StoreUnavailableError
 from tests.helpers import wait_for
 
@@ -55,8 +62,8 @@ def claim(
     return store.claim_attempt(run_id, token, now, LEASE, mode, drop)
 
 
-def idem(store: Store, key: str, task_id: str = "t.send") -> str:
-    return store.keys.idempotency(task_id, key)
+def idem(key: str, task_id: str = "t.send") -> IdempotencyKey:
+    return IdempotencyKey(task_id, key)
 
 
 # create_runs --------------------------------------------------------------------------
@@ -528,7 +535,7 @@ def test_finish_releases_the_key_of_a_failed_owner(store: Store) -> None:
         "FAILED",
         NOW,
         fields={},
-        idempotency_key=idem(store, "k"),
+        idempotency_key=idem("k"),
         release_key=True,
     )
     # Then the next trigger with "k" creates a new run
@@ -546,16 +553,14 @@ def test_finish_keeps_the_key_unless_released_and_owned(store: Store) -> None:
     claim(store, "run_a")
     claim(store, "run_b")
     # When run_a completes without release and run_b fails with release
-    store.finish_attempt(
-        "run_a", "tok-1", "COMPLETED", NOW, fields={}, idempotency_key=idem(store, "k")
-    )
+    store.finish_attempt("run_a", "tok-1", "COMPLETED", NOW, fields={}, idempotency_key=idem("k"))
     store.finish_attempt(
         "run_b",
         "tok-1",
         "FAILED",
         NOW,
         fields={},
-        idempotency_key=idem(store, "j"),
+        idempotency_key=idem("j"),
         release_key=True,
     )
     # Then both keys still name their owners (IDEM-6: COMPLETED keeps the key)
@@ -659,9 +664,8 @@ def test_transition_removes_the_run_from_the_named_set(store: Store) -> None:
     create(store, "run_a", status="PENDING_VERSION", pending_version=True)
     create(store, "run_b", status="PENDING_VERSION", pending_version=True, now=NOW + 1)
     # When run_a is released to the queue
-    pending_key = store.keys.pending_version("t.send")
     store.transition(
-        "run_a", NOW + 2, allowed="PENDING_VERSION", status="QUEUED", remove_from=pending_key
+        "run_a", NOW + 2, allowed="PENDING_VERSION", status="QUEUED", pending_task="t.send"
     )
     # Then only run_b is still pending
     assert store.pending_runs("t.send", 10) == ["run_b"]

@@ -349,7 +349,7 @@ def test_release_only_when_the_owner_still_holds_the_key(store: Store) -> None:
         "run_c",
         False,
     )
-    assert store.get_run("run_c") is not None and idem(store, "k")
+    assert store.get_run("run_c") is not None and idem("k")
 
 
 def test_release_without_clearing_keeps_the_record_fields(store: Store) -> None:

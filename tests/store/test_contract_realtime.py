@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from celery_trigger._store.base import MetaUpdate, Store
-from tests.helpers import wait_for
+from tests.helpers import redis_client, wait_for
 
 from .test_contract import NOW, claim, create, new_run
 from .test_contract_durable import park
@@ -428,32 +428,30 @@ def test_append_to_a_missing_run_writes_nothing(store: Store) -> None:
     assert store.stream_tail(store.keys.events("run_e")) == "0-0"
 
 
-# use_once ------------------------------------------------------------------------
-def test_use_once_is_true_only_the_first_time_per_key(store: Store) -> None:
+# mark_token_used ------------------------------------------------------------------------
+def test_mark_token_used_is_true_only_the_first_time_per_key(store: Store) -> None:
     """RT-6: a single-use token's jti is marked used once; other jtis are independent."""
-    used = store.keys.token_use("jti_1")
-    assert store.use_once(used, 60_000) is True
-    assert store.use_once(used, 60_000) is False
-    assert store.use_once(store.keys.token_use("jti_2"), 60_000) is True
+    assert store.mark_token_used("jti_1", 60_000) is True
+    assert store.mark_token_used("jti_1", 60_000) is False
+    assert store.mark_token_used("jti_2", 60_000) is True
 
 
-def test_use_once_mark_expires_after_its_ttl(store: Store) -> None:
+def test_mark_token_used_mark_expires_after_its_ttl(store: Store) -> None:
     """RT-6: the mark lives as long as the token (ttl), then the key is free again."""
-    used = store.keys.token_use("jti_short")
-    assert store.use_once(used, 30) is True
-    wait_for(lambda: store.use_once(used, 60_000), timeout=5)
-    assert store.use_once(used, 60_000) is False
+    assert store.mark_token_used("jti_short", 30) is True
+    wait_for(lambda: store.mark_token_used("jti_short", 60_000), timeout=5)
+    assert store.mark_token_used("jti_short", 60_000) is False
 
 
 # expiry (Redis only) ------------------------------------------------------------------
 @redis_only
 def test_event_and_chunk_streams_expire(store: Store) -> None:
     """§7: event streams expire 7 days, chunk streams 28 days after their last entry,
-    use_once marks with their ttl."""
+    single-use marks with their ttl."""
     feed = tagged(store)
     append(store, "out", ["a"], seq=0)
-    store.use_once(store.keys.token_use("jti"), 60_000)
-    client = store.raw()
+    store.mark_token_used("jti", 60_000)
+    client = redis_client(store)
     week, four_weeks = 7 * 86_400_000, 28 * 86_400_000
     for key in feed.index_keys:
         assert week - 60_000 < client.pttl(key) <= week, key

@@ -40,6 +40,7 @@ from typing import Any, Generic, TypeVar
 
 from ._engine.hub import RETRY_S, Signal, hub_for
 from ._serialization import loads
+from ._store.base import Feed
 from .errors import RunNotFoundError, StoreUnavailableError
 from .options import to_seconds
 from .result import Run
@@ -75,7 +76,7 @@ class _Source:
         self.engine = engine
         self.store = engine.store
 
-    def event_keys(self) -> list[str]:
+    def event_keys(self) -> list[Feed]:
         raise NotImplementedError
 
     def start(self) -> list[str]:
@@ -96,8 +97,8 @@ class _RunSource(_Source):
         self.run_id = run_id
         self.stop_on_completion = stop_on_completion
 
-    def event_keys(self) -> list[str]:
-        return [self.store.keys.events(self.run_id)]
+    def event_keys(self) -> list[Feed]:
+        return [Feed.run(self.run_id)]
 
     def start(self) -> list[str]:
         return [self.run_id]
@@ -109,12 +110,12 @@ class _RunSource(_Source):
 class _IndexSource(_Source):
     """Runs announced on a tag's or a batch's event stream (entries ``{r: run id}``)."""
 
-    def __init__(self, engine: Any, key: str) -> None:
+    def __init__(self, engine: Any, key: Feed) -> None:
         super().__init__(engine)
         self.key = key
         self.position = "0-0"
 
-    def event_keys(self) -> list[str]:
+    def event_keys(self) -> list[Feed]:
         return [self.key]
 
     def start(self) -> list[str]:
@@ -142,7 +143,7 @@ class _IndexSource(_Source):
 
 class _TagSource(_IndexSource):
     def __init__(self, engine: Any, tags: list[str], window_s: float) -> None:
-        super().__init__(engine, engine.store.keys.tag_events(tags[0]))
+        super().__init__(engine, Feed.tag(tags[0]))
         self.tags = tags
         self.cutoff_ms = int((time.time() - window_s) * 1000)
 
@@ -166,7 +167,7 @@ class _TagSource(_IndexSource):
 
 class _BatchSource(_IndexSource):
     def __init__(self, engine: Any, batch_id: str) -> None:
-        super().__init__(engine, engine.store.keys.batch_events(batch_id))
+        super().__init__(engine, Feed.batch(batch_id))
         self.batch_id = batch_id
 
     def listing(self) -> list[str]:
@@ -224,7 +225,7 @@ class RunSubscription(Generic[T]):
         self._skip = frozenset(skip_columns)
         self._streams = False
         self._chunks = _decode_cursor(cursor)  # "<run id>/<key>" -> last chunk id read
-        self._watched: set[str] = set()
+        self._watched: set[Feed] = set()
         self._last: dict[str, Run] = {}
         self._versions: dict[str, int] = {}  # run id -> the "ev" counter of the last read
         self._keys: dict[str, list[str]] = {}  # run id -> its stream keys
@@ -313,7 +314,7 @@ class RunSubscription(Generic[T]):
             and not self._streams
             and not self._signal.resync
             and self._failures == 0
-            and self._hub.cached(source.store.keys.events(source.run_id))
+            and self._hub.cached(Feed.run(source.run_id))
         )
 
     def _take(self) -> T:
@@ -332,7 +333,7 @@ class RunSubscription(Generic[T]):
                 self._hub.unwatch(self._signal, self._watched)
                 self._watched = set()
 
-    def _watch(self, keys: Iterable[str]) -> None:
+    def _watch(self, keys: Iterable[Feed]) -> None:
         with self._watch_lock:
             new = [k for k in keys if k not in self._watched]
             if new and not self._closed:
@@ -407,22 +408,21 @@ class RunSubscription(Generic[T]):
         if not run_ids:
             return []
         if isinstance(source, _RunSource) and self._shared_reads and not self._fresh:
-            key = store.keys.events(source.run_id)
+            key = Feed.run(source.run_id)
             return [self._hub.read(key, lambda: store.get_run(source.run_id))]
         self._shared_reads = True  # the first read is always this subscription's own
         return list(store.get_runs(list(run_ids)))
 
     def _read_chunks(self, run: Run, streams: list[str]) -> list[Any]:
-        keys = self._source.store.keys
         self._keys[run.id] = streams
-        self._watch(keys.run_stream(run.id, k) for k in streams)
+        self._watch(Feed.stream(run.id, k) for k in streams)
         out: list[Any] = []
         for key in streams:
             name = f"{run.id}/{key}"
             position = self._chunks.setdefault(name, "0-0")
             while True:
                 entries = self._source.store.read_stream(
-                    keys.run_stream(run.id, key), position, CHUNK_PAGE
+                    Feed.stream(run.id, key), position, CHUNK_PAGE
                 )
                 for entry_id, entry in entries:
                     position = entry_id

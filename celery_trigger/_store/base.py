@@ -16,8 +16,10 @@ Invariants every implementation keeps:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Protocol, Sequence
 
+from .._keys import Keys
 from .._vocab import TimerKind
 
 Record = dict[str, str]
@@ -55,6 +57,60 @@ class ServerLocation:
     db: int
     password: str | None
     ssl: bool
+
+
+class FeedKind(str, Enum):
+    """What a ``Feed`` follows."""
+
+    RUN = "run"  # a run's change events (a channel: no history, ``stream_tail`` "0-0")
+    TAG = "tag"  # change events ``{r: run id, k: kind}`` of every run carrying a tag
+    BATCH = "batch"  # change events ``{r: run id, k: kind}`` of a batch's runs
+    STREAM = "stream"  # chunks ``{d: JSON}`` of one realtime stream of a run
+    HUB = "hub"  # a process's realtime hub (wake-ups only)
+
+
+@dataclass(frozen=True, order=True)
+class Feed:
+    """A change feed of the realtime layer (DESIGN §7): what a listener subscribes to and
+    what ``read_stream`` reads, named by domain values (the store maps it to its keys).
+    Example: ``Feed.tag("user_1")``, ``Feed.stream(run_id, "openai")``."""
+
+    kind: FeedKind
+    target: str
+    name: str = ""  # the stream key of a STREAM feed
+
+    @classmethod
+    def run(cls, run_id: str) -> Feed:
+        return cls(FeedKind.RUN, run_id)
+
+    @classmethod
+    def tag(cls, tag: str) -> Feed:
+        return cls(FeedKind.TAG, tag)
+
+    @classmethod
+    def batch(cls, batch_id: str) -> Feed:
+        return cls(FeedKind.BATCH, batch_id)
+
+    @classmethod
+    def stream(cls, run_id: str, key: str) -> Feed:
+        return cls(FeedKind.STREAM, run_id, key)
+
+    @classmethod
+    def hub(cls, hub_id: str) -> Feed:
+        return cls(FeedKind.HUB, hub_id)
+
+
+def feed_key(keys: Keys, feed: Feed) -> str:
+    """The key (stream or channel name) of a feed in either store."""
+    if feed.kind is FeedKind.RUN:
+        return keys.events(feed.target)
+    if feed.kind is FeedKind.TAG:
+        return keys.tag_events(feed.target)
+    if feed.kind is FeedKind.BATCH:
+        return keys.batch_events(feed.target)
+    if feed.kind is FeedKind.STREAM:
+        return keys.run_stream(feed.target, feed.name)
+    return keys.hub(feed.target)
 
 
 @dataclass
@@ -138,19 +194,19 @@ class MetaResult:
 class Listener(Protocol):
     """Change notifications for one reader (``Store.listener``); one thread uses it."""
 
-    def subscribe(self, channels: Sequence[str]) -> None:
-        """Ask for ``channels``; each is confirmed by a ``("subscribe", channel)`` item."""
+    def subscribe(self, feeds: Sequence[Feed]) -> None:
+        """Ask for ``feeds``; each is confirmed by a ``("subscribe", feed)`` item."""
         ...
 
-    def unsubscribe(self, channels: Sequence[str]) -> None:
-        """Stop ``channels``; each is confirmed by an ``("unsubscribe", channel)`` item (a
+    def unsubscribe(self, feeds: Sequence[Feed]) -> None:
+        """Stop ``feeds``; each is confirmed by an ``("unsubscribe", feed)`` item (a
         message published before the confirmation may still arrive)."""
         ...
 
-    def get(self, timeout: float) -> list[tuple[str, str]]:
+    def get(self, timeout: float) -> list[tuple[str, Feed]]:
         """Wait up to ``timeout`` seconds for items, then return every one available:
-        ``("subscribe", channel)`` and ``("unsubscribe", channel)`` confirmations and
-        ``("message", channel)`` notifications, in arrival order ([] on timeout)."""
+        ``("subscribe", feed)`` and ``("unsubscribe", feed)`` confirmations and
+        ``("message", feed)`` notifications, in arrival order ([] on timeout)."""
         ...
 
     def close(self) -> None: ...
@@ -434,13 +490,13 @@ class Store(Protocol):
     # Stream ids are Redis stream ids ("<ms>-<seq>", "0-0" before the first entry); both
     # stores order them the same way. Every state-changing operation above emits its event
     # (``lua/events.lua``) in the same atomic step: it increments the run's field "ev",
-    # publishes on the channel ``keys.events(run)``, and appends to (and publishes on)
-    # ``keys.tag_events(tag)`` for each of the run's tags and ``keys.batch_events(batch)``.
-    def stream_tail(self, key: str) -> str:
+    # publishes on ``Feed.run(run)``, and appends to (and publishes on) ``Feed.tag(tag)`` for
+    # each of the run's tags and ``Feed.batch(batch)``.
+    def stream_tail(self, feed: Feed) -> str:
         """The id of the stream's last entry ("0-0" when it is empty or missing)."""
         ...
 
-    def read_stream(self, key: str, after: str, count: int) -> list[tuple[str, dict[str, str]]]:
+    def read_stream(self, feed: Feed, after: str, count: int) -> list[tuple[str, dict[str, str]]]:
         """Up to ``count`` entries strictly after id ``after``, oldest first."""
         ...
 
@@ -450,14 +506,14 @@ class Store(Protocol):
         """``stream_append.lua``: returns ("ok", chunks appended) or ("missing", 0)."""
         ...
 
-    def publish(self, channel: str) -> None:
-        """Publish an empty message on ``channel`` (wakes a ``listener`` subscribed to it)."""
+    def publish(self, feed: Feed) -> None:
+        """Publish an empty message on ``feed`` (wakes a ``listener`` subscribed to it)."""
         ...
 
     def listener(self) -> Listener:
         """A new subscriber to change notifications. Every stream append of the realtime
-        layer is published on a channel named like the stream key; a listener receives
-        those of the channels it subscribed to, from the moment the subscription is
+        layer is published on its feed; a listener receives those of the feeds it
+        subscribed to, from the moment the subscription is
         confirmed. Used by one thread (the hub's)."""
         ...
 

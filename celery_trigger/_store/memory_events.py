@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .._vocab import EventKind
+from .base import Feed, feed_key
 from .memory_state import MemoryState, mono_ms
 
 if TYPE_CHECKING:
@@ -73,12 +74,14 @@ class MemoryEvents:
             )
 
     # the Store protocol's realtime operations ------------------------------------------------
-    def stream_tail(self, key: str) -> str:
+    def stream_tail(self, feed: Feed) -> str:
+        key = feed_key(self.keys, feed)
         with self._lock:
             entries = self._streams().get(key)
             return entries[-1][0] if entries else "0-0"
 
-    def read_stream(self, key: str, after: str, count: int) -> list[Entry]:
+    def read_stream(self, feed: Feed, after: str, count: int) -> list[Entry]:
+        key = feed_key(self.keys, feed)
         with self._lock:
             return self._after(key, after)[: max(0, count)]
 
@@ -117,9 +120,9 @@ class MemoryEvents:
                 self._emit(run_id, EventKind.STREAM)
             return "ok", max(0, len(chunks) - first)
 
-    def publish(self, channel: str) -> None:
+    def publish(self, feed: Feed) -> None:
         with self._lock:
-            self._publish(channel)
+            self._publish(feed_key(self.keys, feed))
 
     def _publish(self, channel: str) -> None:
         for listener in list(self._listeners):
@@ -145,31 +148,32 @@ class MemoryListener:
 
     def __init__(self, store: MemoryEvents) -> None:
         self._store = store
-        self._channels: set[str] = set()
-        self._items: deque[tuple[str, str]] = deque()
+        self._channels: dict[str, Feed] = {}
+        self._items: deque[tuple[str, Feed]] = deque()
         self._ready = threading.Condition()
 
     def deliver(self, channel: str) -> None:
         with self._ready:
-            if channel in self._channels:
-                self._items.append(("message", channel))
+            feed = self._channels.get(channel)
+            if feed is not None:
+                self._items.append(("message", feed))
                 self._ready.notify()
 
-    def subscribe(self, channels: Sequence[str]) -> None:
+    def subscribe(self, feeds: Sequence[Feed]) -> None:
         with self._store._lock, self._ready:  # confirmed before any later publish
-            for channel in channels:
-                self._channels.add(channel)
-                self._items.append(("subscribe", channel))
+            for feed in feeds:
+                self._channels[feed_key(self._store.keys, feed)] = feed
+                self._items.append(("subscribe", feed))
             self._ready.notify()
 
-    def unsubscribe(self, channels: Sequence[str]) -> None:
+    def unsubscribe(self, feeds: Sequence[Feed]) -> None:
         with self._store._lock, self._ready:
-            for channel in channels:
-                self._channels.discard(channel)
-                self._items.append(("unsubscribe", channel))
+            for feed in feeds:
+                self._channels.pop(feed_key(self._store.keys, feed), None)
+                self._items.append(("unsubscribe", feed))
             self._ready.notify()
 
-    def get(self, timeout: float) -> list[tuple[str, str]]:
+    def get(self, timeout: float) -> list[tuple[str, Feed]]:
         with self._ready:
             if not self._items:
                 self._ready.wait(timeout)

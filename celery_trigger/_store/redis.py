@@ -21,6 +21,7 @@ from .base import (
     BrokerDelivery,
     Claim,
     Created,
+    Feed,
     IdempotencyKey,
     MetaResult,
     MetaUpdate,
@@ -29,6 +30,7 @@ from .base import (
     ServerLocation,
     SlotScope,
     Transition,
+    feed_key,
     schedule_timer,
 )
 from .redis_events import (
@@ -735,15 +737,16 @@ class RedisStore(RedisSlots):
 
     # realtime -------------------------------------------------------------------------
     @_wrapped
-    def stream_tail(self, key: str) -> str:
-        last = self._client.xrevrange(key, "+", "-", count=1)
+    def stream_tail(self, feed: Feed) -> str:
+        last = self._client.xrevrange(feed_key(self.keys, feed), "+", "-", count=1)
         return str(last[0][0]) if last else "0-0"
 
     @_wrapped
-    def read_stream(self, key: str, after: str, count: int) -> list[tuple[str, dict[str, str]]]:
+    def read_stream(self, feed: Feed, after: str, count: int) -> list[tuple[str, dict[str, str]]]:
         if count <= 0:
             return []
-        return [(str(i), dict(f)) for i, f in self._client.xrange(key, f"({after}", "+", count)]
+        rows = self._client.xrange(feed_key(self.keys, feed), f"({after}", "+", count)
+        return [(str(i), dict(f)) for i, f in rows]
 
     @_wrapped
     def append_stream(
@@ -758,11 +761,11 @@ class RedisStore(RedisSlots):
         return str(status), int(added)
 
     @_wrapped
-    def publish(self, channel: str) -> None:
-        self._client.publish(channel, "")
+    def publish(self, feed: Feed) -> None:
+        self._client.publish(feed_key(self.keys, feed), "")
 
     def listener(self) -> RedisListener:
-        return RedisListener(self._client)
+        return RedisListener(self._client, self.keys)
 
     @_wrapped
     def mark_token_used(self, token_id: str, ttl_ms: int) -> bool:
@@ -794,26 +797,35 @@ class RedisStore(RedisSlots):
 class RedisListener:
     """``Listener`` on a Redis pub/sub connection of its own (redis-py ``PubSub``)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, keys: Keys) -> None:
         self._pubsub = client.pubsub(ignore_subscribe_messages=False)
+        self._keys = keys
+        # channel -> feed, from the subscribe call until its unsubscribe is confirmed
+        self._feeds: dict[str, Feed] = {}
 
     @_wrapped
-    def subscribe(self, channels: Sequence[str]) -> None:
-        if channels:
+    def subscribe(self, feeds: Sequence[Feed]) -> None:
+        if feeds:
+            channels = {feed_key(self._keys, feed): feed for feed in feeds}
+            self._feeds.update(channels)
             self._pubsub.subscribe(*channels)
 
     @_wrapped
-    def unsubscribe(self, channels: Sequence[str]) -> None:
-        if channels:
-            self._pubsub.unsubscribe(*channels)
+    def unsubscribe(self, feeds: Sequence[Feed]) -> None:
+        if feeds:
+            self._pubsub.unsubscribe(*(feed_key(self._keys, feed) for feed in feeds))
 
     @_wrapped
-    def get(self, timeout: float) -> list[tuple[str, str]]:
-        out: list[tuple[str, str]] = []
+    def get(self, timeout: float) -> list[tuple[str, Feed]]:
+        out: list[tuple[str, Feed]] = []
         message = self._pubsub.get_message(timeout=timeout)
         while message is not None:
-            if message["type"] in ("subscribe", "unsubscribe", "message"):
-                out.append((str(message["type"]), str(message["channel"])))
+            kind, channel = str(message["type"]), str(message["channel"])
+            feed = self._feeds.get(channel)
+            if feed is not None and kind in ("subscribe", "unsubscribe", "message"):
+                out.append((kind, feed))
+                if kind == "unsubscribe" and channel not in self._pubsub.channels:
+                    del self._feeds[channel]
             message = self._pubsub.get_message(timeout=0)
         return out
 

@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .._keys import Keys
+from ..._keys import Keys
 
 #: Prefix of the error reply of ``events_stale`` in ``lua/events.lua``.
 STALE_REPLY = "STALE_KEYS"

@@ -17,12 +17,13 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .._vocab import EventKind
-from .base import Feed, feed_key
-from .memory_state import MemoryState, mono_ms
+from ..._vocab import EventKind
+from ..types import Feed, feed_key
+from .base import MemoryBase
+from .state import MemoryState, mono_ms
 
 if TYPE_CHECKING:
-    from .._keys import Keys
+    from ..._keys import Keys
 
 INDEX_EVENTS_MAXLEN = 10_000
 
@@ -34,7 +35,9 @@ def _id_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-class MemoryEvents:
+class MemoryEvents(MemoryBase):
+    """Realtime feeds, change events and single-use marks (``RealtimeStore``)."""
+
     keys: Keys
     _state: MemoryState
     _lock: threading.RLock

@@ -12,10 +12,11 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from .._keys import Keys
-from .._vocab import REAP_SLOTS_TARGET, RunStatus, TimerKind
-from .base import Claim, Created, NewRun, Record, SlotScope
-from .memory_state import MemoryState, lua_float
+from ..._keys import Keys
+from ..._vocab import REAP_SLOTS_TARGET, RunStatus, TimerKind
+from ..types import Claim, Created, NewRun, Record, SlotScope
+from .base import MemoryBase
+from .state import MemoryState, lua_float
 
 #: How many lapsed slots one reap step drops (``slot_reap`` in slots.lua).
 REAP_BATCH = 100
@@ -45,7 +46,7 @@ def _number(value: str | None) -> float | None:
         return None
 
 
-class MemorySlots:
+class MemorySlots(MemoryBase):
     """Slot operations over a ``MemoryStore``'s keyspace."""
 
     keys: Keys
@@ -324,3 +325,12 @@ class MemorySlots:
     def queue_names(self) -> list[str]:
         with self._lock:
             return sorted(self._state.sets.get(self.keys.queues(), ()))
+
+    def put_queue(self, name: str, fields: dict[str, str]) -> None:
+        with self._lock:
+            self._state.hset(self.keys.queue(name), fields)
+            self._state.sets.setdefault(self.keys.queues(), set()).add(name)
+
+    def get_queue(self, name: str) -> Record | None:
+        with self._lock:
+            return self._hash_copy(self.keys.queue(name))

@@ -2,8 +2,8 @@
 ``tags_add.lua`` and ``idem_clear.lua`` in Python, over the same keyspace and under the
 store's lock.
 
-A mixin so that ``memory.py`` stays one module per concern; it uses only the attributes
-``MemoryStore`` defines (``keys``, ``_state``, ``_lock``). Operations are applied by
+A mixin of ``MemoryStore`` over ``MemoryBase``'s keyspace (``keys``, ``_state``,
+``_lock``). Operations are applied by
 ``_engine.metadata_ops`` (the algorithm the Lua script implements) and the document is
 stored in its canonical form (``metadata_ops.encode``), so both stores measure the size
 limit on the same bytes.
@@ -16,21 +16,20 @@ import math
 import threading
 from typing import Any, Sequence
 
-from .._engine import metadata_ops as ops_
-from .._keys import Keys
-from .._vocab import FINAL_VALUES, EventKind
-from .base import MetaResult, MetaUpdate, Record
-from .memory_state import MemoryState, lua_num, mono_ms
+from ..._engine import metadata_ops as ops_
+from ..._keys import Keys
+from ..._vocab import FINAL_VALUES, EventKind
+from ..types import MetaResult, MetaUpdate, Record
+from .events import MemoryEvents
+from .state import MemoryState, lua_num, mono_ms
 
 
-class MemoryMeta:
+class MemoryMeta(MemoryEvents):
     """The metadata, tags and idempotency-key part of the Store protocol for MemoryStore."""
 
     keys: Keys
     _state: MemoryState
     _lock: threading.RLock
-
-    def _emit(self, run_id: str, kind: EventKind) -> None: ...  # memory_events.MemoryEvents
 
     def apply_metadata(
         self, updates: Sequence[MetaUpdate], now_ms: int, *, max_bytes: int

@@ -22,7 +22,7 @@ import pytest
 from celery_trigger._store.base import Feed, MetaUpdate, Store, feed_key
 from tests.helpers import redis_client, wait_for
 
-from .test_contract import NOW, claim, create, new_run
+from .contract import NOW, claim, create, new_run
 from .test_contract_durable import park
 
 TAGS = ("a", "b")

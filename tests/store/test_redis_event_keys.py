@@ -18,7 +18,7 @@ from celery_trigger._keys import Keys
 from celery_trigger._store.base import MetaUpdate
 from celery_trigger._store.redis import RedisStore
 
-from .test_contract import LEASE, NOW, new_run
+from .contract import LEASE, NOW, new_run
 
 TAGS = ["alpha", "beta"]
 BATCH = "batch_k"

@@ -352,3 +352,10 @@ def test_sub_queue_ids_are_unique_and_reversible(queue: str, ckey: str) -> None:
     # Then it has no separator characters and gives the same pair back
     assert "|" not in sub and sub.count(":") == (1 if ckey else 0)
     assert Keys.split_subqueue(sub) == (queue, ckey)
+
+
+# put_queue / get_queue ------------------------------------------------------------------
+def test_queues_round_trip(store: Store) -> None:
+    store.put_queue("emails", {"concurrency_limit": "2"})
+    assert store.get_queue("emails") == {"concurrency_limit": "2"}
+    assert store.get_queue("other") is None

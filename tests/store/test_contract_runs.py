@@ -1,7 +1,8 @@
-"""The Store contract: every test runs against RedisStore (real Redis) and MemoryStore.
+"""The Store contract for run records (``RunStore``): create, read, claim, renew, finish,
+transition, list, batches. Every test runs against RedisStore (real Redis) and MemoryStore.
 
-The ``store`` fixture (``conftest.py``) gives each test both stores in turn; durable-execution
-operations are in ``test_contract_durable.py``, which reuses the helpers below.
+The ``store`` fixture (``conftest.py``) gives each test both stores in turn; each protocol
+has its own ``test_contract_<concern>.py``, sharing the helpers of ``contract.py``.
 
 A behaviour is part of the contract when the engine relies on it; both stores must agree
 on it to the string (record values are what Redis returns). Arguments are domain values

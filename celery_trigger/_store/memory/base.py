@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..._keys import Keys
 from ..._vocab import (
@@ -35,6 +35,9 @@ from ..types import (
     Record,
     ServerLocation,
 )
+
+if TYPE_CHECKING:
+    from .events import MemoryListener
 from .state import MemoryState
 
 
@@ -46,7 +49,7 @@ class MemoryBase:
         self.keys = Keys(prefix)
         self._state = MemoryState()
         self._lock = threading.RLock()
-        self._listeners: set[Any] = set()  # events.MemoryListener
+        self._listeners: set[MemoryListener] = set()
 
     def _drop_timers(self, members: Sequence[str]) -> None:
         for member in members:

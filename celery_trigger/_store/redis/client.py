@@ -26,6 +26,11 @@ from ..types import IdempotencyKey, Record, ServerLocation
 from .events import MAX_STALE_RETRIES, IdentityCache, event_block, stale_identity
 
 T = TypeVar("T")
+#: A script argument (redis-py encodes each one as a string).
+ScriptArg = str | int | float
+#: A script or command reply: redis-py leaves replies untyped (with ``decode_responses``,
+#: strings, integers and nested lists of them).
+Reply = Any
 #: Marks a method ``wrap_errors`` has wrapped (tests check every public method has it).
 WRAPPED = "__store_errors_wrapped__"
 _INCLUDE = "-- #include "
@@ -143,10 +148,10 @@ class RedisBase:
         name: str,
         run_id: str,
         keys: list[str],
-        args: list[Any],
+        args: list[ScriptArg],
         *,
         extra_tags: Sequence[str] = (),
-    ) -> Any:
+    ) -> Reply:
         """Run a script that emits ``run_id``'s events (``lua/events.lua``): its event keys
         come from the identity cache, and a stale reply is retried with the record's."""
         identity = self._identities.get(run_id)

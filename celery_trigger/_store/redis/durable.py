@@ -5,12 +5,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from ..types import (
     Record,
 )
-from .client import RedisBase, flatten, pairs
+from .client import RedisBase, ScriptArg, flatten, pairs
 
 
 class RedisDurable(RedisBase):
@@ -43,7 +42,7 @@ class RedisDurable(RedisBase):
         for member in members:
             keys.append(k_.status_holder(member))
             keys.append(k_.waiters(member))
-        args: list[Any] = [
+        args: list[ScriptArg] = [
             now_ms,
             token,
             k,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 import redis
 
@@ -14,7 +13,7 @@ from ..types import (
     MetaResult,
     MetaUpdate,
 )
-from .client import RedisBase
+from .client import RedisBase, ScriptArg
 from .events import RunIdentity, event_block, stale_identity
 
 
@@ -26,7 +25,7 @@ class RedisMetadata(RedisBase):
     ) -> list[MetaResult]:
         script = self._scripts["metadata_apply"]
 
-        def call(u: MetaUpdate) -> tuple[list[str], list[Any]]:
+        def call(u: MetaUpdate) -> tuple[list[str], list[ScriptArg]]:
             window = "" if u.window_ms is None else u.window_ms
             return [self.keys.run(u.run_id)], [
                 now_ms,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 from ..types import (
     BrokerDelivery,
@@ -22,7 +21,7 @@ from ..types import (
     SlotScope,
     Transition,
 )
-from .client import flatten, pairs
+from .client import ScriptArg, flatten, pairs
 from .events import RunIdentity, event_block
 from .slots import RedisSlots
 
@@ -30,7 +29,7 @@ from .slots import RedisSlots
 class RedisRuns(RedisSlots):
     """Run records on Redis (``RunStore``): ``create_run.lua``, ``claim_attempt.lua``,"""
 
-    def _create_args(self, run: NewRun, now_ms: int) -> tuple[list[str], list[Any]]:
+    def _create_args(self, run: NewRun, now_ms: int) -> tuple[list[str], list[ScriptArg]]:
         k = self.keys
         keys = [
             k.run(run.run_id),
@@ -47,7 +46,7 @@ class RedisRuns(RedisSlots):
         self._identities.put(run.run_id, identity)
         ev_keys, spec = event_block(k, run.run_id, identity)
         keys.extend(ev_keys)
-        args: list[Any] = [
+        args: list[ScriptArg] = [
             run.run_id,
             now_ms,
             run.idempotency_ttl_ms,
@@ -141,7 +140,7 @@ class RedisRuns(RedisSlots):
         idempotency_key: IdempotencyKey | None = None,
         release_key: bool = False,
     ) -> int:
-        args: list[Any] = [now_ms, token, status, "1" if release_key else "0", len(timers)]
+        args: list[ScriptArg] = [now_ms, token, status, "1" if release_key else "0", len(timers)]
         for member, due in timers:
             args.append(member)
             args.append(due)
@@ -171,7 +170,7 @@ class RedisRuns(RedisSlots):
         fields: dict[str, str] | None = None,
         pending_task: str | None = None,
     ) -> Transition:
-        args: list[Any] = [
+        args: list[ScriptArg] = [
             now_ms,
             allowed,
             status,

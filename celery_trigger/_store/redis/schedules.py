@@ -4,13 +4,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..types import (
     Record,
     schedule_timer,
 )
-from .client import RedisBase, flatten, pairs
+from .client import RedisBase, ScriptArg, flatten, pairs
 
 
 class RedisSchedules(RedisBase):
@@ -28,7 +26,7 @@ class RedisSchedules(RedisBase):
         next_run: tuple[int, int] | None,
     ) -> tuple[str, Record | None]:
         k = self.keys
-        args: list[Any] = [
+        args: list[ScriptArg] = [
             schedule_id,
             now_ms,
             mode,

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..types import Record, SlotScope
-from .client import RedisBase
+from .client import RedisBase, ScriptArg
 
 
-def _limit_arg(scope: SlotScope) -> Any:
+def _limit_arg(scope: SlotScope) -> ScriptArg:
     return "" if scope.env_limit is None else scope.env_limit
 
 

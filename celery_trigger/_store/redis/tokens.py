@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from ..types import (
     Created,
     Record,
 )
-from .client import RedisBase, flatten
+from .client import RedisBase, ScriptArg, flatten
 
 
 class RedisTokens(RedisBase):
@@ -34,7 +33,7 @@ class RedisTokens(RedisBase):
             k_.tokens_by_created(),
             *(k_.token_tag(t) for t in tags),
         ]
-        args: list[Any] = [
+        args: list[ScriptArg] = [
             token_id,
             now_ms,
             key_ttl_ms,

@@ -21,7 +21,9 @@ class IdempotencyStore(Protocol):
         """Delete the key if ``owner`` still owns it (and clear it from the owner's record)."""
         ...
 
-    def delete_idempotency_key(self, task_id: str, key: str) -> bool: ...
+    def delete_idempotency_key(self, task_id: str, key: str) -> bool:
+        """Delete a task's idempotency key whoever owns it; True when it existed."""
+        ...
 
     def get_batch_key(self, key: str) -> str | None:
         """The batch created under a batch idempotency key, or None."""

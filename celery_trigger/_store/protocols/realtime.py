@@ -33,7 +33,9 @@ class Listener(Protocol):
         ``("message", feed)`` notifications, in arrival order ([] on timeout)."""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Drop every subscription and the connection."""
+        ...
 
 
 class RealtimeStore(Protocol):

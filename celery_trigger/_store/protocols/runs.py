@@ -26,13 +26,21 @@ from ..types import (
 class RunStore(Protocol):
     """Run records: create, read, claim under a lease, finish, transition, list."""
 
-    def create_runs(self, runs: Sequence[NewRun], now_ms: int) -> list[Created]: ...
+    def create_runs(self, runs: Sequence[NewRun], now_ms: int) -> list[Created]:
+        """Create runs in order, honouring idempotency keys: each new run or its key's owner."""
+        ...
 
-    def get_run(self, run_id: str) -> Record | None: ...
+    def get_run(self, run_id: str) -> Record | None:
+        """The run record, or None."""
+        ...
 
-    def get_runs(self, run_ids: Sequence[str]) -> list[Record | None]: ...
+    def get_runs(self, run_ids: Sequence[str]) -> list[Record | None]:
+        """The records of ``run_ids`` in order (None for a missing run)."""
+        ...
 
-    def children(self, run_id: str) -> list[str]: ...
+    def children(self, run_id: str) -> list[str]:
+        """Child run ids in trigger order."""
+        ...
 
     def claim_attempt(
         self,
@@ -94,11 +102,17 @@ class RunStore(Protocol):
 
     def list_run_ids(
         self, *, index: str | None, before: tuple[int, str] | None, count: int
-    ) -> list[tuple[str, int]]: ...
+    ) -> list[tuple[str, int]]:
+        """Newest-first ``(run id, created ms)`` page of all runs or of a tag, after the cursor."""
+        ...
 
-    def put_batch(self, batch_id: str, fields: dict[str, str]) -> None: ...
+    def put_batch(self, batch_id: str, fields: dict[str, str]) -> None:
+        """Write (merge) a batch record."""
+        ...
 
-    def get_batch(self, batch_id: str) -> Record | None: ...
+    def get_batch(self, batch_id: str) -> Record | None:
+        """The batch record, or None."""
+        ...
 
     def enqueue(self, delivery: BrokerDelivery, *, front: bool = False) -> None:
         """Push a Celery message onto a broker queue on this store's server (only when

@@ -35,7 +35,9 @@ class ScheduleStore(Protocol):
         """
         ...
 
-    def get_schedule(self, schedule_id: str) -> Record | None: ...
+    def get_schedule(self, schedule_id: str) -> Record | None:
+        """The schedule record, or None."""
+        ...
 
     def list_schedules(self, offset: int, count: int) -> tuple[list[Record], int]:
         """Schedules in creation order from ``offset``, and how many exist in all."""

@@ -15,9 +15,13 @@ from ..types import Record, SlotScope
 class SlotStore(Protocol):
     """Queues and their concurrency slots (DESIGN §6)."""
 
-    def put_queue(self, name: str, fields: dict[str, str]) -> None: ...
+    def put_queue(self, name: str, fields: dict[str, str]) -> None:
+        """Write (merge) a queue's settings and list it in ``queue_names``."""
+        ...
 
-    def get_queue(self, name: str) -> Record | None: ...
+    def get_queue(self, name: str) -> Record | None:
+        """A queue's settings, or None."""
+        ...
 
     def release_slot(
         self, run_id: str | None, scope: SlotScope, now_ms: int, handoff_ms: int, delay_ms: int

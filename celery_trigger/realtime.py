@@ -49,6 +49,7 @@ from ._engine.subscriptions import (
     tag_source,
 )
 from ._serialization import loads
+from ._store.base import Feed
 from .errors import StoreUnavailableError
 from .options import Duration, to_seconds
 from .result import Run
@@ -113,7 +114,7 @@ class RunSubscription(Generic[T]):
         self._skip = frozenset(skip_columns)
         self._streams = False
         self._chunks = _decode_cursor(cursor)  # "<run id>/<key>" -> last chunk id read
-        self._watched: set[str] = set()
+        self._watched: set[Feed] = set()
         self._last: dict[str, Run] = {}
         self._versions: dict[str, int] = {}  # run id -> the "ev" counter of the last read
         self._keys: dict[str, list[str]] = {}  # run id -> its stream keys
@@ -221,7 +222,7 @@ class RunSubscription(Generic[T]):
                 self._hub.unwatch(self._signal, self._watched)
                 self._watched = set()
 
-    def _watch(self, keys: Iterable[str]) -> None:
+    def _watch(self, keys: Iterable[Feed]) -> None:
         with self._watch_lock:
             new = [k for k in keys if k not in self._watched]
             if new and not self._closed:

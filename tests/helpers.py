@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import redis
 
 T = TypeVar("T")
 
@@ -21,3 +23,24 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(message or f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+_CLIENTS: dict[tuple[str, int, int, str | None, bool], redis.Redis] = {}
+
+
+def redis_client(store: Any) -> redis.Redis:
+    """A plain redis-py client on a RedisStore's server (``Store.location``), for tests that
+    inspect or corrupt keys directly; one shared client per server."""
+    where = store.location()
+    assert where is not None, "not a Redis store"
+    ident = (where.host, where.port, where.db, where.password, where.ssl)
+    if ident not in _CLIENTS:
+        _CLIENTS[ident] = redis.Redis(
+            host=where.host,
+            port=where.port,
+            db=where.db,
+            password=where.password,
+            ssl=where.ssl,
+            decode_responses=True,
+        )
+    return _CLIENTS[ident]

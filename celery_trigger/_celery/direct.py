@@ -142,8 +142,8 @@ class DirectEnqueuer:
 
 def _same_redis(app: Any, store: Store) -> bool:
     """True when the broker is Redis on exactly the store's server and database."""
-    pool = getattr(getattr(store, "raw", lambda: None)(), "connection_pool", None)
-    if pool is None:
+    where = store.location()
+    if where is None:
         return False
     try:
         conn = app.connection_for_write()
@@ -155,10 +155,9 @@ def _same_redis(app: Any, store: Store) -> bool:
             conn.release()
     except Exception:
         return False
-    kw = pool.connection_kwargs
-    if "path" in kw or info.get("transport") not in ("redis", "rediss"):
+    if info.get("transport") not in ("redis", "rediss"):
         return False
-    if (info.get("transport") == "rediss") != ("ssl" in str(pool.connection_class).lower()):
+    if (info.get("transport") == "rediss") != where.ssl:
         return False
     db = info.get("virtual_host") or 0
     try:
@@ -170,9 +169,4 @@ def _same_redis(app: Any, store: Store) -> bool:
         int(info.get("port") or 6379),
         db,
         info.get("password") or None,
-    ) == (
-        str(kw.get("host")),
-        int(kw.get("port") or 6379),
-        int(kw.get("db") or 0),
-        kw.get("password") or None,
-    )
+    ) == (where.host, where.port, where.db, where.password)

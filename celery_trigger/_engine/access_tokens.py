@@ -12,4 +12,4 @@ from .engine import Engine
 
 def spend(engine: Engine, jti: str, ttl_ms: int) -> bool:
     """Mark token ``jti`` used for ``ttl_ms``; False when it was used before."""
-    return engine.store.use_once(engine.store.keys.token_use(jti), ttl_ms)
+    return engine.store.mark_token_used(jti, ttl_ms)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._keys import Keys
 from .._serialization import dumps, loads
 from .._store.base import Transition
 from .._vocab import FINAL_STATUSES, RunStatus, TimerKind
@@ -46,7 +45,7 @@ def cancel_one(engine: Engine, run_id: str) -> bool:
         status=RunStatus.CANCELED.value,
         remove_timers=[kind.member(run_id) for kind in _CANCEL_DROPS],
         fields={"error": dumps(CANCEL_ERROR.to_dict())},
-        remove_from=Keys(engine.settings.key_prefix).pending_version(record["task"]),
+        pending_task=record["task"],
     )
     if result.ok:
         notify_waiters(engine, run_id)

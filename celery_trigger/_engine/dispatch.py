@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._serialization import loads
+from .._store.base import BrokerDelivery
 from .._vocab import FAILED_STATUSES, RunStatus, TimerKind
 from ..options import Queue, coerce_queue
 from .broker import Delivery, DirectMessage
@@ -70,7 +71,7 @@ def publish_record(engine: Engine, record: Mapping[str, str], *, front: bool = F
     if broker.direct and delivery.ignore_result:
         message = broker.plan(delivery)
         if message is not None:
-            engine.store.enqueue(message.queue, message.envelope, front=front)  # type: ignore[attr-defined]
+            engine.store.enqueue(BrokerDelivery(message.queue, message.envelope), front=front)
             broker.announce(message)
             return
     broker.send(delivery)
@@ -118,7 +119,7 @@ def _plan_direct(engine: Engine, prepared: Sequence[Prepared]) -> list[DirectMes
         if broker.direct and item.status == RunStatus.QUEUED.value:
             message = broker.plan(_delivery_of_prepared(item))
         if message is not None:
-            item.new.enqueue = (message.queue, message.envelope)
+            item.new.enqueue = BrokerDelivery(message.queue, message.envelope)
         out.append(message)
     return out
 

@@ -33,7 +33,7 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from .._store.base import Listener, Store
+from .._store.base import Feed, Listener, Store
 from ..errors import StoreUnavailableError
 from .engine import Engine
 
@@ -89,26 +89,26 @@ class Signal:
 
 
 class Hub:
-    """Example: ``hub_for(engine).watch(signal, [keys.events(run_id)])``."""
+    """Example: ``hub_for(engine).watch(signal, [Feed.run(run_id)])``."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self.pid = os.getpid()
         self._lock = threading.Lock()
-        self._watchers: dict[str, set[Signal]] = {}
+        self._watchers: dict[Feed, set[Signal]] = {}
         # key -> set once Redis confirmed its subscription (cleared while resubscribing)
-        self._confirmed: dict[str, threading.Event] = {}
-        self._to_subscribe: set[str] = set()
-        self._to_unsubscribe: set[str] = set()
-        self._resubscribing: set[str] = set()
-        self._poke_channel: str = store.keys.hub(uuid.uuid4().hex)
+        self._confirmed: dict[Feed, threading.Event] = {}
+        self._to_subscribe: set[Feed] = set()
+        self._to_unsubscribe: set[Feed] = set()
+        self._resubscribing: set[Feed] = set()
+        self._poke_channel = Feed.hub(uuid.uuid4().hex)
         self._thread: threading.Thread | None = None
         self._poked = False
         # how often each key moved, and the last record read after a move (``read``)
-        self._generations: dict[str, int] = {}
-        self._records: dict[str, tuple[int, Any]] = {}
+        self._generations: dict[Feed, int] = {}
+        self._records: dict[Feed, tuple[int, Any]] = {}
 
-    def watch(self, signal: Signal, keys: Sequence[str]) -> None:
+    def watch(self, signal: Signal, keys: Sequence[Feed]) -> None:
         """Wake ``signal`` on every change announced on ``keys`` from now on."""
         pending: list[threading.Event] = []
         with self._lock:
@@ -135,7 +135,7 @@ class Hub:
             self.unwatch(signal, keys)  # all or nothing: the caller may simply try again
             raise
 
-    def unwatch(self, signal: Signal, keys: Iterable[str]) -> None:
+    def unwatch(self, signal: Signal, keys: Iterable[Feed]) -> None:
         with self._lock:
             for key in keys:
                 watchers = self._watchers.get(key)
@@ -174,7 +174,7 @@ class Hub:
         self._poked = True
         return poke
 
-    def read(self, key: str, fetch: Callable[[], Any]) -> Any:
+    def read(self, key: Feed, fetch: Callable[[], Any]) -> Any:
         """``fetch()``, shared by every subscription woken by the same change of ``key``.
 
         A result is reused only by callers that arrive when no message came for ``key``
@@ -195,7 +195,7 @@ class Hub:
                     self._records[key] = (generation, value)
         return value
 
-    def cached(self, key: str) -> bool:
+    def cached(self, key: Feed) -> bool:
         """``read(key, ...)`` would answer without fetching (no I/O) right now."""
         with self._lock:
             cached = self._records.get(key)
@@ -253,7 +253,7 @@ class Hub:
         finally:
             _close(listener)
 
-    def _reconnect(self, listener: Listener, subscribe: list[str], outage: bool) -> list[str]:
+    def _reconnect(self, listener: Listener, subscribe: list[Feed], outage: bool) -> list[Feed]:
         """A new connection: its own channel, and after an outage every watched key again
         (its subscriptions are woken with resync once that is confirmed)."""
         listener.subscribe([self._poke_channel])
@@ -263,7 +263,7 @@ class Hub:
             self._resubscribing = set(self._watchers)
             return sorted(set(subscribe) | self._resubscribing)
 
-    def _dispatch(self, items: list[tuple[str, str]]) -> None:
+    def _dispatch(self, items: list[tuple[str, Feed]]) -> None:
         woken: dict[Signal, bool] = {}
         with self._lock:
             for kind, channel in items:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 
 from .._serialization import loads
-from .._store.base import Record
+from .._store.base import Feed, Record
 from ..errors import RunNotFoundError
 from ..result import Run
 from .engine import Engine
@@ -38,7 +38,7 @@ STREAM_START = "0-0"
 StreamEntry = tuple[str, dict[str, str]]
 
 
-def stream_entries(engine: Engine, key: str, after: str) -> list[StreamEntry]:
+def stream_entries(engine: Engine, key: Feed, after: str) -> list[StreamEntry]:
     """Every entry of the stream ``key`` after the entry id ``after``, oldest first."""
     out: list[StreamEntry] = []
     while True:
@@ -65,7 +65,7 @@ class Source:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def event_keys(self) -> list[str]:
+    def event_keys(self) -> list[Feed]:
         raise NotImplementedError
 
     def start(self) -> list[str]:
@@ -83,9 +83,9 @@ class Source:
         """The records of ``run_ids`` (None for a run that does not exist)."""
         return list(self.engine.store.get_runs(list(run_ids)))
 
-    def chunk_key(self, run_id: str, stream: str) -> str:
-        """The key of run ``run_id``'s realtime stream ``stream`` (appends wake on it)."""
-        return self.engine.store.keys.run_stream(run_id, stream)
+    def chunk_key(self, run_id: str, stream: str) -> Feed:
+        """Run ``run_id``'s realtime stream ``stream`` (appends wake on it)."""
+        return Feed.stream(run_id, stream)
 
     def chunks(self, run_id: str, stream: str, position: str) -> list[StreamEntry]:
         """The chunks of run ``run_id``'s stream ``stream`` after ``position``."""
@@ -99,9 +99,9 @@ class RunSource(Source):
         super().__init__(engine)
         self.run_id = run_id
         self.stop_on_completion = stop_on_completion
-        self.events_key = engine.store.keys.events(run_id)
+        self.events_key = Feed.run(run_id)
 
-    def event_keys(self) -> list[str]:
+    def event_keys(self) -> list[Feed]:
         return [self.events_key]
 
     def start(self) -> list[str]:
@@ -117,12 +117,12 @@ class RunSource(Source):
 class IndexSource(Source):
     """Runs announced on a tag's or a batch's event stream (entries ``{r: run id}``)."""
 
-    def __init__(self, engine: Engine, key: str) -> None:
+    def __init__(self, engine: Engine, key: Feed) -> None:
         super().__init__(engine)
         self.key = key
         self.position = STREAM_START
 
-    def event_keys(self) -> list[str]:
+    def event_keys(self) -> list[Feed]:
         return [self.key]
 
     def start(self) -> list[str]:
@@ -149,7 +149,7 @@ class TagSource(IndexSource):
     """Runs carrying every one of ``tags``, created within the last ``window_s`` seconds."""
 
     def __init__(self, engine: Engine, tags: list[str], window_s: float) -> None:
-        super().__init__(engine, engine.store.keys.tag_events(tags[0]))
+        super().__init__(engine, Feed.tag(tags[0]))
         self.tags = tags
         self.cutoff_ms = int((time.time() - window_s) * 1000)
 
@@ -176,7 +176,7 @@ class BatchSource(IndexSource):
     """The runs of one batch."""
 
     def __init__(self, engine: Engine, batch_id: str) -> None:
-        super().__init__(engine, engine.store.keys.batch_events(batch_id))
+        super().__init__(engine, Feed.batch(batch_id))
         self.batch_id = batch_id
 
     def listing(self) -> list[str]:

@@ -3,7 +3,6 @@ them (PENDING_VERSION), write its declarative schedules (SEMANTICS §10.1, D-18)
 
 from __future__ import annotations
 
-from .._keys import Keys
 from .._serialization import dumps
 from .._vocab import RunStatus
 from . import concurrency, registry
@@ -64,7 +63,7 @@ def release_pending(engine: Engine, task_id: str) -> None:
             now_ms(),
             allowed=RunStatus.PENDING_VERSION.value,
             status=RunStatus.QUEUED.value,
-            remove_from=Keys(engine.settings.key_prefix).pending_version(task_id),
+            pending_task=task_id,
             fields={"queue": own} if queue == default and own != queue else None,
         )
         if result.ok and result.record is not None:

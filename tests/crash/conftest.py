@@ -16,6 +16,7 @@ from celery import Celery
 
 import celery_trigger as ct
 from celery_trigger import _setup
+from tests.helpers import redis_client
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,7 +113,7 @@ class CrashEnv:
     def close(self) -> None:
         for worker in self.workers:
             worker.stop()
-        client: Any = self.trigger.store.raw()
+        client: Any = redis_client(self.trigger.store)
         keys = list(client.scan_iter(f"{self.prefix}:*", count=1000))
         if keys:
             client.delete(*keys)

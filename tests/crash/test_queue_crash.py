@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import celery_trigger as ct
+from tests.helpers import redis_client
 
 from ..integration.conftest import wait_for
 from .conftest import ROOT, CrashEnv, WorkerProcess, logs
@@ -73,7 +74,7 @@ def start_queue_worker(env: CrashEnv) -> WorkerProcess:
 
 
 def events(env: CrashEnv) -> list[dict[str, Any]]:
-    raw = env.trigger.store.raw().lrange(f"{env.prefix}:qlog", 0, -1)
+    raw = redis_client(env.trigger.store).lrange(f"{env.prefix}:qlog", 0, -1)
     return [json.loads(line) for line in raw]
 
 
@@ -86,7 +87,7 @@ def attempt_spans(rows: list[dict[str, Any]], killed_at: float) -> list[tuple[fl
 
 def _state(env: CrashEnv, handles: list[ct.RunHandle]) -> str:
     """The unfinished runs and the slot structures, for a failure message."""
-    client, k = env.trigger.store.raw(), env.trigger.store.keys
+    client, k = redis_client(env.trigger.store), env.trigger.store.keys
     open_runs = {
         h.id: env.trigger.store.get_run(h.id)
         for h in handles
@@ -170,7 +171,7 @@ def test_limit_two_holds_and_nothing_leaks_when_a_worker_is_killed(crash_env: Cr
     assert max_overlap(attempt_spans(rows, killed_at)) == 2
     assert any(r.attempt_count > 1 for r in runs), "the killed worker's run was not retried"
     # Then no slot is held and nobody is left in line
-    client, k = crash_env.trigger.store.raw(), crash_env.trigger.store.keys
+    client, k = redis_client(crash_env.trigger.store), crash_env.trigger.store.keys
     assert client.zcard(k.slots()) == 0
     assert client.hlen(k.slots_count()) == 0
     assert client.zcard(k.slots_ready()) == 0

@@ -18,7 +18,7 @@ from celery.contrib.testing.worker import start_worker
 import celery_trigger as ct
 from celery_trigger import _definition, _setup
 from celery_trigger.status import RunStatus
-from tests.helpers import wait_for
+from tests.helpers import redis_client, wait_for
 
 
 def wait_for_status(run_id: str, *statuses: RunStatus | str, timeout: float = 15.0) -> ct.Run:
@@ -66,7 +66,7 @@ class Engine:
             yield w
 
     def cleanup(self) -> None:
-        client = self.trigger.store.raw()
+        client = redis_client(self.trigger.store)
         if hasattr(client, "scan_iter"):
             keys = list(client.scan_iter(f"{self.prefix}:*", count=1000))
             for i in range(0, len(keys), 500):

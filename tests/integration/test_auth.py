@@ -1,7 +1,7 @@
 """Public access tokens against a real store (SEMANTICS §12.2, RT-5, RT-6, RT-7).
 
 Runs are created without a worker (they stay QUEUED): only their ids, tags and batch matter.
-Single-use trigger tokens are consumed through the real Redis store (``use_once``).
+Single-use trigger tokens are consumed through the real Redis store (``mark_token_used``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 
 import celery_trigger as ct
 from celery_trigger import auth
-from tests.helpers import wait_for
+from tests.helpers import redis_client, wait_for
 
 from .conftest import Engine
 
@@ -118,7 +118,7 @@ def test_single_use_trigger_token_works_once(engine: Engine) -> None:
         ct.auth.verify(token, action="trigger", resource="tasks:auth-noop", use=True)
     # And the used-marker expires with the token (not before, not much after)
     jti = _claims(token)["jti"]
-    ttl_ms = engine.store.raw().pttl(engine.store.keys.token_use(jti))
+    ttl_ms = redis_client(engine.store).pttl(engine.store.keys.token_use(jti))
     assert 880_000 < ttl_ms <= 901_000
 
 

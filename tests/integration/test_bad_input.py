@@ -12,6 +12,7 @@ import pytest
 
 import celery_trigger as ct
 from celery_trigger import _definition
+from tests.helpers import redis_client
 
 from .conftest import Engine, wait_for_status
 
@@ -27,7 +28,7 @@ def bad_big_output(payload: int) -> str:
 
 
 def _nothing_written(engine: Engine) -> None:
-    client = engine.store.raw()
+    client = redis_client(engine.store)
     assert client.zcard(engine.store.keys.by_created()) == 0
     assert list(client.scan_iter(f"{engine.prefix}:run:*")) == []
     assert list(client.scan_iter(f"{engine.prefix}:idem:*")) == []
@@ -161,7 +162,7 @@ def test_batch_with_one_bad_item_creates_nothing(engine: Engine) -> None:
         bad_echo.batch_trigger(items)
     # Then the cause is the option error and nothing was written
     assert isinstance(info.value.cause, ValueError) and info.value.phase == "create"
-    assert list(engine.store.raw().scan_iter(f"{engine.prefix}:batch:*")) == []
+    assert list(redis_client(engine.store).scan_iter(f"{engine.prefix}:batch:*")) == []
     _nothing_written(engine)
 
 

@@ -8,6 +8,7 @@ import jwt
 import pytest
 
 import celery_trigger as ct
+from tests.helpers import redis_client
 
 from .conftest import Engine, wait_for_status
 
@@ -25,7 +26,7 @@ def bat_upper(payload: str) -> str:
 
 
 def _nothing_written(engine: Engine) -> None:
-    client = engine.store.raw()
+    client = redis_client(engine.store)
     assert client.zcard(engine.store.keys.by_created()) == 0
     assert list(client.scan_iter(f"{engine.prefix}:run:*")) == []
     assert list(client.scan_iter(f"{engine.prefix}:batch:*")) == []

@@ -13,6 +13,7 @@ from celery.signals import task_postrun
 
 import celery_trigger as ct
 from celery_trigger._engine.dispatch import publish_record
+from tests.helpers import redis_client
 
 from .conftest import Engine, wait_for, wait_for_status
 
@@ -132,7 +133,7 @@ def test_large_payload_stays_in_the_run_record_not_the_message(engine: Engine) -
     blob = "y" * (600 * 1024)
     handle = cc_add.trigger({"a": 1, "b": 2, "blob": blob})
     # Then the broker message is small and does not contain the payload
-    messages = engine.store.raw().lrange(engine.queue, 0, -1)
+    messages = redis_client(engine.store).lrange(engine.queue, 0, -1)
     assert len(messages) == 1 and len(messages[0]) < 8 * 1024
     assert "yyyyyyyyyy" * 30 not in messages[0]
     # And the run still gets the whole payload
@@ -150,7 +151,7 @@ def test_a_duplicated_message_runs_the_function_once(
     record = engine.store.get_run(handle.id)
     assert record is not None
     publish_record(engine.trigger, record)
-    assert engine.store.raw().llen(engine.queue) == 2
+    assert redis_client(engine.store).llen(engine.queue) == 2
     # When a worker consumes both messages
     with engine.worker():
         run = wait_for_status(handle.id)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import celery_trigger as ct
+from tests.helpers import redis_client
 
 from .conftest import Engine, wait_for, wait_for_status
 
@@ -178,7 +179,7 @@ def test_token_without_timeout_never_times_out(engine: Engine) -> None:
     assert record.status == "WAITING" and record.timeout_at is None
     assert engine.store.timer_due(f"tokento|{token_id}") is None
     assert record.idempotency_key_expires_at is None
-    assert engine.store.raw().pttl(engine.store.keys.token_idempotency("d7")) == -1
+    assert redis_client(engine.store).pttl(engine.store.keys.token_idempotency("d7")) == -1
     assert ct.runs.retrieve(handle.id).status == ct.RunStatus.WAITING
 
 
@@ -210,7 +211,9 @@ def test_token_keys_are_raw_and_shared_across_runs_and_outside(engine: Engine) -
         wait_for_status(handle.id, "WAITING")
         ct.wait.complete_token(outside, {"named": True})
         assert wait_for_status(handle.id).output == {"named": True}
-    assert engine.store.raw().get(engine.store.keys.token_idempotency("shared")) == outside.id
+    assert (
+        redis_client(engine.store).get(engine.store.keys.token_idempotency("shared")) == outside.id
+    )
 
 
 @ct.task(id="dt-twice")

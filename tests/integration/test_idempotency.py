@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import celery_trigger as ct
+from tests.helpers import redis_client
 
 from .conftest import Engine, wait_for, wait_for_status
 
@@ -204,7 +205,7 @@ def test_key_ttl_is_recorded_and_applied(engine: Engine) -> None:
     before = int(time.time() * 1000)
     short = idem_child.trigger({"tag": "ttl"}, idempotency_key="ttl-5m", idempotency_key_ttl="5m")
     default = idem_child.trigger({"tag": "ttl"}, idempotency_key="ttl-default")
-    raw = engine.store.raw()
+    raw = redis_client(engine.store)
     for handle, ttl_ms in ((short, 300_000), (default, 30 * 86400_000)):
         record = engine.store.get_run(handle.id)
         assert abs(int(record["idem_exp"]) - (before + ttl_ms)) < 5_000
@@ -229,7 +230,7 @@ def test_bad_ttl_raises_at_the_call_and_creates_nothing(engine: Engine, ttl: Any
         idem_child.trigger({}, idempotency_key="k", idempotency_key_ttl=ttl)
     with pytest.raises(ValueError):
         idem_child.batch_trigger([{"payload": 1}], idempotency_key="b", idempotency_key_ttl=ttl)
-    assert engine.store.raw().zcard(engine.store.keys.by_created()) == 0
+    assert redis_client(engine.store).zcard(engine.store.keys.by_created()) == 0
 
 
 # batches ---------------------------------------------------------------------------------
@@ -308,7 +309,7 @@ def test_batch_key_outside_a_run_is_cached_and_the_ttl_reaches_the_items(engine:
     )
     assert not first.is_cached and again.is_cached
     assert (again.batch_id, again.runs) == (first.batch_id, first.runs)
-    assert engine.store.raw().zcard(engine.store.keys.by_created()) == 2
+    assert redis_client(engine.store).zcard(engine.store.keys.by_created()) == 2
     now = int(time.time() * 1000)
     exps = [int(engine.store.get_run(r)["idem_exp"]) - now for r in first.runs]
     assert abs(exps[0] - 600_000) < 5_000 and abs(exps[1] - 3_600_000) < 5_000

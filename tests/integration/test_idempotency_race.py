@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import celery_trigger as ct
+from tests.helpers import redis_client
 
 from .conftest import Engine
 
@@ -55,6 +56,7 @@ import json, sys
 from celery import Celery
 import redis
 import celery_trigger as ct
+from tests.helpers import redis_client
 
 url, prefix, start, run_id, count = sys.argv[1:6]
 app = Celery("race", broker=url, set_as_current=False)
@@ -84,7 +86,7 @@ def _in_processes(engine: Engine, script: str, args: Callable[[str], list[str]])
         )
         for _ in range(PROCESSES)
     ]
-    engine.store.raw().rpush(start, *["go"] * PROCESSES)
+    redis_client(engine.store).rpush(start, *["go"] * PROCESSES)
     outs = []
     for proc in procs:
         stdout, stderr = proc.communicate(timeout=60)
@@ -94,7 +96,7 @@ def _in_processes(engine: Engine, script: str, args: Callable[[str], list[str]])
 
 
 def _count_runs(engine: Engine) -> int:
-    return int(engine.store.raw().zcard(engine.store.keys.by_created()))
+    return int(redis_client(engine.store).zcard(engine.store.keys.by_created()))
 
 
 def test_many_threads_with_one_key_converge_on_one_run(engine: Engine) -> None:
@@ -122,7 +124,7 @@ def test_threads_racing_to_replace_a_failed_owner_converge_on_one_new_run(engine
     """IDEM-6 (race), §5.2: a key still held by a FAILED run; 16 concurrent triggers create
     exactly one replacement."""
     old = race_target.trigger({"i": -1}, idempotency_key="failed-owner")
-    engine.store.raw().hset(engine.store.keys.run(old.id), "status", "FAILED")
+    redis_client(engine.store).hset(engine.store.keys.run(old.id), "status", "FAILED")
     barrier = threading.Barrier(THREADS)
     handles: list[ct.RunHandle] = []
 

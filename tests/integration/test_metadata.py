@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import celery_trigger as ct
+from tests.helpers import redis_client
 
 from .conftest import Engine, wait_for, wait_for_status
 
@@ -313,7 +314,7 @@ def test_outside_a_run_mutators_do_nothing_and_readers_return_none(engine: Engin
     ct.metadata.refresh()
     assert isinstance(updater, ct.metadata.MetadataUpdater)
     assert ct.metadata.current() is None and ct.metadata.get("a") is None
-    assert engine.store.raw().zcard(engine.store.keys.by_created()) == 0
+    assert redis_client(engine.store).zcard(engine.store.keys.by_created()) == 0
 
 
 @pytest.mark.parametrize(
@@ -365,7 +366,7 @@ def test_trigger_time_metadata_with_a_reserved_key_creates_nothing(engine: Engin
         meta_ops.trigger(None, metadata={"constructor": 1})
     with pytest.raises(TypeError):
         meta_ops.trigger(None, metadata=[1])
-    assert engine.store.raw().zcard(engine.store.keys.by_created()) == 0
+    assert redis_client(engine.store).zcard(engine.store.keys.by_created()) == 0
 
 
 # the API and the updatable window -------------------------------------------------------
@@ -376,7 +377,7 @@ def meta_noop(payload: Any) -> str:
 
 def _finished_ago(engine: Engine, run_id: str, ms: int) -> None:
     finished = int(time.time() * 1000) - ms
-    engine.store.raw().hset(engine.store.keys.run(run_id), "finished", str(finished))
+    redis_client(engine.store).hset(engine.store.keys.run(run_id), "finished", str(finished))
 
 
 def test_api_updates_are_accepted_for_an_hour_after_completion(engine: Engine) -> None:

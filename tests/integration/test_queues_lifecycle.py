@@ -15,6 +15,7 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 
 import celery_trigger as ct
+from tests.helpers import redis_client
 
 from .conftest import Engine, wait_for, wait_for_status
 
@@ -36,7 +37,7 @@ def when(name: str) -> float:
 
 def assert_no_slots(engine: Engine) -> None:
     """No slot held, nobody ready or waiting in any sub-queue."""
-    client, k = engine.store.raw(), engine.store.keys
+    client, k = redis_client(engine.store), engine.store.keys
     assert client.zcard(k.slots()) == 0
     assert client.hlen(k.slots_count()) == 0
     assert client.zcard(k.slots_ready()) == 0
@@ -206,6 +207,6 @@ def test_machine_preset_runs_go_to_their_celery_queue(make_engine: Any) -> None:
             # Then the large run ran there with its preset, the other waits for its worker
             assert run.output == {"machine": "large-1x", "cpu": 4}
             assert ct.runs.retrieve(small.id).status == ct.RunStatus.QUEUED
-        assert engine.store.raw().llen(engine.queue) == 1
+        assert redis_client(engine.store).llen(engine.queue) == 1
     finally:
-        engine.store.raw().delete(big_queue)
+        redis_client(engine.store).delete(big_queue)

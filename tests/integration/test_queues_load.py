@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import celery_trigger as ct
+from tests.helpers import redis_client
 
 from .conftest import Engine, wait_for
 
@@ -92,7 +93,7 @@ def test_two_thousand_runs_over_a_hundred_keys_never_break_a_limit(
     assert len(BODIES) == RUNS
     statuses = {r["status"] for r in engine.store.get_runs(run_ids) if r}
     assert statuses == {"COMPLETED"}
-    client, k = engine.store.raw(), engine.store.keys
+    client, k = redis_client(engine.store), engine.store.keys
     assert client.zcard(k.slots()) == 0 and client.zcard(k.slots_ready()) == 0
     assert ct.queues.retrieve("tq-load").queued == 0
     busy = sum(end - start for start, end, _ in BODIES)

@@ -13,6 +13,7 @@ import pytest
 
 import celery_trigger as ct
 from celery_trigger._engine.timers import TimerService
+from tests.helpers import redis_client
 
 from .conftest import Engine, wait_for, wait_for_status
 
@@ -188,7 +189,7 @@ def test_replay_copies_payload_tags_seed_metadata_not_the_key(engine: Engine) ->
             {"p": 1}, tags=["a", "b"], metadata={"m": 1}, idempotency_key="replay-key"
         )
         wait_for_status(original.id)
-        engine.store.raw().hset(engine.store.keys.run(original.id), "meta", '{"m":2}')
+        redis_client(engine.store).hset(engine.store.keys.run(original.id), "meta", '{"m":2}')
         assert ct.runs.retrieve(original.id).metadata == {"m": 2}
         # When it is replayed
         replayed = ct.runs.replay(original.id)

@@ -9,6 +9,7 @@ import pydantic
 import pytest
 
 import celery_trigger as ct
+from tests.helpers import redis_client
 
 from .conftest import Engine, wait_for_status
 
@@ -47,7 +48,7 @@ def sch_person(person: Person, ctx: ct.Context) -> dict[str, Any]:
 
 
 def _nothing_written(engine: Engine) -> None:
-    client = engine.store.raw()
+    client = redis_client(engine.store)
     assert list(ct.runs.list()) == []
     assert client.zcard(engine.store.keys.by_created()) == 0
     assert list(client.scan_iter(f"{engine.prefix}:run:*")) == []
@@ -113,7 +114,7 @@ def test_batch_with_one_invalid_item_creates_no_batch_and_no_run(engine: Engine)
     assert info.value.phase == "create"
     assert "item 1" in str(info.value)
     assert isinstance(info.value.cause, ct.PayloadValidationError)
-    assert list(engine.store.raw().scan_iter(f"{engine.prefix}:batch:*")) == []
+    assert list(redis_client(engine.store).scan_iter(f"{engine.prefix}:batch:*")) == []
     _nothing_written(engine)
 
 

@@ -12,6 +12,7 @@ import pytest
 
 import celery_trigger as ct
 from celery_trigger._engine.timers import TimerService
+from tests.helpers import redis_client
 
 from .conftest import Engine, wait_for, wait_for_status
 
@@ -122,7 +123,7 @@ def test_an_expired_message_delivered_late_does_not_run(engine: Engine) -> None:
     instead of running it."""
     # Given a queued run whose TTL passed while no worker and no timer ran
     handle = st_record.trigger({}, ttl="1s")
-    engine.store.raw().zrem(engine.store.keys.timers(), f"ttl|{handle.id}")
+    redis_client(engine.store).zrem(engine.store.keys.timers(), f"ttl|{handle.id}")
     created = ct.runs.retrieve(handle.id).created_at
     assert created is not None
     wait_for(lambda: time.time() >= created.timestamp() + 1.05, timeout=5)
@@ -179,7 +180,7 @@ def test_every_status_round_trips_through_retrieve_and_list(
     selected by the ``runs.list`` status filter; ``is_completed`` ⇔ final."""
     # Given two runs, one of them stored with the status under test
     target, other = st_record.batch_trigger([{"payload": 1}, {"payload": 2}]).runs
-    client = engine.store.raw()
+    client = redis_client(engine.store)
     client.hset(engine.store.keys.run(target), "status", status.value)
     other_status = (
         ct.RunStatus.QUEUED if status is not ct.RunStatus.QUEUED else ct.RunStatus.COMPLETED

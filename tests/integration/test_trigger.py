@@ -19,6 +19,7 @@ import pytest
 
 import celery_trigger as ct
 from celery_trigger._engine.timers import TimerService
+from tests.helpers import redis_client
 
 from .conftest import Engine, wait_for, wait_for_status
 
@@ -76,7 +77,7 @@ def timer_service(engine: Engine) -> Iterator[TimerService]:
 
 
 def _run_count(engine: Engine) -> int:
-    return int(engine.store.raw().zcard(engine.store.keys.by_created()))
+    return int(redis_client(engine.store).zcard(engine.store.keys.by_created()))
 
 
 # handles and guards -------------------------------------------------------------------
@@ -317,7 +318,7 @@ def test_child_of_a_test_run_is_a_test_run(engine: Engine) -> None:
     """TRIG-20: a run triggered from inside a test run has ``is_test`` true."""
     # Given a queued parent marked as a test run before any worker sees it
     parent = trg_parent.trigger({})
-    engine.store.raw().hset(engine.store.keys.run(parent.id), "is_test", "1")
+    redis_client(engine.store).hset(engine.store.keys.run(parent.id), "is_test", "1")
     # When a worker runs it
     with engine.worker():
         run = wait_for_status(parent.id)
@@ -407,7 +408,7 @@ def test_key_still_held_by_a_failed_owner_is_taken_over(engine: Engine, status: 
     to a new run."""
     # Given an owner run that ended failed while its key was left in place
     first = trg_echo.trigger({"n": 1}, idempotency_key="lazy")
-    engine.store.raw().hset(engine.store.keys.run(first.id), "status", status)
+    redis_client(engine.store).hset(engine.store.keys.run(first.id), "status", status)
     # When the key is used again
     second = trg_echo.trigger({"n": 2}, idempotency_key="lazy")
     third = trg_echo.trigger({"n": 3}, idempotency_key="lazy")

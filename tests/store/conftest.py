@@ -13,6 +13,7 @@ import pytest
 from celery_trigger._store.base import Store
 from celery_trigger._store.memory import MemoryStore
 from celery_trigger._store.redis import RedisStore
+from tests.helpers import redis_client
 
 
 @pytest.fixture(params=["redis", "memory"])
@@ -24,7 +25,7 @@ def store(request: pytest.FixtureRequest, key_prefix: str) -> Iterator[Store]:
     try:
         yield redis_store
     finally:
-        client = redis_store.raw()
+        client = redis_client(redis_store)
         keys = list(client.scan_iter(match=f"{key_prefix}:*", count=500))
         if keys:
             client.delete(*keys)

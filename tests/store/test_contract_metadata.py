@@ -18,7 +18,7 @@ import pytest
 from celery_trigger import _metadata_ops as metadata_ops
 from celery_trigger._store.base import MetaResult, MetaUpdate, Store
 
-from .test_contract import NOW, create, idem
+from .contract import NOW, create
 
 LIMIT = 262_144
 HOUR = 3_600_000
@@ -322,57 +322,3 @@ def test_add_tags_to_a_run_without_tags(store: Store) -> None:
     create(store, "run_t", fields={"created": str(NOW)})
     assert store.add_tags("run_t", ["a/b", "é"], 10) == ("ok", ["a/b", "é"])
     assert json.loads(store.get_run("run_t")["tags"]) == ["a/b", "é"]  # type: ignore[index]
-
-
-# idempotency keys ---------------------------------------------------------------------
-def test_release_only_when_the_owner_still_holds_the_key(store: Store) -> None:
-    """IDEM-13, §5.2: compare-and-delete; with clear_record the owner forgets its key."""
-    # Given run_a owning key k
-    create(
-        store,
-        "run_a",
-        idempotency_key="k",
-        idempotency_ttl_ms=60_000,
-        fields={"idem": "user-k", "idem_key": "k", "idem_exp": "1"},
-    )
-    # When another run tries to release it, then its owner does
-    refused = store.release_idempotency_key("t.send", "k", "run_b", clear_record=True)
-    owner_before = store.idempotency_owner("t.send", "k")
-    released = store.release_idempotency_key("t.send", "k", "run_a", clear_record=True)
-    # Then only the owner's release counts, and the key and the record fields are gone
-    assert (refused, owner_before, released) == (False, "run_a", True)
-    assert store.idempotency_owner("t.send", "k") is None
-    record = store.get_run("run_a") or {}
-    assert not {"idem", "idem_key", "idem_exp"} & set(record)
-    # And a new run can take the key
-    assert create(store, "run_c", idempotency_key="k", idempotency_ttl_ms=60_000) == (
-        "run_c",
-        False,
-    )
-    assert store.get_run("run_c") is not None and idem(store, "k")
-
-
-def test_release_without_clearing_keeps_the_record_fields(store: Store) -> None:
-    """§5.2 (expiry): the key goes, the run still shows which key it had."""
-    create(
-        store,
-        "run_a",
-        idempotency_key="k",
-        idempotency_ttl_ms=60_000,
-        fields={"idem": "user-k", "idem_key": "k"},
-    )
-    assert store.release_idempotency_key("t.send", "k", "run_a", clear_record=False)
-    assert (store.get_run("run_a") or {}).get("idem") == "user-k"
-    assert store.idempotency_owner("t.send", "k") is None
-
-
-def test_batch_key_first_claim_wins_and_expires(store: Store) -> None:
-    """IDEM-12: SET NX semantics; the key lives for its TTL."""
-    assert store.get_batch_key("h") is None
-    assert store.claim_batch_key("h", "batch_1", 60_000) == "batch_1"
-    assert store.claim_batch_key("h", "batch_2", 60_000) == "batch_1"
-    assert store.get_batch_key("h") == "batch_1"
-    assert store.claim_batch_key("short", "batch_3", 1) == "batch_3"
-    from tests.helpers import wait_for
-
-    wait_for(lambda: store.get_batch_key("short") is None, timeout=2)

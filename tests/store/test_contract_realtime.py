@@ -5,8 +5,8 @@ single-use marks.
 Every test runs against RedisStore (real Redis) and MemoryStore (the ``store`` fixture),
 except the key-expiry checks, which only Redis has (MemoryStore lives as long as its
 process). The events (``lua/events.lua``, ``memory_events.py``): ``{k: kind}`` on
-``keys.events(run)`` and ``{r: run id, k: kind}`` on ``keys.tag_events(tag)`` for each tag the
-record carries and on ``keys.batch_events(batch)``; kinds ``c`` created, ``s`` status, ``m``
+``Feed.run(run)`` and ``{r: run id, k: kind}`` on ``Feed.tag(tag)`` for each tag the
+record carries and on ``Feed.batch(batch)``; kinds ``c`` created, ``s`` status, ``m``
 metadata, ``t`` tags, ``n`` new stream. An operation that changes nothing appends nothing.
 """
 
@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from celery_trigger._store.base import MetaUpdate, Store
-from tests.helpers import wait_for
+from celery_trigger._store.base import Feed, MetaUpdate, Store, feed_key
+from tests.helpers import redis_client, wait_for
 
-from .test_contract import NOW, claim, create, new_run
+from .contract import NOW, claim, create, new_run
 from .test_contract_durable import park
 
 TAGS = ("a", "b")
@@ -37,7 +37,7 @@ def order(entry_id: str) -> tuple[int, int]:
 
 
 def chunks(store: Store, run_id: str, key: str) -> list[Any]:
-    entries = store.read_stream(store.keys.run_stream(run_id, key), "0-0", 1000)
+    entries = store.read_stream(Feed.stream(run_id, key), "0-0", 1000)
     return [json.loads(fields["d"]) for _, fields in entries]
 
 
@@ -47,7 +47,7 @@ def append(
     return store.append_stream("run_e", key, writer, seq, [json.dumps(v) for v in values])
 
 
-class Feed:
+class EventLog:
     """The events of a run: its change counter (field "ev", the run's own events are a
     pub/sub channel only) and the event streams of each of its tags and of its batch.
 
@@ -57,9 +57,8 @@ class Feed:
 
     def __init__(self, store: Store, run_id: str, tags: tuple[str, ...]) -> None:
         self.store, self.run_id = store, run_id
-        keys = store.keys
-        self.run_key = keys.events(run_id)
-        self.index_keys = [keys.tag_events(t) for t in tags] + [keys.batch_events(BATCH)]
+        self.run_key = Feed.run(run_id)
+        self.index_keys = [Feed.tag(t) for t in tags] + [Feed.batch(BATCH)]
         self.mark()
 
     def counter(self) -> int:
@@ -88,14 +87,14 @@ class Feed:
         self.mark()
 
 
-def tagged(store: Store, run_id: str = "run_e", **kwargs: Any) -> Feed:
+def tagged(store: Store, run_id: str = "run_e", **kwargs: Any) -> EventLog:
     """Create ``run_id`` tagged a, b in batch_1 and return its feed, marked after creation."""
     fields = {"created": str(NOW), "tags": json.dumps(list(TAGS)), "batch": BATCH}
     create(store, run_id, fields=fields, tags=list(TAGS), **kwargs)
-    return Feed(store, run_id, TAGS)
+    return EventLog(store, run_id, TAGS)
 
 
-def executing_tagged(store: Store) -> Feed:
+def executing_tagged(store: Store) -> EventLog:
     feed = tagged(store)
     assert claim(store, "run_e").action == "ok"
     feed.mark()
@@ -105,8 +104,8 @@ def executing_tagged(store: Store) -> Feed:
 # stream reads -------------------------------------------------------------------------
 def test_tail_of_a_missing_or_empty_stream_is_zero(store: Store) -> None:
     """§7: a reader starting on a stream nobody wrote yet starts at "0-0"."""
-    assert store.stream_tail(store.keys.events("nobody")) == "0-0"
-    assert store.read_stream(store.keys.events("nobody"), "0-0", 10) == []
+    assert store.stream_tail(Feed.run("nobody")) == "0-0"
+    assert store.read_stream(Feed.run("nobody"), "0-0", 10) == []
 
 
 def test_ids_increase_and_reads_are_strictly_after_oldest_first(store: Store) -> None:
@@ -115,7 +114,7 @@ def test_ids_increase_and_reads_are_strictly_after_oldest_first(store: Store) ->
     create(store, "run_e")
     for i in range(5):
         assert append(store, "out", [i], seq=i) == ("ok", 1)
-    key = store.keys.run_stream("run_e", "out")
+    key = Feed.stream("run_e", "out")
     entries = store.read_stream(key, "0-0", 100)
     ids = [entry_id for entry_id, _ in entries]
     # Then the ids strictly increase, the tail is the last one, the fields are {d: JSON}
@@ -130,9 +129,9 @@ def test_ids_increase_and_reads_are_strictly_after_oldest_first(store: Store) ->
 
 
 # notifications (pub/sub) -----------------------------------------------------------------
-def confirm(listener: Any, kind: str, channels: list[str]) -> None:
+def confirm(listener: Any, kind: str, channels: list[Feed]) -> None:
     """Wait for the listener's ``kind`` ("subscribe" / "unsubscribe") confirmations."""
-    seen: set[str] = set()
+    seen: set[Feed] = set()
 
     def done() -> bool:
         seen.update(c for k, c in listener.get(0.05) if k == kind)
@@ -141,7 +140,7 @@ def confirm(listener: Any, kind: str, channels: list[str]) -> None:
     wait_for(done, timeout=5)
 
 
-def listen(store: Store, channels: list[str]) -> Any:
+def listen(store: Store, channels: list[Feed]) -> Any:
     """A listener subscribed to ``channels``, with every confirmation received."""
     listener = store.listener()
     listener.subscribe(channels)
@@ -149,10 +148,10 @@ def listen(store: Store, channels: list[str]) -> Any:
     return listener
 
 
-def messages(listener: Any, until: set[str] | None = None, timeout: float = 5.0) -> list[str]:
+def messages(listener: Any, until: set[Feed] | None = None, timeout: float = 5.0) -> list[Feed]:
     """Channels of the messages received: until each of ``until`` was seen, or (None) what
     arrives within a short wait."""
-    got: list[str] = []
+    got: list[Feed] = []
     if until is None:
         got.extend(c for kind, c in listener.get(0.1) if kind == "message")
         return got
@@ -170,14 +169,14 @@ def test_every_event_is_published_on_its_streams_channel(store: Store) -> None:
     channel named like the stream; a listener hears only the channels it subscribed to."""
     # Given a tagged run in a batch and a listener on its run, tag "a" and batch channels
     feed = tagged(store)
-    watched = [feed.run_key, store.keys.tag_events("a"), store.keys.batch_events(BATCH)]
+    watched = [feed.run_key, Feed.tag("a"), Feed.batch(BATCH)]
     listener = listen(store, watched)
     try:
         # When a claim changes its status
         assert claim(store, "run_e").action == "ok"
         # Then the three channels get a message, and tag "b" (not subscribed) none
         got = messages(listener, until=set(watched))
-        assert store.keys.tag_events("b") not in got
+        assert Feed.tag("b") not in got
     finally:
         listener.close()
 
@@ -188,7 +187,7 @@ def test_a_listener_hears_nothing_before_subscribing_or_after_unsubscribing(
     """§7: subscriptions start at their confirmation and end at the confirmation of their
     unsubscribe (a publish racing the UNSUBSCRIBE from another connection may still land)."""
     feed = tagged(store)
-    listener = listen(store, [store.keys.hub("h1")])
+    listener = listen(store, [Feed.hub("h1")])
     try:
         store.transition("run_e", NOW, allowed="*", fields={"n": "1"})
         assert messages(listener) == []
@@ -206,7 +205,7 @@ def test_a_listener_hears_nothing_before_subscribing_or_after_unsubscribing(
 
 def test_publish_wakes_a_listener_blocked_in_another_thread(store: Store) -> None:
     """§7: the hub's thread waits in ``get``; a publish from another thread ends the wait."""
-    channel = store.keys.hub("h2")
+    channel = Feed.hub("h2")
     listener = listen(store, [channel])
     result: list[tuple[str, str]] = []
     thread = threading.Thread(target=lambda: result.extend(listener.get(LONG_MS / 1000)))
@@ -225,13 +224,13 @@ def test_publish_wakes_a_listener_blocked_in_another_thread(store: Store) -> Non
 def test_chunks_are_published_on_the_chunk_streams_channel(store: Store) -> None:
     """§12.1: subscribers following a run's stream are woken by each append."""
     create(store, "run_e")
-    key = store.keys.run_stream("run_e", "out")
-    listener = listen(store, [key, store.keys.events("run_e")])
+    key = Feed.stream("run_e", "out")
+    listener = listen(store, [key, Feed.run("run_e")])
     try:
         append(store, "out", ["a"], seq=0)
-        assert set(messages(listener, until={key, store.keys.events("run_e")})) == {
+        assert set(messages(listener, until={key, Feed.run("run_e")})) == {
             key,
-            store.keys.events("run_e"),  # the new stream's "n" event
+            Feed.run("run_e"),  # the new stream's "n" event
         }
         append(store, "out", ["b"], seq=1)
         assert messages(listener, until={key}) == [key]
@@ -243,7 +242,7 @@ def test_chunks_are_published_on_the_chunk_streams_channel(store: Store) -> None
 def test_create_emits_created_to_the_run_its_tags_and_its_batch(store: Store) -> None:
     """§7: "c" on every stream; a cached create (idempotency hit) emits nothing."""
     # Given nothing / When a tagged run in a batch is created
-    feed = Feed(store, "run_e", TAGS)
+    feed = EventLog(store, "run_e", TAGS)
     fields = {"created": str(NOW), "tags": json.dumps(list(TAGS)), "batch": BATCH}
     opts: dict[str, Any] = {"idempotency_key": "k", "idempotency_ttl_ms": 60_000}
     assert create(store, "run_e", fields=fields, tags=list(TAGS), **opts) == ("run_e", False)
@@ -258,23 +257,23 @@ def test_runs_created_together_each_announce_themselves_on_the_batch(store: Stor
     """§12.1 subscribeToBatch: one "c" per run, naming it, in creation order."""
     fields = {"created": str(NOW), "batch": BATCH}
     store.create_runs([new_run(f"run_{i}", fields=fields) for i in range(3)], NOW)
-    entries = store.read_stream(store.keys.batch_events(BATCH), "0-0", 10)
+    entries = store.read_stream(Feed.batch(BATCH), "0-0", 10)
     assert [f for _, f in entries] == [{"r": f"run_{i}", "k": "c"} for i in range(3)]
 
 
 def test_a_run_without_tags_or_batch_emits_only_on_its_own_channel(store: Store) -> None:
     """§7: no tag or batch streams are written for a run that has none, and a run's own
     events leave no stream behind (the record and its "ev" counter are the truth)."""
-    listener = listen(store, [store.keys.events("run_plain")])
+    listener = listen(store, [Feed.run("run_plain")])
     try:
         create(store, "run_plain")
-        assert messages(listener, until={store.keys.events("run_plain")})
+        assert messages(listener, until={Feed.run("run_plain")})
     finally:
         listener.close()
     assert (store.get_run("run_plain") or {}).get("ev") == "1"
-    assert store.stream_tail(store.keys.events("run_plain")) == "0-0"
-    assert store.stream_tail(store.keys.tag_events("a")) == "0-0"
-    assert store.stream_tail(store.keys.batch_events(BATCH)) == "0-0"
+    assert store.stream_tail(Feed.run("run_plain")) == "0-0"
+    assert store.stream_tail(Feed.tag("a")) == "0-0"
+    assert store.stream_tail(Feed.batch(BATCH)) == "0-0"
 
 
 def test_claims_emit_status_and_a_dropped_claim_emits_nothing(store: Store) -> None:
@@ -364,7 +363,7 @@ def test_tags_add_emits_to_the_old_tags_the_new_tag_and_the_batch(store: Store) 
     """§7, TAG-1: "t" on every stream of the run, including the tag it now carries."""
     # Given a run tagged a, b
     tagged(store)
-    feed = Feed(store, "run_e", (*TAGS, "c"))
+    feed = EventLog(store, "run_e", (*TAGS, "c"))
     # When c is added / Then "t" on the run, a, b, c and the batch
     assert store.add_tags("run_e", ["b", "c"], 10) == ("ok", ["a", "b", "c"])
     feed.expect("t")
@@ -373,7 +372,7 @@ def test_tags_add_emits_to_the_old_tags_the_new_tag_and_the_batch(store: Store) 
     feed.expect(None)
     assert store.add_tags("run_e", ["d", "e"], 4) == ("limit", ["a", "b", "c"])
     feed.expect(None)
-    assert store.stream_tail(store.keys.tag_events("d")) == "0-0"
+    assert store.stream_tail(Feed.tag("d")) == "0-0"
     # And a later change reaches the new tag's stream too
     assert store.transition("run_e", NOW + 1, allowed="*", status="CANCELED").ok
     feed.expect("s")
@@ -423,43 +422,42 @@ def test_another_writer_appends_after_what_is_there(store: Store) -> None:
 def test_append_to_a_missing_run_writes_nothing(store: Store) -> None:
     """§12.1: no run, no stream: ("missing", 0)."""
     assert append(store, "out", ["a"], seq=0) == ("missing", 0)
-    assert store.stream_tail(store.keys.run_stream("run_e", "out")) == "0-0"
+    assert store.stream_tail(Feed.stream("run_e", "out")) == "0-0"
     assert store.get_run("run_e") is None
-    assert store.stream_tail(store.keys.events("run_e")) == "0-0"
+    assert store.stream_tail(Feed.run("run_e")) == "0-0"
 
 
-# use_once ------------------------------------------------------------------------
-def test_use_once_is_true_only_the_first_time_per_key(store: Store) -> None:
+# mark_token_used ------------------------------------------------------------------------
+def test_mark_token_used_is_true_only_the_first_time_per_key(store: Store) -> None:
     """RT-6: a single-use token's jti is marked used once; other jtis are independent."""
-    used = store.keys.token_use("jti_1")
-    assert store.use_once(used, 60_000) is True
-    assert store.use_once(used, 60_000) is False
-    assert store.use_once(store.keys.token_use("jti_2"), 60_000) is True
+    assert store.mark_token_used("jti_1", 60_000) is True
+    assert store.mark_token_used("jti_1", 60_000) is False
+    assert store.mark_token_used("jti_2", 60_000) is True
 
 
-def test_use_once_mark_expires_after_its_ttl(store: Store) -> None:
+def test_mark_token_used_mark_expires_after_its_ttl(store: Store) -> None:
     """RT-6: the mark lives as long as the token (ttl), then the key is free again."""
-    used = store.keys.token_use("jti_short")
-    assert store.use_once(used, 30) is True
-    wait_for(lambda: store.use_once(used, 60_000), timeout=5)
-    assert store.use_once(used, 60_000) is False
+    assert store.mark_token_used("jti_short", 30) is True
+    wait_for(lambda: store.mark_token_used("jti_short", 60_000), timeout=5)
+    assert store.mark_token_used("jti_short", 60_000) is False
 
 
 # expiry (Redis only) ------------------------------------------------------------------
 @redis_only
 def test_event_and_chunk_streams_expire(store: Store) -> None:
     """§7: event streams expire 7 days, chunk streams 28 days after their last entry,
-    use_once marks with their ttl."""
+    single-use marks with their ttl."""
     feed = tagged(store)
     append(store, "out", ["a"], seq=0)
-    store.use_once(store.keys.token_use("jti"), 60_000)
-    client = store.raw()
+    store.mark_token_used("jti", 60_000)
+    client = redis_client(store)
     week, four_weeks = 7 * 86_400_000, 28 * 86_400_000
+    keys: Any = store.keys  # type: ignore[attr-defined]  # RedisStore's key names
     for key in feed.index_keys:
-        assert week - 60_000 < client.pttl(key) <= week, key
-    assert not client.exists(feed.run_key)  # a run's own events are a channel only
-    assert four_weeks - 60_000 < client.pttl(store.keys.run_stream("run_e", "out")) <= four_weeks
-    assert 0 < client.pttl(store.keys.token_use("jti")) <= 60_000
+        assert week - 60_000 < client.pttl(feed_key(keys, key)) <= week, key
+    assert not client.exists(feed_key(keys, feed.run_key))  # a run's own events are a channel only
+    assert four_weeks - 60_000 < client.pttl(keys.run_stream("run_e", "out")) <= four_weeks
+    assert 0 < client.pttl(keys.token_use("jti")) <= 60_000
 
 
 def test_the_change_counter_counts_every_event(store: Store) -> None:

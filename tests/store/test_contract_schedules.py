@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from celery_trigger._store.base import Store, schedule_timer
 
-from .test_contract import NOW
+from .contract import NOW
 
 MINUTE = 60_000
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 
 from ..._serialization import dumps
+from ..._store.base import IdempotencyKey
 from ..._vocab import FAILED_STATUSES, RunStatus, TimerKind
 from ...errors import TaskRunError
 from ...options import format_duration
@@ -112,7 +113,7 @@ def _fail(attempt: Attempt, outcome: Outcome, participants: tuple[Participant, .
         status.value,
         now_ms(),
         fields={**_usage(state), "error": dumps(error.to_dict())},
-        idempotency_key=engine.store.keys.idempotency(state.task_id, key) if key else None,
+        idempotency_key=IdempotencyKey(state.task_id, key) if key else None,
         release_key=status in FAILED_STATUSES,
     )
     _written(attempt, participants, written)

@@ -5,6 +5,7 @@
 -- KEYS[4..11] the run's slot keys (slots.lua; "" when ARGV[5] is ""): queue hash, sub-queue
 -- waiting set, the queue's sub-queue set, slots, slots:sub, slots:count, slots:ready,
 -- slots:unclaimed
+-- KEYS[12..] and the last ARGV: the event keys of events.lua
 -- ARGV[5] the queue those keys belong to ("" = none)   ARGV[6] concurrency key ("" = none)
 -- ARGV[7] the sub-queue id   ARGV[8] environment concurrency limit ("" = none)
 -- ARGV[9..] timer members to drop once the run is taken (publish watchdog, TTL expiry)
@@ -23,15 +24,16 @@
 -- new attempt (field takeover = 1; a warm retry under its own live lease is no takeover).
 -- Invariant: at most one live lease per run; a duplicate delivery is dropped, never run twice.
 -- #include slots
+-- Or the error reply STALE_KEYS of events.lua: the event keys were stale, nothing written.
 -- #include events
 if redis.call("EXISTS", KEYS[1]) == 0 then return {"missing"} end
+local stale = events_stale(KEYS[1])
+if stale then return stale end
 local now = tonumber(ARGV[1])
 local r = redis.call("HMGET", KEYS[1], "status", "lease", "lease_exp", "ttl", "queued_at",
   "attempt", "started", "woken", "queue", "ckey", "priority", "id", "slot", "seq")
 local status, lease, lease_exp = r[1], r[2], tonumber(r[3] or "0") or 0
-local final = {COMPLETED=1, CANCELED=1, FAILED=1, CRASHED=1, SYSTEM_FAILURE=1, EXPIRED=1,
-  TIMED_OUT=1}
-if final[status] then return {"drop", status} end
+if FINAL[status] then return {"drop", status} end
 local mode = ARGV[4]
 -- The run's slot: nil when it may run now, else the reply to return. Priority shifts the
 -- order of a first attempt and of a resume, not of a retry (SEMANTICS §6.2).
@@ -59,25 +61,25 @@ local function admit(resuming)
   return {"drop", "queued"}
 end
 if mode == "warm" then
-  if status ~= "EXECUTING" or lease ~= ARGV[2] then return {"drop", "lease lost"} end
-elseif status == "EXECUTING" then
+  if status ~= S.EXECUTING or lease ~= ARGV[2] then return {"drop", "lease lost"} end
+elseif status == S.EXECUTING then
   if lease_exp > now then return {"drop", "executing"} end
-elseif status == "WAITING" then
+elseif status == S.WAITING then
   if r[8] ~= "1" then return {"drop", "waiting"} end
   local wait = admit(true)
   if wait then return wait end
-  redis.call("HSET", KEYS[1], "status", "EXECUTING", "lease", ARGV[2],
+  redis.call("HSET", KEYS[1], "status", S.EXECUTING, "lease", ARGV[2],
     "lease_exp", now + tonumber(ARGV[3]), "woken", "0", "resumed", "1", "updated", now,
     "takeover", "0")
-  for k = 9, #ARGV do redis.call("ZREM", KEYS[2], ARGV[k]) end
+  for k = 9, EV.nargv do redis.call("ZREM", KEYS[2], ARGV[k]) end
   redis.call("ZADD", KEYS[2], now + tonumber(ARGV[3]) + 1000,
-    "lease|" .. redis.call("HGET", KEYS[1], "id"))
-  emit_event(KEYS[1], "s")
+    T.lease .. redis.call("HGET", KEYS[1], "id"))
+  emit_event(KEYS[1], E.status)
   return {"ok", unpack(redis.call("HGETALL", KEYS[1]))}
-elseif status ~= "QUEUED" and status ~= "DEQUEUED" then
+elseif status ~= S.QUEUED and status ~= S.DEQUEUED then
   return {"drop", status}
 end
-if status == "QUEUED" and r[4] and r[4] ~= "" and r[7] == false then
+if status == S.QUEUED and r[4] and r[4] ~= "" and r[7] == false then
   local ttl_ms = tonumber(r[4]) * 1000
   if now >= tonumber(r[5] or now) + ttl_ms then return {"drop", "ttl"} end
 end
@@ -86,14 +88,14 @@ if mode ~= "warm" then
   if wait then return wait end
 end
 local attempt = tonumber(r[6] or "0") + 1
-redis.call("HSET", KEYS[1], "status", "EXECUTING", "lease", ARGV[2],
+redis.call("HSET", KEYS[1], "status", S.EXECUTING, "lease", ARGV[2],
   "lease_exp", now + tonumber(ARGV[3]), "attempt", attempt, "attempt_started", now,
   "updated", now, "resumed", "0", "attempt_ms", 0,
-  "takeover", (status == "EXECUTING" and mode ~= "warm") and "1" or "0")
+  "takeover", (status == S.EXECUTING and mode ~= "warm") and "1" or "0")
 redis.call("DEL", KEYS[3])
 redis.call("ZADD", KEYS[2], now + tonumber(ARGV[3]) + 1000,
-  "lease|" .. redis.call("HGET", KEYS[1], "id"))
+  T.lease .. redis.call("HGET", KEYS[1], "id"))
 if r[7] == false then redis.call("HSET", KEYS[1], "started", now) end
-for k = 9, #ARGV do redis.call("ZREM", KEYS[2], ARGV[k]) end
-emit_event(KEYS[1], "s")
+for k = 9, EV.nargv do redis.call("ZREM", KEYS[2], ARGV[k]) end
+emit_event(KEYS[1], E.status)
 return {"ok", unpack(redis.call("HGETALL", KEYS[1]))}

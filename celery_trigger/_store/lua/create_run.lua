@@ -2,7 +2,9 @@
 -- KEYS[1] run hash          KEYS[2] runs:by_created    KEYS[3] timers
 -- KEYS[4] idempotency key ("" = none)                 KEYS[5] parent's children list ("" = none)
 -- KEYS[6] pending-version set ("" = none)             KEYS[7] broker queue list ("" = none)
--- KEYS[8..] tag sorted sets
+-- KEYS[8..] tag sorted sets, then the event keys of events.lua (channel, batch stream, tag
+-- streams); the last ARGV is the events.lua identity JSON. The record is new, so the caller
+-- passes exactly its tags and batch (no stale check).
 -- ARGV[1] run id   ARGV[2] now (ms)   ARGV[3] idempotency ttl (ms)
 -- ARGV[4] run id the key may be taken from ("" = none: an existing owner means a cache hit)
 -- ARGV[5] the Celery message to LPUSH onto KEYS[7] when the run is created ("" = none), so
@@ -41,7 +43,7 @@ redis.call("HSET", KEYS[1], unpack(fields))
 redis.call("ZADD", KEYS[2], created, run_id)
 if KEYS[5] ~= "" then redis.call("RPUSH", KEYS[5], run_id) end
 if KEYS[6] ~= "" then redis.call("ZADD", KEYS[6], now, run_id) end
-for k = 8, #KEYS do redis.call("ZADD", KEYS[k], created, run_id) end
+for k = 8, EV.nkeys do redis.call("ZADD", KEYS[k], created, run_id) end
 if KEYS[7] ~= "" and ARGV[5] ~= "" then redis.call("LPUSH", KEYS[7], ARGV[5]) end
-emit_event(KEYS[1], "c")
+emit_event(KEYS[1], E.created)
 return {run_id, 0}

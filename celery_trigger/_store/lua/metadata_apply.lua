@@ -1,5 +1,6 @@
 -- metadata_apply: apply metadata operations to a run's stored document (SEMANTICS §8).
 -- KEYS[1] run hash (field "meta" holds the document as JSON)
+-- KEYS[2..] and ARGV[6]: the event keys of events.lua and their identity JSON
 -- ARGV[1] now (ms)   ARGV[2] size limit of the encoded document (bytes)
 -- ARGV[3] updatable window after the run finished (ms; "" = no check)
 -- ARGV[4] operations: JSON list of {type, key?, value?} (types as _engine/metadata_ops.py)
@@ -11,15 +12,16 @@
 -- cjson decodes; encoding is done here because Redis' cjson (7.0) prints numbers with 14
 -- digits and cannot tell an empty array from an empty object. Arrays carry the ARR
 -- metatable (or integer keys), objects have string keys; output keys are sorted.
+-- Or the error reply STALE_KEYS of events.lua: the event keys were stale, nothing written.
 -- #include events
 local rec = redis.call("HMGET", KEYS[1], "status", "finished", "meta")
 if not rec[1] then return {"missing", ""} end
+local stale = events_stale(KEYS[1])
+if stale then return stale end
 local reply_doc = ARGV[5] == "1"
 local function reply(status, text) return {status, reply_doc and (text or "") or ""} end
-local final = {COMPLETED=1, CANCELED=1, FAILED=1, CRASHED=1, SYSTEM_FAILURE=1, EXPIRED=1,
-  TIMED_OUT=1}
 local now = tonumber(ARGV[1])
-if ARGV[3] ~= "" and final[rec[1]] and rec[2] and tonumber(rec[2]) + tonumber(ARGV[3]) < now then
+if ARGV[3] ~= "" and FINAL[rec[1]] and rec[2] and tonumber(rec[2]) + tonumber(ARGV[3]) < now then
   return reply("closed", rec[3])
 end
 
@@ -237,5 +239,5 @@ if not encoded then return reply("invalid", rec[3]) end
 local text = table.concat(out)
 if #text > tonumber(ARGV[2]) then return reply("too_large", rec[3]) end
 redis.call("HSET", KEYS[1], "meta", text, "updated", now)
-emit_event(KEYS[1], "m")
+emit_event(KEYS[1], E.metadata)
 return reply("ok", text)

@@ -5,7 +5,7 @@
 -- Also 0 when the run holds a slot (field slot) that lapsed and was reaped: an attempt that
 -- lost its slot must stop, or its queue could run over its limit.
 local r = redis.call("HMGET", KEYS[1], "status", "lease", "slot", "id")
-if r[1] ~= "EXECUTING" or r[2] ~= ARGV[1] then return 0 end
+if r[1] ~= S.EXECUTING or r[2] ~= ARGV[1] then return 0 end
 if KEYS[2] and r[3] and r[3] ~= "" then
   if not redis.call("ZSCORE", KEYS[2], r[4]) then return 0 end
   redis.call("ZADD", KEYS[2], ARGV[2], r[4])

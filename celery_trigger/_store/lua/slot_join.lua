@@ -11,7 +11,7 @@
 -- Returns 1 when the run joined, else 0.
 -- #include slots
 local r = redis.call("HMGET", KEYS[1], "status", "queued_at", "priority", "id", "seq")
-if r[1] ~= "QUEUED" then return 0 end
+if r[1] ~= S.QUEUED then return 0 end
 local K = {queue=KEYS[3], waiting=KEYS[4], subs=KEYS[5], held=KEYS[6], subof=KEYS[7],
   count=KEYS[8], ready=KEYS[9], unclaimed=KEYS[10], timers=KEYS[2]}
 local limit, paused = slot_limit(K, tonumber(ARGV[2]))

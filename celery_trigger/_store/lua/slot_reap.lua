@@ -5,7 +5,7 @@
 -- never took up the slot handed to it. Each lapsed slot is dropped and its sub-queue gets
 -- "pump|<sub>" due now, so its waiting runs are admitted even if nothing else happens in
 -- that sub-queue; its run gets "promote|<run>" due now (published again if it can still
--- run: its message may have died with its worker). While any slot is held, "reap|slots"
+-- run: its message may have died with its worker). While any slot is held, T.reap .. "slots"
 -- is re-armed one second after the earliest lease could lapse.
 -- Returns the number of slots reaped.
 -- #include slots
@@ -18,6 +18,6 @@ repeat
 until n < 100
 local first = redis.call("ZRANGE", KEYS[1], 0, 0, "WITHSCORES")
 if #first > 0 then
-  redis.call("ZADD", KEYS[4], "LT", tonumber(first[2]) + 1000, "reap|slots")
+  redis.call("ZADD", KEYS[4], "LT", tonumber(first[2]) + 1000, T.reap .. "slots")
 end
 return reaped

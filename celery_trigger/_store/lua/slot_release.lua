@@ -16,7 +16,7 @@ local K = {queue=KEYS[3], waiting=KEYS[4], subs=KEYS[5], held=KEYS[6], subof=KEY
   count=KEYS[8], ready=KEYS[9], unclaimed=KEYS[10], timers=KEYS[2]}
 local sub, env = ARGV[3], tonumber(ARGV[4])
 if ARGV[2] ~= "" then
-  if redis.call("HGET", KEYS[1], "status") == "EXECUTING" then return {} end
+  if redis.call("HGET", KEYS[1], "status") == S.EXECUTING then return {} end
   slot_leave(K, ARGV[2], sub)
   if redis.call("EXISTS", KEYS[1]) == 1 then redis.call("HDEL", KEYS[1], "slot") end
 end

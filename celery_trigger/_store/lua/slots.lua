@@ -42,10 +42,10 @@ local function slot_reap(K, now, sub)
     local s = redis.call("HGET", K.subof, run)
     redis.call("ZREM", K.held, run)
     redis.call("HDEL", K.subof, run)
-    redis.call("ZADD", K.timers, now, "promote|" .. run)
+    redis.call("ZADD", K.timers, now, T.promote .. run)
     if s then
       slot_uncount(K, s)
-      if s ~= sub then redis.call("ZADD", K.timers, now, "pump|" .. s) end
+      if s ~= sub then redis.call("ZADD", K.timers, now, T.pump .. s) end
     end
   end
   return #dead
@@ -91,14 +91,14 @@ local function slot_pump(K, sub, limit, paused, env, now, exp, delay)
     redis.call("ZADD", K.held, exp, head[1])
     if K.unclaimed and redis.call("SISMEMBER", K.unclaimed, head[1]) == 1 then
       -- its own message is on its way and takes up the slot; publish only if it never does
-      redis.call("ZADD", K.timers, exp, "promote|" .. head[1])
+      redis.call("ZADD", K.timers, exp, T.promote .. head[1])
     else
-      redis.call("ZADD", K.timers, now + delay, "promote|" .. head[1])
+      redis.call("ZADD", K.timers, now + delay, T.promote .. head[1])
       promoted[#promoted + 1] = head[1]
     end
   end
   -- the reaper runs one second after the earliest slot lease could lapse
-  if #promoted > 0 then redis.call("ZADD", K.timers, "LT", exp + 1000, "reap|slots") end
+  if #promoted > 0 then redis.call("ZADD", K.timers, "LT", exp + 1000, T.reap .. "slots") end
   return promoted
 end
 
@@ -109,7 +109,7 @@ local function slot_acquire(K, run, sub, score, limit, paused, env, now, exp)
   slot_reap(K, now, sub)
   if redis.call("ZSCORE", K.held, run) then
     redis.call("ZADD", K.held, exp, run)
-    redis.call("ZREM", K.timers, "promote|" .. run)
+    redis.call("ZREM", K.timers, T.promote .. run)
     return true
   end
   if not redis.call("ZSCORE", K.ready, run) and not redis.call("ZSCORE", K.waiting, run) then
@@ -118,7 +118,7 @@ local function slot_acquire(K, run, sub, score, limit, paused, env, now, exp)
   end
   for _, r in ipairs(slot_pump(K, sub, limit, paused, env, now, exp, 0)) do
     if r == run then
-      redis.call("ZREM", K.timers, "promote|" .. run)
+      redis.call("ZREM", K.timers, T.promote .. run)
       return true
     end
   end

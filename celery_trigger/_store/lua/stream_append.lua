@@ -1,6 +1,7 @@
 -- stream_append: append chunks to one of a run's realtime streams (metadata.stream,
 -- SEMANTICS §12.1), in order, once.
 -- KEYS[1] run hash   KEYS[2] the stream "<run key>:stream:<key>"
+-- KEYS[3..] and the last ARGV: the event keys of events.lua
 -- ARGV[1] stream key   ARGV[2] writer "<run id>:<attempt>"   ARGV[3] the writer's sequence
 -- number of the first chunk   ARGV[4..] chunks (JSON text)
 -- The run's field "streams" lists its stream keys in creation order (realtimeStreams); a new
@@ -10,11 +11,14 @@
 -- and those are skipped; another writer (a retry, a child) appends after what is there.
 -- The stream expires 28 days after its last chunk.
 -- Returns {"ok", chunks appended} or {"missing", 0} (no run).
+-- Or the error reply STALE_KEYS of events.lua: the event keys were stale, nothing written.
 -- #include events
 local rec = redis.call("HMGET", KEYS[1], "id", "streams", "st:" .. ARGV[1])
 if not rec[1] then return {"missing", 0} end
+local stale = events_stale(KEYS[1])
+if stale then return stale end
 local seq = tonumber(ARGV[3])
-local first, nxt = 4, seq + #ARGV - 3
+local first, nxt = 4, seq + EV.nargv - 3
 if rec[3] then
   local writer, stored = string.match(rec[3], "^(.*)|(%d+)$")
   stored = tonumber(stored)
@@ -24,7 +28,7 @@ if rec[3] then
   end
 end
 local added = 0
-for j = first, #ARGV do
+for j = first, EV.nargv do
   redis.call("XADD", KEYS[2], "*", "d", ARGV[j])
   added = added + 1
 end
@@ -42,5 +46,5 @@ keys[#keys + 1] = ARGV[1]
 local parts = {}
 for n, k in ipairs(keys) do parts[n] = cjson.encode(k) end
 redis.call("HSET", KEYS[1], "streams", "[" .. table.concat(parts, ",") .. "]")
-emit_event(KEYS[1], "n")
+emit_event(KEYS[1], E.stream)
 return {"ok", added}

@@ -6,12 +6,12 @@
 -- as a safety net until the caller has notified them).
 local status = redis.call("HGET", KEYS[1], "status")
 if not status then return {"missing"} end
-if status ~= "WAITING" then return {"done"} end
+if status ~= W.WAITING then return {"done"} end
 local id = redis.call("HGET", KEYS[1], "id")
 redis.call("HSET", KEYS[1], "status", ARGV[2], "completed_at", ARGV[1], ARGV[3], ARGV[4])
-redis.call("ZREM", KEYS[2], "tokento|" .. id)
+redis.call("ZREM", KEYS[2], T.tokento .. id)
 local waiters = redis.call("SMEMBERS", KEYS[3])
 if #waiters > 0 then
-  redis.call("ZADD", KEYS[2], tonumber(ARGV[1]) + 5000, "notify|token:" .. id)
+  redis.call("ZADD", KEYS[2], tonumber(ARGV[1]) + 5000, T.notify .. "token:" .. id)
 end
 return {"ok", unpack(waiters)}

@@ -18,5 +18,5 @@ for j = 5, #ARGV do fields[#fields + 1] = ARGV[j] end
 redis.call("HSET", KEYS[1], unpack(fields))
 redis.call("ZADD", KEYS[4], ARGV[2], ARGV[1])
 for k = 5, #KEYS do redis.call("ZADD", KEYS[k], ARGV[2], ARGV[1]) end
-if ARGV[4] ~= "" then redis.call("ZADD", KEYS[3], ARGV[4], "tokento|" .. ARGV[1]) end
+if ARGV[4] ~= "" then redis.call("ZADD", KEYS[3], ARGV[4], T.tokento .. ARGV[1]) end
 return {ARGV[1], 0}

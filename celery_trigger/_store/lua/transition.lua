@@ -1,19 +1,21 @@
 -- transition: move a run that is not executing from one status to another.
 -- KEYS[1] run hash   KEYS[2] timers   KEYS[3] set to remove the run from ("" = none)
 -- KEYS[4] the run's waiters set ("" = none): a final status with waiters adds "notify|<id>"
+-- KEYS[5..] and the last ARGV: the event keys of events.lua
 -- ARGV[1] now (ms)   ARGV[2] allowed current statuses, comma separated ("*" = any non-final)
 -- ARGV[3] new status ("" = keep: only read the record)   ARGV[4] number R of timer
 -- members to remove, then R members, then T (timers to add) and T pairs (member, due ms),
 -- then field/value pairs to write.
 -- Returns {"ok", record...} after the change, or {"no", current status} (nothing written).
+-- Or the error reply STALE_KEYS of events.lua: the event keys were stale, nothing written.
 -- #include events
 local status = redis.call("HGET", KEYS[1], "status")
 if not status then return {"no", ""} end
-local final = {COMPLETED=1, CANCELED=1, FAILED=1, CRASHED=1, SYSTEM_FAILURE=1, EXPIRED=1,
-  TIMED_OUT=1}
+local stale = events_stale(KEYS[1])
+if stale then return stale end
 local allowed = false
 if ARGV[2] == "*" then
-  allowed = not final[status]
+  allowed = not FINAL[status]
 else
   for s in string.gmatch(ARGV[2], "[^,]+") do
     if s == status then allowed = true end
@@ -34,20 +36,20 @@ for _ = 1, nadd do
 end
 if ARGV[3] ~= "" then
   redis.call("HSET", KEYS[1], "status", ARGV[3], "updated", now)
-  if final[ARGV[3]] then
+  if FINAL[ARGV[3]] then
     redis.call("HSET", KEYS[1], "finished", now, "lease", "", "lease_exp", 0)
-    redis.call("ZREM", KEYS[2], "lease|" .. redis.call("HGET", KEYS[1], "id"))
+    redis.call("ZREM", KEYS[2], T.lease .. redis.call("HGET", KEYS[1], "id"))
     if KEYS[4] and KEYS[4] ~= "" and redis.call("EXISTS", KEYS[4]) == 1 then
-      redis.call("ZADD", KEYS[2], now + 5000, "notify|" .. redis.call("HGET", KEYS[1], "id"))
+      redis.call("ZADD", KEYS[2], now + 5000, T.notify .. redis.call("HGET", KEYS[1], "id"))
     end
   end
-  if ARGV[3] == "QUEUED" then redis.call("HSET", KEYS[1], "queued_at", now) end
+  if ARGV[3] == S.QUEUED then redis.call("HSET", KEYS[1], "queued_at", now) end
 end
-if i <= #ARGV then
+if i <= EV.nargv then
   local fields = {}
-  for j = i, #ARGV do fields[#fields + 1] = ARGV[j] end
+  for j = i, EV.nargv do fields[#fields + 1] = ARGV[j] end
   redis.call("HSET", KEYS[1], unpack(fields))
 end
 if KEYS[3] ~= "" then redis.call("ZREM", KEYS[3], redis.call("HGET", KEYS[1], "id")) end
-if ARGV[3] ~= "" or i <= #ARGV then emit_event(KEYS[1], "s") end
+if ARGV[3] ~= "" or i <= EV.nargv then emit_event(KEYS[1], E.status) end
 return {"ok", unpack(redis.call("HGETALL", KEYS[1]))}

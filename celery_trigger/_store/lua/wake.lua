@@ -2,6 +2,6 @@
 -- KEYS[1] run hash
 -- Returns the record when the run is WAITING (it is marked woken; the caller publishes the
 -- resume), else an empty reply.
-if redis.call("HGET", KEYS[1], "status") ~= "WAITING" then return {} end
+if redis.call("HGET", KEYS[1], "status") ~= S.WAITING then return {} end
 redis.call("HSET", KEYS[1], "woken", "1")
 return redis.call("HGETALL", KEYS[1])

@@ -1,7 +1,7 @@
 """MemoryStore's schedule operations: ``schedule_put.lua``, ``schedule_advance.lua`` and
 ``schedule_delete.lua`` in Python, over the same keyspace and under the store's lock.
 
-A mixin so that ``memory.py`` stays one module per concern; it uses only the attributes
+A mixin of ``MemoryStore``; it uses only the attributes
 ``MemoryStore`` defines (``keys``, ``_state``, ``_lock``). Invariants are those of the
 scripts: one ``sched|<id>`` timer per schedule, next_run moved only when the schedule is new
 or its cron or timezone changed or its timer was lost, advance is a compare-and-set on next_run.
@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import threading
 
-from .._keys import Keys
-from .base import Record, schedule_timer
-from .memory_state import MemoryState
+from ..._keys import Keys
+from ..types import Record, schedule_timer
+from .base import MemoryBase
+from .state import MemoryState
 
 
-class MemorySchedules:
+class MemorySchedules(MemoryBase):
     """The schedule part of the Store protocol for ``MemoryStore``."""
 
     keys: Keys

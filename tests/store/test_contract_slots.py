@@ -15,6 +15,8 @@ import pytest
 
 from celery_trigger._keys import Keys
 from celery_trigger._store.base import Claim, NewRun, SlotScope, Store
+from celery_trigger._store.memory import MemoryStore
+from tests.helpers import redis_client
 
 NOW = 1_700_000_000_000
 LEASE = 30_000
@@ -81,10 +83,11 @@ def finish(store: Store, run_id: str, now: int = NOW + 20) -> None:
 
 def held(store: Store) -> dict[str, int]:
     """Run id -> slot lease expiry of every slot held."""
-    raw: Any = store.raw()
-    if hasattr(raw, "zrange"):
-        return {m: int(s) for m, s in raw.zrange(store.keys.slots(), 0, -1, withscores=True)}
-    return {m: int(s) for m, s in raw.zsets.get(store.keys.slots(), {}).items()}
+    keys: Any = store.keys  # type: ignore[attr-defined]  # both implementations have them
+    if isinstance(store, MemoryStore):
+        return {m: int(s) for m, s in store.state.zsets.get(keys.slots(), {}).items()}
+    rows = redis_client(store).zrange(keys.slots(), 0, -1, withscores=True)
+    return {m: int(s) for m, s in rows}
 
 
 @pytest.fixture
@@ -349,3 +352,10 @@ def test_sub_queue_ids_are_unique_and_reversible(queue: str, ckey: str) -> None:
     # Then it has no separator characters and gives the same pair back
     assert "|" not in sub and sub.count(":") == (1 if ckey else 0)
     assert Keys.split_subqueue(sub) == (queue, ckey)
+
+
+# put_queue / get_queue ------------------------------------------------------------------
+def test_queues_round_trip(store: Store) -> None:
+    store.put_queue("emails", {"concurrency_limit": "2"})
+    assert store.get_queue("emails") == {"concurrency_limit": "2"}
+    assert store.get_queue("other") is None

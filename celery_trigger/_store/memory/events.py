@@ -17,10 +17,13 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .memory_state import MemoryState, mono_ms
+from ..._vocab import EventKind
+from ..types import Feed, feed_key
+from .base import MemoryBase
+from .state import MemoryState, mono_ms
 
 if TYPE_CHECKING:
-    from .._keys import Keys
+    from ..._keys import Keys
 
 INDEX_EVENTS_MAXLEN = 10_000
 
@@ -32,7 +35,9 @@ def _id_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-class MemoryEvents:
+class MemoryEvents(MemoryBase):
+    """Realtime feeds, change events and single-use marks (``RealtimeStore``)."""
+
     keys: Keys
     _state: MemoryState
     _lock: threading.RLock
@@ -53,7 +58,7 @@ class MemoryEvents:
         self._publish(key)  # like the PUBLISH after each XADD in the scripts
         return new_id
 
-    def _emit(self, run_id: str, kind: str) -> None:
+    def _emit(self, run_id: str, kind: EventKind) -> None:
         """``emit_event`` of ``lua/events.lua``; called under the lock after the change."""
         record = self._state.hashes.get(self.keys.run(run_id))
         if record is None or "id" not in record:
@@ -63,19 +68,23 @@ class MemoryEvents:
         self._publish(self.keys.events(rid))  # run events are a channel only: no history
         tags = record.get("tags") or "[]"
         for tag in json.loads(tags) if tags not in ("", "[]") else ():
-            self._xadd(self.keys.tag_events(tag), {"r": rid, "k": kind}, INDEX_EVENTS_MAXLEN)
+            self._xadd(self.keys.tag_events(tag), {"r": rid, "k": kind.value}, INDEX_EVENTS_MAXLEN)
         if record.get("batch"):
             self._xadd(
-                self.keys.batch_events(record["batch"]), {"r": rid, "k": kind}, INDEX_EVENTS_MAXLEN
+                self.keys.batch_events(record["batch"]),
+                {"r": rid, "k": kind.value},
+                INDEX_EVENTS_MAXLEN,
             )
 
     # the Store protocol's realtime operations ------------------------------------------------
-    def stream_tail(self, key: str) -> str:
+    def stream_tail(self, feed: Feed) -> str:
+        key = feed_key(self.keys, feed)
         with self._lock:
             entries = self._streams().get(key)
             return entries[-1][0] if entries else "0-0"
 
-    def read_stream(self, key: str, after: str, count: int) -> list[Entry]:
+    def read_stream(self, feed: Feed, after: str, count: int) -> list[Entry]:
+        key = feed_key(self.keys, feed)
         with self._lock:
             return self._after(key, after)[: max(0, count)]
 
@@ -111,12 +120,12 @@ class MemoryEvents:
             if key not in names:
                 names.append(key)
                 record["streams"] = json.dumps(names, separators=(",", ":"))
-                self._emit(run_id, "n")
+                self._emit(run_id, EventKind.STREAM)
             return "ok", max(0, len(chunks) - first)
 
-    def publish(self, channel: str) -> None:
+    def publish(self, feed: Feed) -> None:
         with self._lock:
-            self._publish(channel)
+            self._publish(feed_key(self.keys, feed))
 
     def _publish(self, channel: str) -> None:
         for listener in list(self._listeners):
@@ -128,7 +137,8 @@ class MemoryEvents:
             self._listeners.add(listener)
         return listener
 
-    def use_once(self, key: str, ttl_ms: int) -> bool:
+    def mark_token_used(self, token_id: str, ttl_ms: int) -> bool:
+        key = self.keys.token_use(token_id)
         with self._lock:
             if self._state.get(key) is not None:
                 return False
@@ -141,31 +151,32 @@ class MemoryListener:
 
     def __init__(self, store: MemoryEvents) -> None:
         self._store = store
-        self._channels: set[str] = set()
-        self._items: deque[tuple[str, str]] = deque()
+        self._channels: dict[str, Feed] = {}
+        self._items: deque[tuple[str, Feed]] = deque()
         self._ready = threading.Condition()
 
     def deliver(self, channel: str) -> None:
         with self._ready:
-            if channel in self._channels:
-                self._items.append(("message", channel))
+            feed = self._channels.get(channel)
+            if feed is not None:
+                self._items.append(("message", feed))
                 self._ready.notify()
 
-    def subscribe(self, channels: Sequence[str]) -> None:
+    def subscribe(self, feeds: Sequence[Feed]) -> None:
         with self._store._lock, self._ready:  # confirmed before any later publish
-            for channel in channels:
-                self._channels.add(channel)
-                self._items.append(("subscribe", channel))
+            for feed in feeds:
+                self._channels[feed_key(self._store.keys, feed)] = feed
+                self._items.append(("subscribe", feed))
             self._ready.notify()
 
-    def unsubscribe(self, channels: Sequence[str]) -> None:
+    def unsubscribe(self, feeds: Sequence[Feed]) -> None:
         with self._store._lock, self._ready:
-            for channel in channels:
-                self._channels.discard(channel)
-                self._items.append(("unsubscribe", channel))
+            for feed in feeds:
+                self._channels.pop(feed_key(self._store.keys, feed), None)
+                self._items.append(("unsubscribe", feed))
             self._ready.notify()
 
-    def get(self, timeout: float) -> list[tuple[str, str]]:
+    def get(self, timeout: float) -> list[tuple[str, Feed]]:
         with self._ready:
             if not self._items:
                 self._ready.wait(timeout)

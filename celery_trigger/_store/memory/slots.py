@@ -12,9 +12,11 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from .._keys import Keys
-from .base import Claim, Created, NewRun, Record, SlotScope
-from .memory_state import MemoryState, lua_float
+from ..._keys import Keys
+from ..._vocab import REAP_SLOTS_TARGET, RunStatus, TimerKind
+from ..types import Claim, Created, NewRun, Record, SlotScope
+from .base import MemoryBase
+from .state import MemoryState, lua_float
 
 #: How many lapsed slots one reap step drops (``slot_reap`` in slots.lua).
 REAP_BATCH = 100
@@ -44,7 +46,7 @@ def _number(value: str | None) -> float | None:
         return None
 
 
-class MemorySlots:
+class MemorySlots(MemoryBase):
     """Slot operations over a ``MemoryStore``'s keyspace."""
 
     keys: Keys
@@ -102,11 +104,11 @@ class MemorySlots:
         for run in dead:
             s = self._hdel(K.subof, run)
             st.zrem(K.held, run)
-            st.zadd(K.timers, f"promote|{run}", now)
+            st.zadd(K.timers, TimerKind.PROMOTE.member(run), now)
             if s is not None:
                 self._count(K, s, -1)
                 if s != sub:
-                    st.zadd(K.timers, f"pump|{s}", now)
+                    st.zadd(K.timers, TimerKind.PUMP.member(s), now)
         return len(dead)
 
     def _slot_leave(self, K: _K, run: str) -> None:
@@ -155,12 +157,14 @@ class MemorySlots:
             st.zrem(K.ready, run)
             st.zadd(K.held, run, exp)
             if run in st.sets.get(K.unclaimed, ()):
-                st.zadd(K.timers, f"promote|{run}", exp)  # its own message is on its way
+                st.zadd(
+                    K.timers, TimerKind.PROMOTE.member(run), exp
+                )  # its own message is on its way
             else:
-                st.zadd(K.timers, f"promote|{run}", now + delay)
+                st.zadd(K.timers, TimerKind.PROMOTE.member(run), now + delay)
                 promoted.append(run)
         if promoted:
-            self._zadd_lt(K.timers, "reap|slots", exp + 1000)
+            self._zadd_lt(K.timers, TimerKind.REAP.member(REAP_SLOTS_TARGET), exp + 1000)
         return promoted
 
     def _zadd_lt(self, key: str, member: str, score: float) -> None:
@@ -183,13 +187,13 @@ class MemorySlots:
         self._slot_reap(K, now, K.sub)
         if run in st.zsets.get(K.held, {}):
             st.zadd(K.held, run, exp)
-            st.zrem(K.timers, f"promote|{run}")
+            st.zrem(K.timers, TimerKind.PROMOTE.member(run))
             return True
         if run not in st.zsets.get(K.ready, {}) and run not in st.zsets.get(K.waiting, {}):
             st.zadd(K.waiting, run, score)
             st.sadd(K.subs, K.sub)
         if run in self._slot_pump(K, limit, paused, env, now, exp, 0):
-            st.zrem(K.timers, f"promote|{run}")
+            st.zrem(K.timers, TimerKind.PROMOTE.member(run))
             return True
         return False
 
@@ -197,7 +201,7 @@ class MemorySlots:
         """``slot_join.lua``: a new QUEUED run of a limited queue takes its place in line."""
         K = self._slot_k(run.join) if run.join is not None else None
         record = self._state.hashes.get(self.keys.run(run.run_id))
-        if K is None or record is None or record.get("status") != "QUEUED":
+        if K is None or record is None or record.get("status") != RunStatus.QUEUED.value:
             return created
         assert run.join is not None
         limit, paused = self._slot_limit(K, run.join.env_limit)
@@ -273,7 +277,7 @@ class MemorySlots:
                 return []
             if run_id:
                 record = self._state.hashes.get(self.keys.run(run_id))
-                if record is not None and record.get("status") == "EXECUTING":
+                if record is not None and record.get("status") == RunStatus.EXECUTING.value:
                     return []
                 self._slot_leave(K, run_id)
                 if record is not None:
@@ -296,7 +300,9 @@ class MemorySlots:
                     break
             first = self._state.zsorted(K.held)[:1]
             if first:
-                self._zadd_lt(K.timers, "reap|slots", first[0][1] + 1000)
+                self._zadd_lt(
+                    K.timers, TimerKind.REAP.member(REAP_SLOTS_TARGET), first[0][1] + 1000
+                )
             return reaped
 
     def queue_usage(self, name: str, now_ms: int) -> tuple[int, int]:
@@ -319,3 +325,12 @@ class MemorySlots:
     def queue_names(self) -> list[str]:
         with self._lock:
             return sorted(self._state.sets.get(self.keys.queues(), ()))
+
+    def put_queue(self, name: str, fields: dict[str, str]) -> None:
+        with self._lock:
+            self._state.hset(self.keys.queue(name), fields)
+            self._state.sets.setdefault(self.keys.queues(), set()).add(name)
+
+    def get_queue(self, name: str) -> Record | None:
+        with self._lock:
+            return self._hash_copy(self.keys.queue(name))

@@ -1,47 +1,28 @@
-"""RedisStore's concurrency-slot operations (DESIGN §6), as a mixin of ``RedisStore``.
+"""Queues and their concurrency slots (DESIGN §6), the ``SlotStore`` part of ``RedisStore``.
 
 The logic is in Lua: ``lua/slots.lua`` holds the functions that ``claim_attempt.lua``,
 ``slot_join.lua``, ``slot_release.lua`` and ``slot_reap.lua`` include, so taking a slot is
 part of the claim script and giving one back (with the hand-over to the next waiting run)
 is one script; ``slot_join`` runs in the pipeline that creates a run.
-This module only passes keys (all built by ``_keys.Keys``) and arguments. It does not import
-``redis``: ``RedisStore`` wraps each public operation so Redis errors become
-``StoreUnavailableError``.
+This module only passes keys (all built by ``_keys.Keys``) and arguments; ``wrap_errors``
+(``client.py``) turns Redis errors into ``StoreUnavailableError``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from .._keys import Keys
-from .base import SlotScope
-
-#: The public operations ``RedisStore`` wraps (Redis errors → ``StoreUnavailableError``).
-OPERATIONS = ("release_slot", "reap_slots", "queue_usage", "queue_subqueues", "queue_names")
-_INCLUDE = "-- #include "
+from ..types import Record, SlotScope
+from .client import RedisBase, ScriptArg
 
 
-def include(text: str, read: Callable[[str], str]) -> str:
-    """Replace each ``-- #include <lib>`` line of a script with ``lua/<lib>.lua``."""
-    return (
-        "\n".join(
-            read(line[len(_INCLUDE) :].strip()) if line.startswith(_INCLUDE) else line
-            for line in text.splitlines()
-        )
-        + "\n"
-    )
-
-
-def _limit_arg(scope: SlotScope) -> Any:
+def _limit_arg(scope: SlotScope) -> ScriptArg:
     return "" if scope.env_limit is None else scope.env_limit
 
 
-class RedisSlots:
-    """Slot operations over the client and scripts of a ``RedisStore``."""
-
-    keys: Keys
-    _client: Any
-    _scripts: dict[str, Any]
+class RedisSlots(RedisBase):
+    """Slot operations (``slots.lua`` and the scripts that include it)."""
 
     def _slot_keys(self, scope: SlotScope) -> tuple[list[str], str]:
         """The eight slot keys of ``slots.lua`` for the scope's sub-queue, and its id."""
@@ -76,14 +57,16 @@ class RedisSlots:
         reply: Any = None
         for _ in range(3):
             slot_keys, sub = self._slot_keys(scope)
-            reply = self._scripts["claim_attempt"](
-                keys=[
+            reply = self._evalrun(
+                "claim_attempt",
+                run_id,
+                [
                     self.keys.run(run_id),
                     self.keys.timers(),
                     self.keys.journal(run_id),
                     *slot_keys,
                 ],
-                args=[
+                [
                     now_ms,
                     token,
                     lease_ms,
@@ -151,3 +134,12 @@ class RedisSlots:
 
     def queue_names(self) -> list[str]:
         return sorted(self._client.smembers(self.keys.queues()))
+
+    def put_queue(self, name: str, fields: dict[str, str]) -> None:
+        pipe = self._client.pipeline(transaction=True)
+        pipe.sadd(self.keys.queues(), name)
+        pipe.hset(self.keys.queue(name), mapping=fields)
+        pipe.execute()
+
+    def get_queue(self, name: str) -> Record | None:
+        return self._client.hgetall(self.keys.queue(name)) or None

@@ -2,8 +2,8 @@
 ``tags_add.lua`` and ``idem_clear.lua`` in Python, over the same keyspace and under the
 store's lock.
 
-A mixin so that ``memory.py`` stays one module per concern; it uses only the attributes
-``MemoryStore`` defines (``keys``, ``_state``, ``_lock``). Operations are applied by
+A mixin of ``MemoryStore`` over ``MemoryBase``'s keyspace (``keys``, ``_state``,
+``_lock``). Operations are applied by
 ``_engine.metadata_ops`` (the algorithm the Lua script implements) and the document is
 stored in its canonical form (``metadata_ops.encode``), so both stores measure the size
 limit on the same bytes.
@@ -16,20 +16,20 @@ import math
 import threading
 from typing import Any, Sequence
 
-from .. import _metadata_ops as ops_
-from .._keys import Keys
-from .base import MetaResult, MetaUpdate, Record
-from .memory_state import FINAL, MemoryState, lua_num, mono_ms
+from ... import _metadata_ops as ops_
+from ..._keys import Keys
+from ..._vocab import FINAL_VALUES, EventKind
+from ..types import MetaResult, MetaUpdate, Record
+from .events import MemoryEvents
+from .state import MemoryState, lua_num, mono_ms
 
 
-class MemoryMeta:
+class MemoryMeta(MemoryEvents):
     """The metadata, tags and idempotency-key part of the Store protocol for MemoryStore."""
 
     keys: Keys
     _state: MemoryState
     _lock: threading.RLock
-
-    def _emit(self, run_id: str, kind: str) -> None: ...  # memory_events.MemoryEvents
 
     def apply_metadata(
         self, updates: Sequence[MetaUpdate], now_ms: int, *, max_bytes: int
@@ -50,7 +50,7 @@ class MemoryMeta:
         finished = record.get("finished")
         if (
             update.window_ms is not None
-            and record["status"] in FINAL
+            and record["status"] in FINAL_VALUES
             and finished
             and float(finished) + update.window_ms < now_ms
         ):
@@ -74,7 +74,7 @@ class MemoryMeta:
         if len(text.encode("utf-8")) > max_bytes:
             return reply("too_large")
         record.update(meta=text, updated=lua_num(now_ms))
-        self._emit(update.run_id, "m")
+        self._emit(update.run_id, EventKind.METADATA)
         return reply("ok", text)
 
     def add_tags(self, run_id: str, tags: Sequence[str], max_tags: int) -> tuple[str, list[str]]:
@@ -96,7 +96,7 @@ class MemoryMeta:
                     )
                 current.extend(added)
                 record["tags"] = json.dumps(current, separators=(",", ":"))
-                self._emit(run_id, "t")
+                self._emit(run_id, EventKind.TAGS)
             return "ok", current
 
     def idempotency_owner(self, task_id: str, key: str) -> str | None:

@@ -1,62 +1,31 @@
-"""The Store contract: every test runs against RedisStore (real Redis) and MemoryStore.
+"""The Store contract for run records (``RunStore``): create, read, claim, renew, finish,
+transition, list, batches. Every test runs against RedisStore (real Redis) and MemoryStore.
 
-The ``store`` fixture (``conftest.py``) gives each test both stores in turn; durable-execution
-operations are in ``test_contract_durable.py``, which reuses the helpers below.
+The ``store`` fixture (``conftest.py``) gives each test both stores in turn; each protocol
+has its own ``test_contract_<concern>.py``, sharing the helpers of ``contract.py``.
 
 A behaviour is part of the contract when the engine relies on it; both stores must agree
-on it to the string (record values are what Redis returns). Key-name arguments
-(``finish_attempt(idempotency_key=...)``, ``transition(remove_from=...)``) are built with
-``store.keys``, as the engine does.
+on it to the string (record values are what Redis returns). Arguments are domain values
+(``finish_attempt(idempotency_key=IdempotencyKey(...))``, ``transition(pending_task=...)``),
+never key names.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from celery_trigger._store.base import Claim, Created, NewRun, Store, Transition
+from celery_trigger._store.base import (
+    Claim,
+    Created,
+    Store,
+    Transition,
+)
 from celery_trigger.errors import StoreUnavailableError
-from tests.helpers import wait_for
 
-NOW = 1_700_000_000_000  # ms; large on purpose: values must come back as plain decimals
-LEASE = 30_000
-FINAL = ["COMPLETED", "CANCELED", "FAILED", "CRASHED", "SYSTEM_FAILURE", "EXPIRED", "TIMED_OUT"]
-T = TypeVar("T")
-
-
-def new_run(
-    run_id: str,
-    *,
-    task_id: str = "t.send",
-    status: str = "QUEUED",
-    fields: dict[str, str] | None = None,
-    **options: Any,
-) -> NewRun:
-    record = {"id": run_id, "task_id": task_id, "status": status, "queued_at": str(NOW)}
-    record.update(fields or {})
-    return NewRun(run_id=run_id, task_id=task_id, fields=record, **options)
-
-
-def create(store: Store, run_id: str, now: int = NOW, **kwargs: Any) -> tuple[str, bool]:
-    created = store.create_runs([new_run(run_id, **kwargs)], now)[0]
-    return created.run_id, created.cached
-
-
-def claim(
-    store: Store,
-    run_id: str,
-    token: str = "tok-1",
-    now: int = NOW,
-    mode: str = "new",
-    drop: tuple[str, ...] = (),
-) -> Claim:
-    return store.claim_attempt(run_id, token, now, LEASE, mode, drop)
-
-
-def idem(store: Store, key: str, task_id: str = "t.send") -> str:
-    return store.keys.idempotency(task_id, key)
+from .contract import FINAL, LEASE, NOW, claim, create, idem, new_run
 
 
 # create_runs --------------------------------------------------------------------------
@@ -174,36 +143,6 @@ def test_replace_owner_lets_the_new_run_take_the_key(store: Store) -> None:
     assert create(
         store, "run_d", idempotency_key="k", idempotency_ttl_ms=60_000, replace_owner="run_a"
     ) == ("run_b", True)
-
-
-def test_idempotency_key_expires_after_its_ttl(store: Store) -> None:
-    # Given run_a owns "k" for 50 ms (IDEM-5)
-    create(store, "run_a", idempotency_key="k", idempotency_ttl_ms=50)
-    # When the ttl has passed, Then a new create with the key makes a new run
-    counter = iter(range(10_000))
-
-    def fresh_create() -> bool:
-        _, cached = create(
-            store, f"run_{next(counter)}", idempotency_key="k", idempotency_ttl_ms=60_000
-        )
-        return not cached
-
-    wait_for(fresh_create)
-    assert store.get_run("run_a") is not None
-
-
-def test_delete_idempotency_key_frees_the_key_once(store: Store) -> None:
-    # Given run_a owns "k" (IDEM-13)
-    create(store, "run_a", idempotency_key="k", idempotency_ttl_ms=60_000)
-    # When the key is reset twice
-    first = store.delete_idempotency_key("t.send", "k")
-    second = store.delete_idempotency_key("t.send", "k")
-    # Then only the first deleted something and the key is free again
-    assert (first, second) == (True, False)
-    assert create(store, "run_b", idempotency_key="k", idempotency_ttl_ms=60_000) == (
-        "run_b",
-        False,
-    )
 
 
 def test_recreating_an_existing_run_id_is_cached_and_keeps_the_record(store: Store) -> None:
@@ -528,7 +467,7 @@ def test_finish_releases_the_key_of_a_failed_owner(store: Store) -> None:
         "FAILED",
         NOW,
         fields={},
-        idempotency_key=idem(store, "k"),
+        idempotency_key=idem("k"),
         release_key=True,
     )
     # Then the next trigger with "k" creates a new run
@@ -546,16 +485,14 @@ def test_finish_keeps_the_key_unless_released_and_owned(store: Store) -> None:
     claim(store, "run_a")
     claim(store, "run_b")
     # When run_a completes without release and run_b fails with release
-    store.finish_attempt(
-        "run_a", "tok-1", "COMPLETED", NOW, fields={}, idempotency_key=idem(store, "k")
-    )
+    store.finish_attempt("run_a", "tok-1", "COMPLETED", NOW, fields={}, idempotency_key=idem("k"))
     store.finish_attempt(
         "run_b",
         "tok-1",
         "FAILED",
         NOW,
         fields={},
-        idempotency_key=idem(store, "j"),
+        idempotency_key=idem("j"),
         release_key=True,
     )
     # Then both keys still name their owners (IDEM-6: COMPLETED keeps the key)
@@ -659,9 +596,8 @@ def test_transition_removes_the_run_from_the_named_set(store: Store) -> None:
     create(store, "run_a", status="PENDING_VERSION", pending_version=True)
     create(store, "run_b", status="PENDING_VERSION", pending_version=True, now=NOW + 1)
     # When run_a is released to the queue
-    pending_key = store.keys.pending_version("t.send")
     store.transition(
-        "run_a", NOW + 2, allowed="PENDING_VERSION", status="QUEUED", remove_from=pending_key
+        "run_a", NOW + 2, allowed="PENDING_VERSION", status="QUEUED", pending_task="t.send"
     )
     # Then only run_b is still pending
     assert store.pending_runs("t.send", 10) == ["run_b"]
@@ -701,52 +637,6 @@ def test_paging_through_a_large_batch_created_in_one_ms_yields_every_run_once(st
     assert seen == [f"run_{i:03d}" for i in reversed(range(130))] + ["old_2", "old_1", "old_0"]
 
 
-# timers -------------------------------------------------------------------------------
-def test_add_timers_sets_and_moves_due_times(store: Store) -> None:
-    store.add_timers([("a", NOW + 10), ("b", NOW + 20)])
-    store.add_timers([("a", NOW + 30)])
-    store.add_timers([])
-    assert (store.timer_due("a"), store.timer_due("b"), store.timer_due("c")) == (
-        NOW + 30,
-        NOW + 20,
-        None,
-    )
-
-
-def test_claim_timers_hands_out_due_members_oldest_first_up_to_the_limit(store: Store) -> None:
-    # Given three due timers and one in the future
-    store.add_timers([("c", NOW - 1), ("a", NOW - 3), ("b", NOW), ("later", NOW + 1)])
-    # When claiming two, then the rest
-    first = store.claim_timers(NOW, 2, 1000)
-    second = store.claim_timers(NOW, 10, 1000)
-    # Then they come in due order, the future one stays, none is handed out twice
-    assert (first, second) == (["a", "c"], ["b"])
-    assert store.claim_timers(NOW, 10, 1000) == []
-    assert store.timer_due("later") == NOW + 1
-    assert store.timer_due("a") is None
-
-
-def test_a_claim_whose_lease_lapsed_comes_back(store: Store) -> None:
-    # Given a member claimed with a 1 s claim lease by a worker that then died
-    store.add_timers([("m", NOW)])
-    assert store.claim_timers(NOW, 10, 1000) == ["m"]
-    # When another worker claims before and at the claim expiry
-    early = store.claim_timers(NOW + 999, 10, 1000)
-    lapsed = store.claim_timers(NOW + 1000, 10, 1000)
-    # Then it is handed out again only once the claim lapsed
-    assert (early, lapsed) == ([], ["m"])
-
-
-def test_acked_timers_never_come_back(store: Store) -> None:
-    # Given two claimed members / When one is acked
-    store.add_timers([("m", NOW), ("n", NOW)])
-    store.claim_timers(NOW, 10, 1000)
-    store.ack_timers(["m"])
-    store.ack_timers([])
-    # Then only the other one returns after the claim lease
-    assert store.claim_timers(NOW + 5000, 10, 1000) == ["n"]
-
-
 # batches, queues, task definitions, pending runs --------------------------------------
 def test_batches_round_trip_and_merge(store: Store) -> None:
     store.put_batch("batch_1", {"runs": '["run_a"]', "count": "1"})
@@ -755,30 +645,3 @@ def test_batches_round_trip_and_merge(store: Store) -> None:
     assert store.get_batch("batch_2") is None
     with pytest.raises(StoreUnavailableError):
         store.put_batch("batch_3", {})
-
-
-def test_queues_round_trip(store: Store) -> None:
-    store.put_queue("emails", {"concurrency_limit": "2"})
-    assert store.get_queue("emails") == {"concurrency_limit": "2"}
-    assert store.get_queue("other") is None
-
-
-def test_task_definitions_round_trip(store: Store) -> None:
-    store.put_task_defs({"t.send": '{"queue": "emails"}', "t.other": "{}"})
-    store.put_task_defs({})
-    assert store.get_task_def("t.send") == '{"queue": "emails"}'
-    assert store.get_task_def("t.missing") is None
-
-
-def test_pending_runs_are_oldest_first_and_limited(store: Store) -> None:
-    create(store, "run_b", pending_version=True, now=NOW + 1)
-    create(store, "run_a", pending_version=True, now=NOW + 2)
-    create(store, "run_c", pending_version=True, now=NOW)
-    create(store, "run_x", task_id="t.other", pending_version=True)
-    assert store.pending_runs("t.send", 2) == ["run_c", "run_b"]
-    assert store.pending_runs("t.send", 0) == []
-    assert store.pending_runs("t.none", 5) == []
-
-
-def test_ping_answers_true(store: Store) -> None:
-    assert store.ping() is True

@@ -11,11 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from ..errors import StoreUnavailableError
-
-FINAL = frozenset(
-    {"COMPLETED", "CANCELED", "FAILED", "CRASHED", "SYSTEM_FAILURE", "EXPIRED", "TIMED_OUT"}
-)
+from ...errors import StoreUnavailableError
 
 
 def lua_num(value: float) -> str:
@@ -37,7 +33,7 @@ class MemoryState:
     lists: dict[str, list[str]] = field(default_factory=dict)
     sets: dict[str, set[str]] = field(default_factory=dict)
     strings: dict[str, tuple[str, float]] = field(default_factory=dict)  # value, expiry (ms)
-    #: stream key -> entries (id "<ms>-<seq>", fields), oldest first (memory_events.py)
+    #: stream key -> entries (id "<ms>-<seq>", fields), oldest first (events.py)
     streams: dict[str, list[tuple[str, dict[str, str]]]] = field(default_factory=dict)
 
     def get(self, key: str) -> str | None:

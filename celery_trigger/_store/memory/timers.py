@@ -1,0 +1,44 @@
+"""The timer set in memory (``TimerStore``): ``claim_timers.lua`` in Python."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .base import MemoryBase
+
+
+class MemoryTimers(MemoryBase):
+    """The timer set in memory (``TimerStore``): ``claim_timers.lua`` in Python."""
+
+    def add_timers(self, timers: Sequence[tuple[str, int]]) -> None:
+        with self._lock:
+            for member, due in timers:
+                self._state.zadd(self.keys.timers(), member, due)
+
+    def claim_timers(self, now_ms: int, limit: int, lease_ms: int) -> list[str]:
+        """``claim_timers.lua``: lapsed claims go back first, then due members are claimed."""
+        with self._lock:
+            st, timers, claimed = self._state, self.keys.timers(), self.keys.timers_claimed()
+            for member in st.zrange_upto(claimed, now_ms, limit):
+                st.zrem(claimed, member)
+                st.zadd(timers, member, now_ms)
+            due = st.zrange_upto(timers, now_ms, limit)
+            for member in due:
+                st.zrem(timers, member)
+                st.zadd(claimed, member, now_ms + lease_ms)
+            return due
+
+    def ack_timers(self, members: Sequence[str]) -> None:
+        with self._lock:
+            for member in members:
+                self._state.zrem(self.keys.timers_claimed(), member)
+
+    def timer_due(self, member: str) -> int | None:
+        with self._lock:
+            score = self._state.zsets.get(self.keys.timers(), {}).get(member)
+            return None if score is None else int(score)
+
+    def remove_timers(self, members: Sequence[str]) -> None:
+        with self._lock:
+            for member in members:
+                self._state.zrem(self.keys.timers(), member)

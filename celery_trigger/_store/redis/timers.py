@@ -1,0 +1,37 @@
+"""The timer set on Redis (``TimerStore``): ``claim_timers.lua`` hands due members out
+under a claim lease; ``ack_timers`` ends a claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .client import RedisBase
+
+
+class RedisTimers(RedisBase):
+    """The timer set on Redis (``TimerStore``): ``claim_timers.lua`` hands due members out"""
+
+    def add_timers(self, timers: Sequence[tuple[str, int]]) -> None:
+        if timers:
+            self._client.zadd(self.keys.timers(), {m: d for m, d in timers})
+
+    def claim_timers(self, now_ms: int, limit: int, lease_ms: int) -> list[str]:
+        return list(
+            self._scripts["claim_timers"](
+                keys=[self.keys.timers(), self.keys.timers_claimed()],
+                args=[now_ms, limit, lease_ms],
+            )
+        )
+
+    def ack_timers(self, members: Sequence[str]) -> None:
+        if members:
+            self._client.zrem(self.keys.timers_claimed(), *members)
+
+    def timer_due(self, member: str) -> int | None:
+        score = self._client.zscore(self.keys.timers(), member)
+        return None if score is None else int(score)
+
+    def remove_timers(self, members: Sequence[str]) -> None:
+        if members:
+            self._client.zrem(self.keys.timers(), *members)

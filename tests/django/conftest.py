@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import wait_for
+from tests.helpers import redis_client, wait_for
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 SETTINGS = "tests.django.proj.settings"
@@ -118,7 +118,7 @@ class CtApp:
             yield w
 
     def cleanup(self) -> None:
-        client = self.trigger.store.raw()
+        client = redis_client(self.trigger.store)
         keys = list(client.scan_iter(f"{self.prefix}:*", count=1000))
         for i in range(0, len(keys), 500):
             client.delete(*keys[i : i + 500])
@@ -159,7 +159,7 @@ def ctapp(django_project: dict[str, str], redis_server: str) -> Iterator[CtApp]:
     assert app.conf.task_default_queue == queue
     trigger = ct.setup(app, key_prefix=prefix, timer_poll_interval=0.02)
     state = CtApp(app, trigger, prefix, queue)
-    trigger.store.raw().delete(queue)  # no message of an earlier test reaches this one
+    redis_client(trigger.store).delete(queue)  # no message of an earlier test reaches this one
     _empty_tables()
     try:
         yield state

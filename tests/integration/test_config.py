@@ -8,7 +8,7 @@ import pytest
 from celery import Celery
 
 import celery_trigger as ct
-from celery_trigger import _setup
+from celery_trigger import _celery, _setup
 
 
 @pytest.fixture(autouse=True)
@@ -30,21 +30,45 @@ def test_namespaced_user_settings_are_kept_and_trigger_settings_read(redis_serve
     app.config_from_object(DjangoLikeSettings, namespace="CELERY")
     # When celery-trigger is set up
     trigger = ct.setup(app)
-    # Then the user's values stay, the untouched ones get the safe defaults
+    # Then the user's values stay, the others keep Celery's defaults (issue 11)
     assert app.conf.task_acks_late is False
     assert app.conf.worker_prefetch_multiplier == 8
-    assert app.conf.task_reject_on_worker_lost is True
+    assert app.conf.task_reject_on_worker_lost is None
     assert trigger.settings.key_prefix == "djangoish"
 
 
-def test_safe_defaults_applied_when_nothing_is_set(redis_server: str) -> None:
-    """DESIGN §9: acks late, reject on worker lost, prefetch 1, JSON only, long visibility."""
+#: App-wide settings ``setup`` used to change (issue 11): it must leave every one alone.
+APP_WIDE = (
+    "task_acks_late",
+    "task_reject_on_worker_lost",
+    "worker_prefetch_multiplier",
+    "worker_cancel_long_running_tasks_on_connection_loss",
+    "task_serializer",
+    "result_serializer",
+    "accept_content",
+    "result_accept_content",
+    "task_track_started",
+)
+
+
+def test_setup_changes_no_app_wide_task_setting(redis_server: str) -> None:
+    """Issue 11: ``setup`` changes nothing plain tasks rely on; the trigger task class
+    carries what trigger tasks need; only the Redis visibility timeout floor remains."""
+    # Given two identical apps, one set up with celery-trigger
+    plain = Celery("cfg2", broker=f"{redis_server}/0", set_as_current=False)
     app = Celery("cfg2", broker=f"{redis_server}/0", set_as_current=False)
     ct.setup(app, max_duration=7200)
-    assert app.conf.task_acks_late is True
-    assert app.conf.task_reject_on_worker_lost is True
-    assert app.conf.worker_prefetch_multiplier == 1
-    assert app.conf.accept_content == ["json"]
+    # Then every app-wide task and worker setting is Celery's default
+    assert {k: app.conf[k] for k in APP_WIDE} == {k: plain.conf[k] for k in APP_WIDE}
+    # And the trigger tasks carry late ack, requeue on a lost worker, STARTED and JSON
+    task_cls = _celery.TriggerTask
+    assert (task_cls.acks_late, task_cls.reject_on_worker_lost, task_cls.track_started) == (
+        True,
+        True,
+        True,
+    )
+    assert task_cls.serializer == "json"
+    # And the broker's visibility timeout outlasts the longest attempt
     assert app.conf.broker_transport_options["visibility_timeout"] >= 7200 + 300
 
 

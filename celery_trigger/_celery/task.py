@@ -96,6 +96,9 @@ def bind(engine: Engine, spec: TaskSpec) -> Any:
     def run(*args: Any, **kwargs: Any) -> Any:  # replaced by TriggerTask.__call__
         raise RuntimeError("celery-trigger tasks run through TriggerTask.__call__")
 
+    options: dict[str, Any] = dict(spec.celery_options)
+    if spec.queue is not None and spec.queue.celery_queue:
+        options["queue"] = spec.queue.celery_queue  # plain sends travel there too
     celery_task = app.task(
         name=spec.id,
         base=TriggerTask,
@@ -103,6 +106,7 @@ def bind(engine: Engine, spec: TaskSpec) -> Any:
         bind=False,
         ct_definition=spec,
         ct_engine=engine,
+        **options,
     )(run)
     spec.celery_task = celery_task
     return celery_task

@@ -37,6 +37,7 @@ def task_defs(specs: Iterable[registry.TaskSpec], live_until: int) -> dict[str, 
         spec.id: dumps(
             {
                 "queue": spec.queue.name if spec.queue else None,
+                "celery_queue": spec.queue.celery_queue if spec.queue else None,
                 "retry": spec.retry.to_dict() if spec.retry else None,
                 "machine": spec.machine,
                 "max_duration": spec.max_duration,

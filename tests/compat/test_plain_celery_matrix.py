@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -168,7 +169,7 @@ def s_failure(app: Celery, t: dict[str, Any]) -> Outcome:
 
 def s_states(app: Celery, t: dict[str, Any]) -> Outcome:
     """The AsyncResult states a plain task goes through (no STARTED by default)."""
-    key = f"{app.main}:states"
+    key = f"{app.main}:states:{uuid.uuid4().hex}"
     result = t["block"].delay(key)
     _event(f"{key}:started").wait(10)
     while_running = result.state

@@ -5,8 +5,9 @@ Configured by environment variables, read at import:
   the broker is DB 0 and the result backend DB 1, as in ``app_ct``;
 - ``BENCH_BARE_QUEUE``: the queue the app sends to and the worker consumes (``bench-bare``);
 - ``BENCH_BARE_SETTINGS``: ``default`` (Celery's defaults) or ``safe`` (every setting in
-  ``celery_trigger._config.SAFE_CELERY_DEFAULTS``: acks_late, reject_on_worker_lost,
-  prefetch multiplier 1, track_started, ... — exactly what ``setup()`` applies);
+  ``celery_trigger._config.TRIGGER_TASK_SETTINGS``, applied app-wide here: the settings each
+  celery-trigger task carries on its task class: acks_late, reject_on_worker_lost,
+  track_started, JSON: exactly what trigger tasks run with);
 - ``BENCH_PROBE``: a directory; when set, each pool child writes a timing breakdown there.
 """
 
@@ -33,9 +34,9 @@ app.conf.update(
 
 def safe_settings() -> dict[str, Any]:
     """The Celery settings celery-trigger's ``setup()`` applies (read from the library)."""
-    from celery_trigger._config import SAFE_CELERY_DEFAULTS
+    from celery_trigger._config import TRIGGER_TASK_SETTINGS
 
-    return dict(SAFE_CELERY_DEFAULTS)
+    return dict(TRIGGER_TASK_SETTINGS)
 
 
 if SETTINGS == "safe":

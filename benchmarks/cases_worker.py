@@ -169,7 +169,7 @@ def e2e_throughput(h: Harness, n: int, reps: int) -> dict[str, Any]:
         },
         "bare": {
             "default": side("bare_default", "Celery defaults (prefetch 4, early ack)"),
-            "safe": side("bare_safe", "the Celery settings ct's setup() applies"),
+            "safe": side("bare_safe", "trigger tasks' task settings, app-wide"),
         },
         "ct": side("ct", "celery-trigger, noop-counting task via task.trigger()"),
         "ratio": vs_safe["median"],

@@ -1,9 +1,15 @@
 """Configuration: ``define_config`` and the ``trigger_*`` settings. The only reader of app.conf.
 
-Settings resolve once, in ``resolve_settings``: explicit ``setup(**overrides)`` beat the
-``config`` object, which beats ``app.conf.trigger_*`` (``CELERY_TRIGGER_*`` under Django),
-which beats the defaults below. Every problem found is reported at once in one
-``ConfigurationError``.
+Settings resolve once, when first needed (``resolve_settings``, called by the engine on its
+first use, not by ``setup``): explicit ``setup(**overrides)`` beat the ``config`` object,
+which beats ``app.conf.trigger_*`` (``CELERY_TRIGGER_*`` under Django), which beats the
+defaults below. Every problem found is reported at once in one ``ConfigurationError``.
+
+Celery settings: ``setup`` changes none of the app-wide task settings. What celery-trigger
+tasks need (late ack, requeue on a lost worker, STARTED, JSON) is ``TRIGGER_TASK_SETTINGS``,
+set on the trigger task class only; ``broker_adjustments`` returns the two broker-wide
+changes it still makes (Redis visibility timeout floor, in-memory polling), logged at worker
+start.
 """
 
 from __future__ import annotations
@@ -180,15 +186,32 @@ _CONFIG_NAMES = {f.name for f in fields(TriggerConfig)} | {"retries"}
 
 
 def _default_redis_url(broker: Any) -> str:
-    if isinstance(broker, str) and broker.startswith(("redis://", "rediss://", "unix://")):
+    if isinstance(broker, str) and broker.startswith(REDIS_SCHEMES):
         return broker
     return "redis://localhost:6379/0"
 
 
+def _broker_problem(conf: Any, overrides: Mapping[str, Any], store: str) -> str | None:
+    """A non-Redis broker and no ``trigger_redis_url``: say so instead of guessing localhost."""
+    if store != "redis" or "redis_url" in overrides or conf.get("trigger_redis_url"):
+        return None
+    broker = conf.get("broker_url") or "amqp://"
+    if isinstance(broker, str) and broker.startswith(REDIS_SCHEMES):
+        return None
+    scheme = str(broker).split("://", 1)[0] if isinstance(broker, str) else type(broker).__name__
+    return (
+        f"the broker is {scheme}://, not Redis: set trigger_redis_url to the Redis server "
+        "that holds the run records (or trigger_store='memory' for the embedded mode)"
+    )
+
+
 def resolve_settings(
-    conf: Any, config: TriggerConfig | None, overrides: Mapping[str, Any]
+    conf: Any, config: TriggerConfig | None, overrides: Mapping[str, Any], *, broker: bool = True
 ) -> Settings:
-    """Merge overrides > config > ``app.conf.trigger_*`` > defaults into ``Settings``."""
+    """Merge overrides > config > ``app.conf.trigger_*`` > defaults into ``Settings``.
+
+    ``broker=False`` skips the broker check (``setup`` validates its own arguments against an
+    empty configuration before the app's is read)."""
     problems: list[str] = []
     unknown = set(overrides) - _SETTING_NAMES - _CONFIG_NAMES
     if unknown:
@@ -231,6 +254,8 @@ def resolve_settings(
     settings = Settings(**values)
     if settings.store not in ("redis", "memory"):
         problems.append("trigger_store must be 'redis' or 'memory'")
+    elif broker and (problem := _broker_problem(conf, overrides, settings.store)) is not None:
+        problems.append(problem)
     if settings.environment not in ENVIRONMENTS:
         problems.append(f"trigger_environment must be one of {', '.join(ENVIRONMENTS)}")
     if (
@@ -273,50 +298,43 @@ def with_overrides(settings: Settings, **changes: Any) -> Settings:
     return replace(settings, **changes)
 
 
-#: Celery settings ``setup`` changes when the user left them at Celery's default (DESIGN §9).
-SAFE_CELERY_DEFAULTS: dict[str, Any] = {
+#: Celery task settings every celery-trigger task uses, whatever the app's defaults: set as
+#: attributes of the trigger task class (``_celery/task.py``), never on ``app.conf``, so plain
+#: tasks keep Celery's early ack and states. Keys are the app-wide setting names the
+#: attributes stand for (the benchmarks apply them app-wide to compare).
+TRIGGER_TASK_SETTINGS: dict[str, Any] = {
     "task_acks_late": True,
     "task_reject_on_worker_lost": True,
-    "worker_prefetch_multiplier": 1,
-    "worker_cancel_long_running_tasks_on_connection_loss": True,
-    "task_serializer": "json",
-    "result_serializer": "json",
-    "accept_content": ["json"],
-    "result_accept_content": ["json"],
     "task_track_started": True,
+    "task_serializer": "json",
 }
+#: Broker URL schemes whose server can hold the run store when ``trigger_redis_url`` is unset.
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+#: The visibility timeout floor of a Redis broker (s), below the longest max_duration + margin.
+VISIBILITY_TIMEOUT_FLOOR_S = 3600.0
+VISIBILITY_MARGIN_S = 300.0
 
 
-def user_has_set(conf: Any, key: str) -> bool:
-    """True when ``key`` comes from the user's configuration (namespaced Django settings
-    included), not from Celery's defaults."""
-    value_set_for = getattr(conf, "value_set_for", None)
-    if value_set_for is not None:
-        return bool(value_set_for(key))
-    return key in conf
+def broker_adjustments(conf: Any, longest_max_duration: float | None) -> dict[str, Any]:
+    """Apply the broker-wide changes celery-trigger needs where the user set nothing; return
+    them (``{setting: value}``) so the worker can log them once.
 
-
-def apply_safe_defaults(conf: Any, longest_max_duration: float | None) -> dict[str, Any]:
-    """Set DESIGN §9 defaults where the user has not; return what was changed."""
+    - a Redis broker's ``visibility_timeout`` outlasts the longest attempt (else a long run
+      gets a duplicate delivery mid-attempt);
+    - the in-memory transport is polled every 100 ms (embedded mode's interactive use).
+    """
     changed: dict[str, Any] = {}
-    for key, value in SAFE_CELERY_DEFAULTS.items():
-        if not user_has_set(conf, key):
-            conf[key] = value
-            changed[key] = value
     broker = conf.get("broker_url") or ""
-    if isinstance(broker, str) and broker.startswith("memory://"):
-        # kombu's in-memory transport polls once a second by default: too slow for the
-        # embedded mode's interactive use.
-        options = dict(conf.get("broker_transport_options") or {})
-        if "polling_interval" not in options:
-            options["polling_interval"] = 0.1
-            conf["broker_transport_options"] = options
-            changed["broker_transport_options"] = options
-    if isinstance(broker, str) and broker.startswith(("redis", "rediss")):
-        options = dict(conf.get("broker_transport_options") or {})
-        floor = max(3600.0, (longest_max_duration or 0) + 300.0)
-        if options.get("visibility_timeout", 0) < floor and "visibility_timeout" not in options:
-            options["visibility_timeout"] = floor
-            conf["broker_transport_options"] = options
-            changed["broker_transport_options"] = options
+    if not isinstance(broker, str):
+        return changed
+    options = dict(conf.get("broker_transport_options") or {})
+    if broker.startswith("memory://") and "polling_interval" not in options:
+        options["polling_interval"] = 0.1
+        changed["broker_transport_options.polling_interval"] = 0.1
+    if broker.startswith(("redis://", "rediss://")) and "visibility_timeout" not in options:
+        floor = max(VISIBILITY_TIMEOUT_FLOOR_S, (longest_max_duration or 0) + VISIBILITY_MARGIN_S)
+        options["visibility_timeout"] = floor
+        changed["broker_transport_options.visibility_timeout"] = floor
+    if changed:
+        conf["broker_transport_options"] = options
     return changed

@@ -144,8 +144,19 @@ def task(
     on_resume: Any = None,
     on_cancel: Any = None,
     schema: Any = None,
+    rate_limit: str | float | None = None,
+    soft_time_limit: float | None = None,
+    time_limit: float | None = None,
+    acks_late: bool | None = None,
+    bind: bool | None = None,
+    serializer: str | None = None,
 ) -> Any:
     """Define a task; use as a decorator or pass ``run=``.
+
+    Celery's own task options pass through to the Celery task (``task.celery_task``):
+    ``rate_limit``, ``soft_time_limit``, ``time_limit``, ``acks_late``. ``bind=True`` means
+    what it means in Celery, through the run's context: the function takes ``ctx``.
+    ``serializer`` can only be ``"json"`` (payloads and outputs are stored as JSON).
 
     Example::
 
@@ -168,7 +179,21 @@ def task(
         "on_cancel": on_cancel,
     }
 
+    celery_options = celery_task_options(
+        rate_limit=rate_limit,
+        soft_time_limit=soft_time_limit,
+        time_limit=time_limit,
+        acks_late=acks_late,
+        serializer=serializer,
+    )
+
     def build(fn: Callable[..., Any]) -> TaskDefinition[Any, Any]:
+        if bind and not _takes_ctx(fn):
+            raise TypeError(
+                f"task {id!r}: bind=True gives the run its context: define it as "
+                "def run(payload, ctx) (ctx.run.id, ctx.attempt.number, ... stand for "
+                "Celery's self.request)"
+            )
         defn: TaskDefinition[Any, Any] = TaskDefinition(
             id=id,
             run=fn,
@@ -180,6 +205,7 @@ def task(
             description=description,
             schema=schema,
             hooks=hooks,
+            celery_options=celery_options,
         )
         register(defn)
         return defn
@@ -187,6 +213,42 @@ def task(
     if run is not None:
         return build(run)
     return build
+
+
+def celery_task_options(
+    *,
+    rate_limit: Any = None,
+    soft_time_limit: Any = None,
+    time_limit: Any = None,
+    acks_late: Any = None,
+    serializer: Any = None,
+) -> dict[str, Any]:
+    """Validate the Celery task options ``@ct.task`` accepts; return those given."""
+    if serializer not in (None, "json"):
+        raise ValueError(
+            f"serializer={serializer!r}: celery-trigger tasks are JSON only (the payload and "
+            "the output are stored as JSON in the run record); use JSON-compatible values"
+        )
+    for name, value in (("soft_time_limit", soft_time_limit), ("time_limit", time_limit)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
+        ):
+            raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    if acks_late is not None and not isinstance(acks_late, bool):
+        raise TypeError("acks_late must be True or False")
+    if rate_limit is not None and not isinstance(rate_limit, (str, int, float)):
+        raise TypeError("rate_limit must be a Celery rate like '10/m' or a number per second")
+    given = {
+        "rate_limit": rate_limit,
+        "soft_time_limit": soft_time_limit,
+        "time_limit": time_limit,
+        "acks_late": acks_late,
+    }
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _takes_ctx(fn: Callable[..., Any]) -> bool:
+    return TaskSpec.accepts_ctx(fn)
 
 
 def schema_task(

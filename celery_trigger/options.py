@@ -258,10 +258,14 @@ def sanitize_queue_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class Queue:
-    """A named concurrency queue. Create with ``ct.queue(name=..., concurrency_limit=...)``."""
+    """A named concurrency queue. Create with ``ct.queue(name=..., concurrency_limit=...)``.
+
+    ``celery_queue`` names the Celery (broker) queue its runs' messages travel on; without it
+    they follow the task's Celery routing (``task_routes``, else the default queue)."""
 
     name: str
     concurrency_limit: int | None = None
+    celery_queue: str | None = None
 
     def __post_init__(self) -> None:
         clean = sanitize_queue_name(self.name) if isinstance(self.name, str) else ""
@@ -276,11 +280,18 @@ class Queue:
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
         ):
             raise ValueError(f"concurrency_limit must be a non-negative integer, got {limit!r}")
+        if self.celery_queue is not None and (
+            not isinstance(self.celery_queue, str) or not self.celery_queue.strip()
+        ):
+            raise ValueError(f"celery_queue must be a Celery queue name, got {self.celery_queue!r}")
 
 
-def queue(*, name: str, concurrency_limit: int | None = None) -> Queue:
-    """Define a queue. Example: ``ct.queue(name="emails", concurrency_limit=5)``."""
-    return Queue(name=name, concurrency_limit=concurrency_limit)
+def queue(
+    *, name: str, concurrency_limit: int | None = None, celery_queue: str | None = None
+) -> Queue:
+    """Define a queue. Example: ``ct.queue(name="emails", concurrency_limit=5)``; with
+    ``celery_queue="emails"`` its runs' messages go to that Celery queue."""
+    return Queue(name=name, concurrency_limit=concurrency_limit, celery_queue=celery_queue)
 
 
 def coerce_queue(
@@ -293,11 +304,15 @@ def coerce_queue(
     if isinstance(value, str):
         return Queue(name=value)
     if isinstance(value, Mapping):
-        unknown = set(value) - {"name", "concurrency_limit"}
+        unknown = set(value) - {"name", "concurrency_limit", "celery_queue"}
         if unknown:
             raise ValueError(f"unknown queue option(s): {', '.join(sorted(unknown))}")
         name = value.get("name", default_name)
-        return Queue(name=name, concurrency_limit=value.get("concurrency_limit"))
+        return Queue(
+            name=name,
+            concurrency_limit=value.get("concurrency_limit"),
+            celery_queue=value.get("celery_queue"),
+        )
     raise TypeError(f"queue must be a name, a Queue or a dict, not {type(value).__name__}")
 
 

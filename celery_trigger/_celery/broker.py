@@ -11,10 +11,12 @@ task's default.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from .._engine.broker import Delivery, DirectMessage
 from .._store.base import Store
+from .canvas import send_options
 from .direct import DirectEnqueuer
 
 logger = logging.getLogger("celery_trigger")
@@ -23,8 +25,9 @@ logger = logging.getLogger("celery_trigger")
 class CeleryBroker:
     """Publishes run deliveries on one Celery app."""
 
-    def __init__(self, app: Any, store: Store) -> None:
+    def __init__(self, app: Any, store: Callable[[], Store]) -> None:
         self.app = app
+        # a getter: the engine opens its store on first use, after this broker exists
         self._store = store
         self._direct: DirectEnqueuer | None = None
 
@@ -32,7 +35,7 @@ class CeleryBroker:
     def _enqueuer(self) -> DirectEnqueuer:
         # Built on first use: it asks the broker connection where it points.
         if self._direct is None:
-            self._direct = DirectEnqueuer(self.app, self._store)
+            self._direct = DirectEnqueuer(self.app, self._store())
         return self._direct
 
     @property
@@ -46,30 +49,30 @@ class CeleryBroker:
         self._enqueuer.announce(message)
 
     def send(self, delivery: Delivery) -> None:
+        headers: dict[str, Any] = dict((delivery.embed or {}).get("headers") or {})
+        headers["ct_run"] = 1
+        if delivery.slot:
+            headers["ct_slot"] = delivery.slot
         options: dict[str, Any] = {
             "task_id": delivery.run_id,
             "args": (),
             "kwargs": {},
             "argsrepr": delivery.payload_repr,
             "kwargsrepr": "{}",
-            "headers": {"ct_run": 1, "ct_slot": delivery.slot} if delivery.slot else {"ct_run": 1},
+            "headers": headers,
             "add_to_parent": False,
             "retries": delivery.retries,
             # The run record holds the outcome: no result-backend subscription at publish
             # time, no backend write in the worker (plain Celery sends keep their results).
             "ignore_result": delivery.ignore_result,
         }
-        embed = delivery.embed
-        if embed:
-            options["link"] = embed.get("callbacks")
-            options["link_error"] = embed.get("errbacks")
-            options["chain"] = embed.get("chain")
-            options["chord"] = embed.get("chord")
         if delivery.parent:
             options["parent_id"] = delivery.parent
             options["root_id"] = delivery.root or delivery.parent
         if delivery.celery_queue:
             options["queue"] = delivery.celery_queue
+        # the first message's canvas fields, lineage, priority and queue (canvas.py)
+        options.update(send_options(delivery.embed))
         self.app.send_task(delivery.task_id, **options)
 
     def revoke(self, run_id: str) -> None:

@@ -23,8 +23,11 @@ from celery import signals
 
 from .._engine.broker import Delivery, DirectMessage
 from .._store.base import Store
+from .canvas import body_embed
 
-_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+_EMBED = body_embed(None)
+#: Saved message options only ``send_task`` applies (broker priority, another route).
+_SEND_TASK_ONLY = ("priority", "queue", "exchange", "routing_key")
 
 
 def _encode_body(embed: dict[str, Any]) -> str:
@@ -76,6 +79,9 @@ class DirectEnqueuer:
         """The message for one run attempt as the store should push it, or None."""
         if not self.enabled:
             return None
+        embed = delivery.embed or {}
+        if any(embed.get(key) is not None for key in _SEND_TASK_ONLY):
+            return None
         list_key = self._queue_key(delivery.task_id, delivery.celery_queue)
         if list_key is None:
             return None
@@ -85,13 +91,16 @@ class DirectEnqueuer:
             (),
             {},
             retries=delivery.retries,
-            root_id=delivery.root or delivery.parent or None,
-            parent_id=delivery.parent or None,
+            root_id=embed.get("root_id") or delivery.root or delivery.parent or None,
+            parent_id=embed.get("parent_id") or delivery.parent or None,
+            group_id=embed.get("group"),
+            group_index=embed.get("group_index"),
             ignore_result=True,
             argsrepr=delivery.payload_repr,
             kwargsrepr="{}",
         )
         headers = message.headers
+        headers.update(embed.get("headers") or {})
         headers["ct_run"] = 1
         if delivery.slot:
             headers["ct_slot"] = delivery.slot  # the run's sub-queue, for the claim (DESIGN §6)
@@ -110,7 +119,7 @@ class DirectEnqueuer:
         if signals.before_task_publish.receivers:
             signals.before_task_publish.send(**signal_kwargs)
         envelope = {
-            "body": _encode_body(dict(delivery.embed)) if delivery.embed else _PLAIN_BODY,
+            "body": _encode_body(body_embed(embed)) if delivery.embed else _PLAIN_BODY,
             "content-encoding": "utf-8",
             "content-type": "application/json",
             "headers": headers,

@@ -6,6 +6,9 @@
   Celery task with ``Parked``, a ``celery.exceptions.Retry`` subclass, publishing nothing:
   Flower shows RETRY with the reason and the same task id comes back later.
 - A delivery the engine drops (duplicate, final or cancelled run) ends with ``Ignore``.
+- The Celery task settings trigger tasks rely on (``_config.TRIGGER_TASK_SETTINGS``: late
+  ack, requeue when the pool process dies, STARTED, JSON) are attributes of ``TriggerTask``,
+  never app-wide settings: plain tasks keep Celery's defaults.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Ignore, Retry
 
+from .._config import TRIGGER_TASK_SETTINGS
 from .._engine.attempt import DropDelivery, EndAttempt, execute
 from .._engine.engine import Engine
 from .._engine.registry import TaskSpec
+from .canvas import from_request
 
 
 class ParkReason(Exception):
@@ -48,6 +53,12 @@ class TriggerTask(Task):  # type: ignore[type-arg]
     typing = False
     ct_definition: TaskSpec | None = None
     ct_engine: Engine | None = None
+    # A worker that dies mid-attempt must not lose the message; the run's lease makes a
+    # redelivery harmless. Per task, so plain tasks keep Celery's early ack.
+    acks_late = TRIGGER_TASK_SETTINGS["task_acks_late"]
+    reject_on_worker_lost = TRIGGER_TASK_SETTINGS["task_reject_on_worker_lost"]
+    track_started = TRIGGER_TASK_SETTINGS["task_track_started"]
+    serializer = TRIGGER_TASK_SETTINGS["task_serializer"]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         engine = self.ct_engine
@@ -56,12 +67,6 @@ class TriggerTask(Task):  # type: ignore[type-arg]
             # Calling the Celery task object directly runs the function inline.
             assert self.ct_definition is not None
             return self.ct_definition(args[0] if args else kwargs or None)  # type: ignore[operator]
-        embed = {
-            "callbacks": request.callbacks,
-            "errbacks": request.errbacks,
-            "chain": request.chain,
-            "chord": request.chord,
-        }
         try:
             return execute(
                 engine,
@@ -69,7 +74,7 @@ class TriggerTask(Task):  # type: ignore[type-arg]
                 self.name,
                 args,
                 kwargs,
-                embed=embed if any(embed.values()) else None,
+                embed=from_request(request),
                 slot=getattr(request, "ct_slot", None),
             )
         except DropDelivery as exc:
@@ -91,6 +96,9 @@ def bind(engine: Engine, spec: TaskSpec) -> Any:
     def run(*args: Any, **kwargs: Any) -> Any:  # replaced by TriggerTask.__call__
         raise RuntimeError("celery-trigger tasks run through TriggerTask.__call__")
 
+    options: dict[str, Any] = dict(spec.celery_options)
+    if spec.queue is not None and spec.queue.celery_queue:
+        options["queue"] = spec.queue.celery_queue  # plain sends travel there too
     celery_task = app.task(
         name=spec.id,
         base=TriggerTask,
@@ -98,6 +106,7 @@ def bind(engine: Engine, spec: TaskSpec) -> Any:
         bind=False,
         ct_definition=spec,
         ct_engine=engine,
+        **options,
     )(run)
     spec.celery_task = celery_task
     return celery_task

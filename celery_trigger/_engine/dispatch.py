@@ -18,10 +18,12 @@ as the record.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
-from .._serialization import loads
+from .._serialization import dumps, loads
 from .._store.base import BrokerDelivery
 from .._vocab import FAILED_STATUSES, RunStatus, TimerKind
 from ..options import Queue, coerce_queue
@@ -176,6 +178,9 @@ def create_from_message(
     kwargs: Mapping[str, Any],
     *,
     publishing: bool = False,
+    eta: datetime | None = None,
+    expires: datetime | None = None,
+    embed: Mapping[str, Any] | None = None,
 ) -> None:
     """A plain Celery send (``.delay``, ``send_task``, canvas) of a trigger task: write the
     run record it stands for, with the message's task id as the run id.
@@ -183,6 +188,12 @@ def create_from_message(
     Called when the message is published (``publishing``: the publish watchdog covers a
     publish that then fails) and again, as a fallback, when a worker receives a message
     whose run does not exist (a sender that never called ``setup``).
+
+    The message's options become the run's: an ``eta`` (or countdown) makes it ``DELAYED``
+    until then (the publish watchdog and the TTL count from it, as for ``delay=``), an
+    ``expires`` is its TTL (it ends ``EXPIRED`` and never runs), and ``embed`` (the Celery
+    layer's saved message options: canvas fields, priority, headers) goes on every later
+    delivery.
     """
     if len(args) == 1 and not kwargs:
         payload = args[0]
@@ -190,12 +201,64 @@ def create_from_message(
         payload = dict(kwargs) if kwargs else None
     else:
         payload = list(args)
-    prepared = prepare(engine, task_id, payload, {}, run_id=run_id, parse=False)
+    stamp = now_ms()
+    options: dict[str, Any] = {}
+    start = datetime.fromtimestamp(stamp / 1000, tz=timezone.utc)
+    if eta is not None and eta > start:
+        options["delay"] = start = eta
+    if expires is not None:
+        # Whole seconds, at least one: the worker discards an expired message (REVOKED)
+        # and the TTL timer then expires the run.
+        options["ttl"] = max(1, math.ceil((expires - start).total_seconds()))
+    prepared = prepare(engine, task_id, payload, options, run_id=run_id, parse=False, now=stamp)
     prepared.new.fields["plain"] = "1"  # later deliveries keep Celery's result backend
+    if embed:
+        prepared.new.fields["embed"] = dumps(dict(embed), what="canvas links")
     if not publishing:
         watchdog = TimerKind.PUBLISH.member(run_id)
         prepared.new.timers = [t for t in prepared.new.timers if t[0] != watchdog]
-    engine.store.create_runs([prepared.new], now_ms())
+    engine.store.create_runs([prepared.new], stamp)
+
+
+def enqueue_delayed(engine: Engine, run_id: str, *, only_if_due: bool) -> dict[str, str] | None:
+    """DELAYED → QUEUED, arming the publish watchdog and the TTL from now; the new record,
+    or None when the run is not DELAYED (or, with ``only_if_due``, not due yet).
+
+    The ``enqueue`` timer calls it (then publishes); so does a delivery that finds its run
+    DELAYED and due (a Celery ETA message arriving at the ETA takes the run at once)."""
+    record = engine.store.get_run(run_id)
+    if record is None or record.get("status") != RunStatus.DELAYED.value:
+        return None
+    stamp = now_ms()
+    if only_if_due and int(record.get("delay_until") or 0) > stamp:
+        return None
+    add = [(TimerKind.PUBLISH.member(run_id), stamp + int(engine.settings.publish_watchdog * 1000))]
+    if record.get("ttl"):
+        add.append((TimerKind.TTL.member(run_id), stamp + int(float(record["ttl"]) * 1000)))
+    result = engine.store.transition(
+        run_id,
+        stamp,
+        allowed=RunStatus.DELAYED.value,
+        status=RunStatus.QUEUED.value,
+        add_timers=add,
+        remove_timers=[TimerKind.ENQUEUE.member(run_id)] if only_if_due else (),
+    )
+    return result.record if result.ok else None
+
+
+def republish_queued(engine: Engine, run_id: str) -> str:
+    """The publish watchdog (or a long retry) is due: publish a run still QUEUED again and
+    arm the watchdog again, so a QUEUED run always has something due. Returns the run's
+    status (QUEUED when it was published)."""
+    stamp = now_ms()
+    due = stamp + int(engine.settings.publish_watchdog * 1000)
+    watchdog = (TimerKind.PUBLISH.member(run_id), due)
+    result = engine.store.transition(
+        run_id, stamp, allowed=RunStatus.QUEUED.value, add_timers=[watchdog]
+    )
+    if result.ok and result.record is not None:
+        publish_record(engine, result.record)
+    return result.status
 
 
 def dynamic_queue(options: Mapping[str, Any]) -> Queue | None:

@@ -2,7 +2,10 @@
 current engine.
 
 ``setup(app)`` (``_setup.py``) builds an ``Engine`` and installs it; every engine module
-reaches the store and the broker through ``current()``. Installing again (another app,
+reaches the store and the broker through ``current()``. Settings and store are resolved on
+first use (``resolver``), not by ``setup``: settings given after ``setup`` (``app.conf``,
+``config_from_object``, Django) count, and a process that never touches celery-trigger never
+reads them. Installing again (another app,
 another test) replaces it. The engine never touches Celery: it publishes through the
 ``Broker`` interface (``_engine/dispatch.py``) that the Celery layer provides, and keeps the
 host app only as an opaque handle for the layers above.
@@ -30,14 +33,53 @@ TASK_DEF_CACHE_S = 5.0
 class Engine:
     """The engine bound to one app: settings, store, broker and the attempt watchdog."""
 
-    def __init__(self, app: Any, settings: Settings, store: Store, broker: Broker) -> None:
+    def __init__(
+        self,
+        app: Any,
+        settings: Settings | None,
+        store: Store | None,
+        broker: Broker,
+        *,
+        resolver: Callable[[], tuple[Settings, Store]] | None = None,
+    ) -> None:
+        if (settings is None or store is None) and resolver is None:
+            raise ValueError("an Engine needs settings and a store, or a resolver for both")
         self.app = app  # opaque here: only the Celery layer and public modules use it
-        self.settings = settings
-        self.store = store
+        self._settings = settings
+        self._store = store
+        self._resolver = resolver
+        self._resolving = threading.Lock()
         self.broker = broker
         self._watchdog: Watchdog | None = None
         self._task_defs: dict[str, tuple[float, str | None]] = {}
         self._closers: list[Callable[[], None]] = []
+
+    def _resolve(self) -> None:
+        with self._resolving:
+            if self._settings is None or self._store is None:
+                assert self._resolver is not None
+                self._settings, self._store = self._resolver()
+
+    @property
+    def settings(self) -> Settings:
+        """The resolved settings (resolved on first use; raises ``ConfigurationError``)."""
+        if self._settings is None:
+            self._resolve()
+        assert self._settings is not None
+        return self._settings
+
+    @property
+    def store(self) -> Store:
+        """The run store (opened on first use)."""
+        if self._store is None:
+            self._resolve()
+        assert self._store is not None
+        return self._store
+
+    @property
+    def resolved(self) -> bool:
+        """Whether settings and store exist yet (closing an unused engine opens nothing)."""
+        return self._store is not None
 
     @property
     def config(self) -> TriggerConfig:
@@ -79,7 +121,8 @@ class Engine:
         for fn in self._closers:
             fn()
         self._closers.clear()
-        self.store.close()
+        if self._store is not None:
+            self._store.close()
 
 
 _current: Engine | None = None

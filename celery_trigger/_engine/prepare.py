@@ -173,6 +173,24 @@ def _resolve_queue(
     return queue.name, engine.store.get_queue(queue.name) is None
 
 
+def _celery_queue(task: _TaskView, value: Any, queue_name: str) -> str | None:
+    """The Celery queue the run's messages travel on, when its queue names one
+    (``ct.queue(..., celery_queue=...)``): the trigger's queue, else a queue of that name the
+    code defines, else what a worker stored for the task."""
+    if isinstance(value, (Queue, Mapping)):
+        given = coerce_queue(value)
+        if given is not None and given.celery_queue:
+            return given.celery_queue
+    for spec in [task.spec, *registry.all_definitions()]:
+        if spec is not None and spec.queue is not None and spec.queue.name == queue_name:
+            if spec.queue.celery_queue:
+                return spec.queue.celery_queue
+    stored = task.stored or {}
+    if stored.get("queue") == queue_name and stored.get("celery_queue"):
+        return str(stored["celery_queue"])
+    return None
+
+
 def known_queue_names() -> set[str]:
     """Queues the code of this process defines."""
     return {d.queue.name for d in registry.all_definitions() if d.queue is not None}
@@ -377,7 +395,9 @@ def prepare(
     rid = run_id or new_run_id()
     status = _status(r)
     fields = _fields(rid, task_id, r, status, stamp, batch_id)
-    celery_queue = engine.settings.machine_queues.get(r.machine)
+    celery_queue = _celery_queue(task, options.get("queue"), r.queue) or (
+        engine.settings.machine_queues.get(r.machine)
+    )
     if celery_queue:
         fields["celery_queue"] = celery_queue
     limit = _dynamic_limit(options)

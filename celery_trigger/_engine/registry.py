@@ -140,6 +140,7 @@ class TaskSpec:
         description: str | None = None,
         schema: Any = None,
         hooks: Mapping[str, Any] | None = None,
+        celery_options: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(id, str) or not id.strip():
             raise ValueError("task id must be a non-empty string")
@@ -167,11 +168,19 @@ class TaskSpec:
             if not callable(fn):
                 raise TypeError(f"task {id!r}: {name} must be callable")
             self.hooks[name] = fn
+        #: Celery task options given to ``@ct.task`` (rate_limit, time limits, acks_late),
+        #: applied by the Celery layer when it binds the task
+        self.celery_options: dict[str, Any] = dict(celery_options or {})
         self.celery_task: Any = None
         self.__doc__ = run.__doc__
         self.__name__ = getattr(run, "__name__", id)
         self.__module__ = getattr(run, "__module__", __name__)
         self.__wrapped__ = run
+
+    @staticmethod
+    def accepts_ctx(fn: Callable[..., Any]) -> bool:
+        """Whether a run function takes the run's context (``ctx``)."""
+        return _accepts_ctx(fn)
 
     # payload validation ---------------------------------------------------------------
     def parse_payload(self, payload: Any) -> Any:

@@ -1,7 +1,13 @@
 """A worker's start: store its task definitions and queues, release the runs that waited for
-them (PENDING_VERSION), write its declarative schedules (SEMANTICS §10.1, D-18)."""
+them (PENDING_VERSION), write its declarative schedules (SEMANTICS §10.1, D-18).
+
+Each stored definition carries ``live_until`` (ms): the worker's presence service
+(``presence.py``) renews it while the worker runs, so "a live worker serves this task" is a
+stored fact with an expiry, not a guess from a definition written once long ago."""
 
 from __future__ import annotations
+
+from collections.abc import Collection, Iterable
 
 from .._serialization import dumps
 from .._vocab import RunStatus
@@ -13,27 +19,46 @@ from .schedules import is_scheduled, sync_declarative
 
 #: Most pending runs of one task released per worker start.
 PENDING_BATCH = 1000
+#: How often a worker renews the liveness of the tasks it serves (s), and how long a renewal
+#: lasts: a worker that died stops counting as live after LIVE_FOR_S.
+HEARTBEAT_S = 10.0
+LIVE_FOR_S = 3 * HEARTBEAT_S
 
 
-def sync_definitions(engine: Engine) -> None:
-    """Store this worker's definitions and queues; release runs that waited for them;
-    write its declarative schedules."""
-    defs: dict[str, str] = {}
-    for spec in registry.all_definitions():
-        defs[spec.id] = dumps(
+def served_specs(served: Collection[str] | None) -> list[registry.TaskSpec]:
+    """The definitions this worker serves (``served``: its app's task names; None = all)."""
+    return [s for s in registry.all_definitions() if served is None or s.id in served]
+
+
+def task_defs(specs: Iterable[registry.TaskSpec], live_until: int) -> dict[str, str]:
+    """The stored form of ``specs`` (what other processes know of a task)."""
+    return {
+        spec.id: dumps(
             {
                 "queue": spec.queue.name if spec.queue else None,
+                "celery_queue": spec.queue.celery_queue if spec.queue else None,
                 "retry": spec.retry.to_dict() if spec.retry else None,
                 "machine": spec.machine,
                 "max_duration": spec.max_duration,
                 "ttl": spec.ttl,
                 "ttl_given": spec.ttl_given,
                 "scheduled": is_scheduled(spec.id),
+                "live_until": live_until,
             }
         )
+        for spec in specs
+    }
+
+
+def sync_definitions(engine: Engine, served: Collection[str] | None = None) -> None:
+    """Store this worker's definitions (live for ``LIVE_FOR_S``) and queues; release runs
+    that waited for them; write its declarative schedules."""
+    specs = served_specs(served)
+    for spec in specs:
         if spec.queue is not None:
             # a changed limit admits the runs that now fit (DESIGN §6)
             concurrency.define_queue(engine, spec.queue.name, spec.queue.concurrency_limit)
+    defs = task_defs(specs, now_ms() + int(LIVE_FOR_S * 1000))
     engine.store.put_task_defs(defs)
     sync_declarative(engine)
     for task_id in defs:

@@ -9,7 +9,9 @@ Members are ``<kind>|<target>`` (``_vocab.TimerKind``; the target is a run id un
 - ``enqueue``: a delayed run is due: DELAYED → QUEUED, publish;
 - ``ttl``: a queued run's TTL passed: QUEUED (never started) → EXPIRED;
 - ``retry``: a long retry delay passed: publish the next attempt;
-- ``pub``: publish watchdog: a run still QUEUED and never claimed is published again;
+- ``pub``: publish watchdog: a run still QUEUED and never claimed is published again (and
+  the watchdog armed again); on a PENDING_VERSION run (a worker refused it: unknown task),
+  it is published once a live worker serves its task, else checked again shortly;
 - ``resume``: a parked run is due (duration wait, or the fallback after a notify);
 - ``notify``: a run or token resolved and its waiters may not have been told yet;
 - ``tokento``: a waitpoint token's timeout passed;
@@ -33,8 +35,9 @@ from .._vocab import RunStatus, TimerKind, parse_timer
 from . import concurrency
 from .attempt import expire_run
 from .clock import now_ms
-from .dispatch import publish_record
+from .dispatch import enqueue_delayed, publish_record, republish_queued
 from .engine import Engine
+from .presence import recheck_pending
 from .schedules import fire
 from .tokens import time_out
 from .waiters import notify_waiters, wake
@@ -103,38 +106,27 @@ class TimerService:
 
     def _loop(self) -> None:
         interval = self.engine.settings.timer_poll_interval
+        failing = False
         while not self._stop.is_set():
             started = time.monotonic()
             try:
                 if self.tick() >= CLAIM_BATCH:
                     continue  # more are due: no pause
+                failing = False
             except Exception:
-                logger.warning("celery-trigger: timer tick failed", exc_info=True)
+                # One warning per outage (a store that is down fails every tick).
+                log = logger.debug if failing else logger.warning
+                log("celery-trigger: timer tick failed; retrying", exc_info=True)
+                failing = True
                 self._stop.wait(1.0)
             # A fixed period, not a pause after each tick: lateness stays under one interval.
             self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
     # actions -----------------------------------------------------------------------------
     def _enqueue(self, run_id: str) -> None:
-        engine = self.engine
-        record = engine.store.get_run(run_id)
-        if record is None:
-            return
-        stamp = now_ms()
-        add = [
-            (TimerKind.PUBLISH.member(run_id), stamp + int(engine.settings.publish_watchdog * 1000))
-        ]
-        if record.get("ttl"):
-            add.append((TimerKind.TTL.member(run_id), stamp + int(float(record["ttl"]) * 1000)))
-        result = engine.store.transition(
-            run_id,
-            stamp,
-            allowed=RunStatus.DELAYED.value,
-            status=RunStatus.QUEUED.value,
-            add_timers=add,
-        )
-        if result.ok and result.record is not None:
-            publish_record(engine, result.record)
+        record = enqueue_delayed(self.engine, run_id, only_if_due=False)
+        if record is not None:
+            publish_record(self.engine, record)
 
     def _expire(self, run_id: str) -> None:
         expire_run(self.engine, run_id)
@@ -180,6 +172,6 @@ class TimerService:
         concurrency.on_reap(self.engine, target)
 
     def _publish_if_queued(self, run_id: str) -> None:
-        result = self.engine.store.transition(run_id, now_ms(), allowed=RunStatus.QUEUED.value)
-        if result.ok and result.record is not None:
-            publish_record(self.engine, result.record)
+        status = republish_queued(self.engine, run_id)
+        if status == RunStatus.PENDING_VERSION.value:
+            recheck_pending(self.engine, run_id)  # no live worker served its task

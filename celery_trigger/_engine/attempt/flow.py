@@ -27,7 +27,7 @@ from ..._vocab import RunStatus, TimerKind
 from .. import registry
 from ..clock import now_ms
 from ..contexts import build_context
-from ..dispatch import create_from_message
+from ..dispatch import create_from_message, enqueue_delayed
 from ..engine import Engine
 from ..journal import load_journal
 from ..slots import hint
@@ -85,6 +85,13 @@ def _claim(
         claim = store.claim_attempt(
             run_id, attempt.token, now_ms(), lease_ms, "new", (), scope=scope
         )
+    if claim.reason == RunStatus.DELAYED.value and enqueue_delayed(
+        engine, run_id, only_if_due=True
+    ):
+        # a Celery ETA message at its ETA: take the run now rather than wait for the timer
+        claim = store.claim_attempt(
+            run_id, attempt.token, now_ms(), lease_ms, "new", drops, scope=scope
+        )
     if claim.action != "ok" or claim.record is None:
         if claim.reason == "ttl":
             expire_run(engine, run_id)
@@ -95,8 +102,10 @@ def _claim(
 
 
 def _keep_canvas(attempt: Attempt, embed: dict[str, Any] | None) -> None:
-    """Keep the first delivery's canvas links on the run, so the deliveries celery-trigger
-    publishes later (long retries, resumes) carry them too and a chain continues."""
+    """Keep the first delivery's message options (canvas links and fields, priority,
+    headers) on the run, so the deliveries celery-trigger publishes later (long retries,
+    resumes) carry them too and a chain or chord continues. A plain send from a process
+    with celery-trigger set up saved them at publish time already."""
     record = attempt.record
     if embed is None or record.get("embed"):
         return

@@ -87,7 +87,16 @@ def check_store(app_configs: Any = None, **_: Any) -> list[checks.CheckMessage]:
             )
         ]
     except ct.ConfigurationError as exc:
-        return [checks.Error(str(exc), id="celery_trigger_django.E004")]
+        # Settings are resolved on first use: a problem found here is reported once, under
+        # its own id (E003 for the secret key, by check_configuration).
+        others = [p for p in exc.problems if "secret_key" not in p]
+        if others:
+            return [
+                checks.Error(
+                    "celery-trigger settings are invalid: " + "; ".join(others),
+                    id="celery_trigger_django.E004",
+                )
+            ]
     return []
 
 

@@ -24,7 +24,7 @@ from kombu import Connection
 import celery_trigger as ct
 from celery_trigger import _definition, _setup
 from celery_trigger.status import RunStatus
-from tests.helpers import wait_for
+from tests.helpers import redis_client, wait_for
 
 RABBITMQ_URL = os.environ.get("CELERY_TRIGGER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 BROKERS = ("redis", "rabbitmq")
@@ -98,7 +98,7 @@ class Compat:
                     with contextlib.suppress(Exception):
                         channel.queue_delete(name)
         if self.trigger is not None and self.trigger.resolved:
-            client = self.trigger.store.raw()
+            client = redis_client(self.trigger.store)
             keys = list(client.scan_iter(f"{self.prefix}:*", count=1000))
             for i in range(0, len(keys), 500):
                 client.delete(*keys[i : i + 500])

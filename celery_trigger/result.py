@@ -266,6 +266,11 @@ class Run:
                 value = value.value
             elif isinstance(value, TaskRunError):
                 value = value.to_dict()
+            elif f.name == "attempts":
+                value = [
+                    {"number": a.number, "error": a.error.to_dict() if a.error else None}
+                    for a in value
+                ]
             out[f.name] = value
         for name in (
             "is_queued",

@@ -231,3 +231,23 @@ def test_a_final_failure_is_logged_once_with_the_users_exception(
     assert run.error is not None and run.error.name == "ValueError"
     assert run.attempts[0].error is not None
     assert [e.level for e in ct.runs.logs(handle.id)] == ["error"]
+
+
+@ct.task(id="lg-slow")
+def slow(payload: Any) -> str:
+    ct.logger.info("first", {"n": 1})
+    ct.wait.for_(seconds=0.2)
+    ct.logger.warn("second")
+    return "ok"
+
+
+def test_log_records_arrive_on_a_realtime_subscription_as_log_parts(engine: Engine) -> None:
+    """Issue 13 item 1: ``with_streams()`` yields each record of the run's own log as a
+    ``StreamPart(type="log")`` whose chunk is the entry as JSON."""
+    with engine.worker():
+        handle = slow.trigger({})
+        parts = list(ct.runs.subscribe_to_run(handle.id).with_streams())
+    logs = [p.chunk for p in parts if p.type == "log"]
+    assert [(e["level"], e["message"]) for e in logs] == [("info", "first"), ("warn", "second")]
+    assert logs[0]["attributes"] == {"n": 1}
+    assert parts[-1].type in ("run", "log") and parts[-1].run.status == "COMPLETED"

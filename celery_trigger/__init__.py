@@ -25,6 +25,7 @@ from . import (
     batch,
     context,
     idempotency_keys,
+    logger,
     metadata,
     queues,
     realtime,
@@ -34,6 +35,7 @@ from . import (
     steps,
     tags,
     tasks,
+    usage,
     wait,
 )
 from ._config import TriggerConfig, define_config
@@ -113,6 +115,7 @@ __all__ = [
     "context",
     "define_config",
     "idempotency_keys",
+    "logger",
     "metadata",
     "queue",
     "queues",
@@ -126,5 +129,6 @@ __all__ = [
     "tags",
     "task",
     "tasks",
+    "usage",
     "wait",
 ]

@@ -30,6 +30,17 @@ from .options import (
 
 ENVIRONMENTS = ("DEVELOPMENT", "STAGING", "PRODUCTION", "PREVIEW")
 LOG_LEVELS = ("none", "error", "warn", "info", "debug")
+#: The environment variable that overrides ``log_level`` (SEMANTICS §14).
+LOG_LEVEL_ENV = "TRIGGER_LOG_LEVEL"
+
+
+def log_threshold(config_level: str | None) -> str:
+    """The run logger's threshold: ``TRIGGER_LOG_LEVEL`` > ``log_level`` > ``"info"``; an
+    unknown value counts as ``"info"`` (SEMANTICS §14.1). Example: ``log_threshold("warn")``."""
+    level = (os.environ.get(LOG_LEVEL_ENV) or config_level or "info").strip().lower()
+    return level if level in LOG_LEVELS else "info"
+
+
 #: D-1: the policy a project gets when it configures nothing.
 BUILTIN_DEFAULT_RETRY = RetryOptions(
     max_attempts=3, factor=2, min_timeout_in_ms=1000, max_timeout_in_ms=10000, randomize=True

@@ -82,6 +82,14 @@ class Keys:
         """Stream: the chunks ``{d: JSON}`` of the run's realtime stream ``key``."""
         return f"{self.prefix}:run:{run_id}:stream:{key}"
 
+    def run_logs(self, run_id: str) -> str:
+        """Stream: the run's own log, entries ``{d: JSON LogEntry}`` (``log_append.lua``)."""
+        return f"{self.prefix}:run:{run_id}:logs"
+
+    def run_logs_meta(self, run_id: str) -> str:
+        """Hash: ``bytes`` held and ``dropped`` entries of the run's log."""
+        return f"{self.prefix}:run:{run_id}:logmeta"
+
     def hub(self, hub_id: str) -> str:
         """Pub/sub channel that wakes one process's realtime hub (new keys to listen for)."""
         return f"{self.prefix}:hub:{hub_id}"

@@ -41,6 +41,7 @@ from typing import Any, Generic, TypeVar
 from ._engine.engine import Engine
 from ._engine.hub import RETRY_S, Signal, hub_for
 from ._engine.subscriptions import (
+    LOG_STREAM,
     STREAM_START,
     RunSource,
     Source,
@@ -51,6 +52,7 @@ from ._engine.subscriptions import (
 from ._serialization import loads
 from ._store.base import Feed
 from .errors import StoreUnavailableError
+from .logger import LogEntry
 from .options import Duration, to_seconds
 from .result import Run
 
@@ -73,6 +75,14 @@ class StreamPart:
     type: str
     run: Run
     chunk: Any = None
+
+
+def _part(key: str, run: Run, chunk: Any) -> StreamPart:
+    """A chunk of a realtime stream, or (``type == "log"``) a record of the run's own log
+    as ``LogEntry.to_json()``."""
+    if key == LOG_STREAM:
+        return StreamPart("log", run, LogEntry.from_dict(chunk).to_json())
+    return StreamPart(key, run, chunk)
 
 
 def _encode_cursor(positions: dict[str, str]) -> str:
@@ -271,7 +281,8 @@ class RunSubscription(Generic[T]):
             if self._last.get(run.id) != run:
                 self._last[run.id] = run
                 update.append(StreamPart("run", run) if self._streams else run)
-            chunks = self._read_chunks(run, full.realtime_streams) if self._streams else []
+            streams = [*full.realtime_streams, LOG_STREAM]
+            chunks = self._read_chunks(run, streams) if self._streams else []
             if source.stop_on_completion and run.finished_at is not None:
                 self._done = True
                 final.extend(update + chunks)  # the last chunks are drained, then it ends
@@ -310,7 +321,7 @@ class RunSubscription(Generic[T]):
             name = f"{run.id}/{key}"
             position = self._chunks.setdefault(name, STREAM_START)
             for entry_id, entry in source.chunks(run.id, key, position):
-                out.append((name, entry_id, StreamPart(key, run, loads(entry.get("d")))))
+                out.append((name, entry_id, _part(key, run, loads(entry.get("d")))))
             # positions advance as items are taken (_take): a cursor never skips an unread chunk
         return out
 

@@ -21,8 +21,9 @@ The three ``GET`` routes answer ``text/event-stream``; the token comes from ``Au
 Bearer`` or ``?token=`` (``EventSource`` cannot send headers). Common query parameters:
 ``skip_columns=payload,output``, ``streams=0`` (leave realtime stream chunks out; default on).
 Events: ``event: run`` (data: ``Run.to_json``), ``event: chunk`` (data: ``{"run_id", "stream",
-"chunk"}``), ``event: end`` (the run is final; the server closes: call ``close()`` or the
-browser reconnects), ``event: failure`` (data ``{"error"}``, then close; not ``error``, which
+"chunk"}``), ``event: log`` (data: ``{"run_id", "entry": LogEntry.to_json}``, a record of
+the run's own log), ``event: end`` (the run is final; the server closes: call ``close()`` or
+the browser reconnects), ``event: failure`` (data ``{"error"}``, then close; not ``error``, which
 ``EventSource`` uses for its own connection errors) and ``: ping`` comments
 every ``keepalive_s``. Every run and chunk event carries ``id: <subscription cursor>``: a
 reconnecting ``EventSource`` sends it back as ``Last-Event-ID`` (``?cursor=`` works too) and
@@ -158,13 +159,15 @@ class _View:
 
     def render(self, item: Any, cursor: str) -> bytes | None:
         if isinstance(item, StreamPart):
-            run, name = item.run, ("run" if item.type == "run" else "chunk")
+            run, name = item.run, (item.type if item.type in ("run", "log") else "chunk")
         else:
             run, name = item, "run"
         if self.claims is not None and not auth.permits(self.claims, action="read", resource=run):
             return None
         if name == "run":
             data: Any = run.to_json(self.skip)
+        elif name == "log":
+            data = {"run_id": run.id, "entry": item.chunk}
         else:
             data = {"run_id": run.id, "stream": item.type, "chunk": item.chunk}
         return _event(name, data, cursor)

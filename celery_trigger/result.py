@@ -121,6 +121,21 @@ def _int(value: str | None, default: int = 0) -> int:
 
 
 @dataclass(frozen=True)
+class RunAttempt:
+    """One attempt of a run: its number and, when it failed, its error."""
+
+    number: int
+    error: TaskRunError | None = None
+
+
+def _attempts(rec: dict[str, str]) -> list[RunAttempt]:
+    errors = {
+        int(e["attempt"]): TaskRunError.from_dict(e) for e in loads(rec.get("attempt_errors")) or []
+    }
+    return [RunAttempt(n, errors.get(n)) for n in range(1, _int(rec.get("attempt")) + 1)]
+
+
+@dataclass(frozen=True)
 class Run:
     """A run as ``runs.retrieve`` returns it (SEMANTICS §11.1)."""
 
@@ -158,6 +173,8 @@ class Run:
     children: list[str] = field(default_factory=list)
     #: keys of the realtime streams the run publishes (``metadata.stream``), in creation order
     realtime_streams: list[str] = field(default_factory=list)
+    #: every attempt so far, in order, with the error of each failed one
+    attempts: list[RunAttempt] = field(default_factory=list)
 
     @property
     def is_queued(self) -> bool:
@@ -200,7 +217,9 @@ class Run:
             task_identifier=rec.get("task", ""),
             payload=loads(rec.get("payload")),
             output=loads(rec.get("output")) if status is RunStatus.COMPLETED else None,
-            error=TaskRunError.from_dict(loads(error)) if error else None,
+            error=TaskRunError.from_dict(loads(error))
+            if error and status is not RunStatus.COMPLETED
+            else None,
             tags=loads(rec.get("tags")) or [],
             metadata=loads(meta_text) if meta_text else None,
             created_at=ms_to_dt(rec.get("created")),
@@ -228,6 +247,7 @@ class Run:
             max_duration=_int(rec.get("max_duration")) or None,
             children=list(children or []),
             realtime_streams=loads(rec.get("streams")) or [],
+            attempts=_attempts(rec),
         )
 
     def to_json(self, skip_columns: Iterable[str] = ()) -> dict[str, Any]:
@@ -246,6 +266,11 @@ class Run:
                 value = value.value
             elif isinstance(value, TaskRunError):
                 value = value.to_dict()
+            elif f.name == "attempts":
+                value = [
+                    {"number": a.number, "error": a.error.to_dict() if a.error else None}
+                    for a in value
+                ]
             out[f.name] = value
         for name in (
             "is_queued",

@@ -17,13 +17,14 @@ from typing import Any
 
 from . import _metadata_ops as _ops
 from . import realtime
-from ._engine import control, run_queries
+from ._engine import control, run_queries, runlog
 from ._engine import metadata as _meta
 from ._engine.engine import Engine, current
 from ._engine.run_queries import Cursor, RunFilter
 from ._serialization import to_jsonable
 from .auth import run_handle_token
 from .errors import InvalidRunStateError, RunNotFoundError
+from .logger import LogEntry, dropped_marker
 from .options import Duration, normalize_tags, resolve_delay, utcnow
 from .realtime import RunSubscription
 from .result import BatchHandle, Run, RunHandle
@@ -41,6 +42,20 @@ def _run_id(run: str | RunHandle | Run) -> str:
     if not isinstance(run, str) or not run:
         raise TypeError("run must be a run id or a handle")
     return run
+
+
+def logs(run: str | RunHandle | Run, *, limit: int = 1000) -> builtins.list[LogEntry]:
+    """The run's own log (``logger.*`` records and failed attempts), oldest first: the newest
+    ``limit`` entries, led by a marker entry when the per-run caps dropped older ones.
+    Example: ``[e.message for e in ct.runs.logs(handle)]``."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError("limit must be a positive int")
+    dropped, rows = runlog.read(current(), _run_id(run), limit)
+    entries = [LogEntry.from_dict(row) for row in rows]
+    if dropped:
+        kept = entries[len(entries) - limit + 1 :] if limit > 1 else []
+        entries = [dropped_marker(dropped, entries[0] if entries else None), *kept]
+    return entries
 
 
 def retrieve(run: str | RunHandle | Run) -> Run:

@@ -19,7 +19,7 @@ from celery import Task
 from celery.exceptions import Ignore, Retry
 
 from .._config import TRIGGER_TASK_SETTINGS
-from .._engine.attempt import DropDelivery, EndAttempt, execute
+from .._engine.attempt import AttemptFailed, DropDelivery, EndAttempt, execute
 from .._engine.engine import Engine
 from .._engine.registry import TaskSpec
 from .canvas import from_request
@@ -68,7 +68,7 @@ class TriggerTask(Task):  # type: ignore[type-arg]
             assert self.ct_definition is not None
             return self.ct_definition(args[0] if args else kwargs or None)  # type: ignore[operator]
         try:
-            return execute(
+            output = execute(
                 engine,
                 request.id,
                 self.name,
@@ -81,6 +81,16 @@ class TriggerTask(Task):  # type: ignore[type-arg]
             raise Ignore(str(exc)) from None
         except EndAttempt as exc:
             raise Parked(exc.reason) from None
+        except AttemptFailed as exc:
+            if not isinstance(exc.__cause__, Exception):
+                raise  # an engine failure (timeout, crash, ...): its name says it all
+            failed: Exception = exc.__cause__
+        else:
+            return output
+        # The final failure of a user exception: Celery logs it (once, at ERROR) and stores
+        # it as that exception, with the user's own traceback, not an internal wrapper.
+        # Raised outside the except block so the exception's own chain stays as it was.
+        raise failed
 
 
 def bind(engine: Engine, spec: TaskSpec) -> Any:

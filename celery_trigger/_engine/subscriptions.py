@@ -27,6 +27,8 @@ from ..errors import RunNotFoundError
 from ..result import Run
 from .engine import Engine
 
+#: The name subscriptions give the run's own log among its streams (``logger.*`` records).
+LOG_STREAM = "$log"
 #: Entries of a stream read per store call.
 CHUNK_PAGE = 1000
 #: Run ids of a tag's index listed per store call.
@@ -84,8 +86,9 @@ class Source:
         return list(self.engine.store.get_runs(list(run_ids)))
 
     def chunk_key(self, run_id: str, stream: str) -> Feed:
-        """Run ``run_id``'s realtime stream ``stream`` (appends wake on it)."""
-        return Feed.stream(run_id, stream)
+        """Run ``run_id``'s realtime stream ``stream`` (appends wake on it); ``LOG_STREAM``
+        names the run's own log."""
+        return Feed.logs(run_id) if stream == LOG_STREAM else Feed.stream(run_id, stream)
 
     def chunks(self, run_id: str, stream: str, position: str) -> list[StreamEntry]:
         """The chunks of run ``run_id``'s stream ``stream`` after ``position``."""

@@ -58,6 +58,7 @@ class FeedKind(str, Enum):
     BATCH = "batch"  # change events ``{r: run id, k: kind}`` of a batch's runs
     STREAM = "stream"  # chunks ``{d: JSON}`` of one realtime stream of a run
     HUB = "hub"  # a process's realtime hub (wake-ups only)
+    LOGS = "logs"  # entries ``{d: JSON LogEntry}`` of a run's own log (``LogStore``)
 
 
 @dataclass(frozen=True, order=True)
@@ -87,6 +88,10 @@ class Feed:
         return cls(FeedKind.STREAM, run_id, key)
 
     @classmethod
+    def logs(cls, run_id: str) -> Feed:
+        return cls(FeedKind.LOGS, run_id)
+
+    @classmethod
     def hub(cls, hub_id: str) -> Feed:
         return cls(FeedKind.HUB, hub_id)
 
@@ -101,6 +106,8 @@ def feed_key(keys: Keys, feed: Feed) -> str:
         return keys.batch_events(feed.target)
     if feed.kind is FeedKind.STREAM:
         return keys.run_stream(feed.target, feed.name)
+    if feed.kind is FeedKind.LOGS:
+        return keys.run_logs(feed.target)
     return keys.hub(feed.target)
 
 

@@ -23,6 +23,7 @@ from ..clock import now_ms
 from ..engine import Engine
 from ..state import RunState
 from ..waiters import notify_waiters
+from .observe import attempt_errors
 from .outcome import AttemptFailed, DropDelivery, EndAttempt, Outcome, failure
 from .participants import Attempt, Participant
 
@@ -61,7 +62,7 @@ def finish(
                 attempt.token,
                 RunStatus.COMPLETED.value,
                 now_ms(),
-                fields={"output": output_json, **_usage(state)},
+                fields={"output": output_json, "error": "", **_usage(state)},
             )
             _written(attempt, participants, written)
             return None
@@ -83,6 +84,10 @@ def _retry(attempt: Attempt, outcome: Outcome, lease_ms: int) -> dict[str, str]:
         # Warm retry: the run stays EXECUTING and the next attempt runs in this worker.
         # The lease must outlive the pause, since nothing heartbeats while we sleep.
         store.renew_leases([(run_id, token)], now_ms(), lease_ms + int(outcome.delay_ms))
+        store.transition(
+            run_id, now_ms(), allowed=RunStatus.EXECUTING.value,
+            fields=attempt_errors(state, outcome),
+        )  # fmt: skip
         time.sleep(outcome.delay_ms / 1000)
         claim = store.claim_attempt(run_id, token, now_ms(), lease_ms, "warm", ())
         if claim.action != "ok" or claim.record is None:
@@ -94,7 +99,11 @@ def _retry(attempt: Attempt, outcome: Outcome, lease_ms: int) -> dict[str, str]:
         token,
         RunStatus.QUEUED.value,
         now_ms(),
-        fields={**_usage(state), "error": dumps(outcome.run_error.to_dict())},
+        fields={
+            **_usage(state),
+            "error": dumps(outcome.run_error.to_dict()),
+            **attempt_errors(state, outcome),
+        },
         timers=[(TimerKind.RETRY.member(run_id), due)],
     ):
         raise DropDelivery("lease lost")
@@ -112,12 +121,12 @@ def _fail(attempt: Attempt, outcome: Outcome, participants: tuple[Participant, .
         attempt.token,
         status.value,
         now_ms(),
-        fields={**_usage(state), "error": dumps(error.to_dict())},
+        fields={**_usage(state), "error": dumps(error.to_dict()), **attempt_errors(state, outcome)},
         idempotency_key=IdempotencyKey(state.task_id, key) if key else None,
         release_key=status in FAILED_STATUSES,
     )
     _written(attempt, participants, written)
-    raise AttemptFailed(error)
+    raise AttemptFailed(error) from outcome.error  # Celery shows the user's own exception
 
 
 def check_crash_budget(engine: Engine, run_id: str, token: str, record: dict[str, str]) -> None:

@@ -25,9 +25,10 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .. import concurrency
+from .. import concurrency, runlog
 from ..metadata import end_attempt as end_metadata
 from ..waiters import notify_waiters
+from .observe import log_failure, span_attributes
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -129,8 +130,26 @@ class Slots(Participant):
         concurrency.release(attempt.engine, attempt.claimed)
 
 
+class RunLogging(Participant):
+    """``logger.*`` records belong to the attempt during its run phase; a failed attempt is
+    logged once (``observe.py``). Its span gets the ``ct.*`` attributes."""
+
+    def before_run(self, attempt: Attempt) -> None:
+        assert attempt.state is not None
+        runlog.begin(attempt.engine, attempt.state)
+        span_attributes(attempt.state)
+
+    def after_run(self, attempt: Attempt, outcome: Outcome | None) -> None:
+        try:
+            if outcome is not None:
+                log_failure(outcome)
+        finally:
+            runlog.end()
+
+
 #: The participants of every attempt, in call order.
 DEFAULT_PARTICIPANTS: tuple[Participant, ...] = (
+    RunLogging(),
     Usage(),
     Watchdog(),
     Metadata(),

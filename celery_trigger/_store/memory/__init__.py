@@ -23,6 +23,7 @@ from __future__ import annotations
 from .base import MemoryBase
 from .durable import MemoryDurable
 from .events import MemoryEvents, MemoryListener
+from .logs import MemoryLogs
 from .metadata import MemoryMeta
 from .runs import MemoryRuns
 from .schedules import MemorySchedules
@@ -41,6 +42,7 @@ class MemoryStore(
     MemorySlots,
     MemoryTimers,
     MemorySchedules,
+    MemoryLogs,
     MemoryEvents,
     MemoryTasks,
     MemoryBase,

@@ -13,6 +13,7 @@ from typing import Protocol
 from .connection import ConnectionStore
 from .durable import DurableStore
 from .idempotency import IdempotencyStore
+from .logs import LogStore
 from .metadata import MetadataStore
 from .realtime import Listener, RealtimeStore
 from .runs import RunStore
@@ -33,6 +34,7 @@ class Store(
     TimerStore,
     ScheduleStore,
     RealtimeStore,
+    LogStore,
     TaskStore,
     ConnectionStore,
     Protocol,
@@ -53,6 +55,7 @@ __all__ = [
     "TimerStore",
     "ScheduleStore",
     "RealtimeStore",
+    "LogStore",
     "TaskStore",
     "ConnectionStore",
 ]

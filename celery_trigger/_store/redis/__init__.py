@@ -12,6 +12,7 @@ from __future__ import annotations
 from .client import RedisBase, wrap_errors
 from .durable import RedisDurable
 from .idempotency import RedisIdempotency
+from .logs import RedisLogs
 from .metadata import RedisMetadata
 from .realtime import RedisListener, RedisRealtime
 from .runs import RedisRuns
@@ -33,6 +34,7 @@ class RedisStore(
     RedisTimers,
     RedisSchedules,
     RedisRealtime,
+    RedisLogs,
     RedisTasks,
     RedisBase,
 ):

@@ -17,6 +17,8 @@ The tree::
     ├── NonDeterminismError        replay found a different operation at a journal position
     ├── ConfigurationError         bad settings; lists every problem at once
     ├── StoreUnavailableError      Redis (or the store) could not be reached
+    ├── PublishError               the broker refused a new run's message (the run is
+    │                              SYSTEM_FAILURE, never executed; triggering again is safe)
     └── InvalidRunStateError       an operation that the run's status forbids
 
 Invalid option values raise the built-in ``ValueError``/``TypeError`` at the call, before
@@ -176,6 +178,12 @@ class ConfigurationError(TriggerError):
 
 class StoreUnavailableError(TriggerError):
     """The run store (Redis) could not be reached or answered with an error."""
+
+
+class PublishError(TriggerError):
+    """The broker did not take a new run's message. The run was written first, so it is
+    marked ``SYSTEM_FAILURE`` (error ``PUBLISH_FAILED``) and never executes: a caller may
+    trigger again, with or without the same idempotency key."""
 
 
 class InvalidRunStateError(TriggerError):

@@ -6,6 +6,9 @@
   Celery task with ``Parked``, a ``celery.exceptions.Retry`` subclass, publishing nothing:
   Flower shows RETRY with the reason and the same task id comes back later.
 - A delivery the engine drops (duplicate, final or cancelled run) ends with ``Ignore``.
+- A delivery that fails because the store is unreachable is given back to the broker
+  (``Reject(requeue=True)``) once the store answers again or a bounded hold passed
+  (``_engine/outage.py``): never acknowledged as done, never a hot loop.
 - The Celery task settings trigger tasks rely on (``_config.TRIGGER_TASK_SETTINGS``: late
   ack, requeue when the pool process dies, STARTED, JSON) are attributes of ``TriggerTask``,
   never app-wide settings: plain tasks keep Celery's defaults.
@@ -16,12 +19,14 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task
-from celery.exceptions import Ignore, Retry
+from celery.exceptions import Ignore, Reject, Retry
 
 from .._config import TRIGGER_TASK_SETTINGS
 from .._engine.attempt import AttemptFailed, DropDelivery, EndAttempt, execute
 from .._engine.engine import Engine
+from .._engine.outage import STORE_UNAVAILABLE, count, wait_for_store
 from .._engine.registry import TaskSpec
+from ..errors import StoreUnavailableError
 from .canvas import from_request
 
 
@@ -76,7 +81,12 @@ class TriggerTask(Task):  # type: ignore[type-arg]
                 kwargs,
                 embed=from_request(request),
                 slot=getattr(request, "ct_slot", None),
+                ours=bool(getattr(request, "ct_run", None)),
             )
+        except StoreUnavailableError:
+            count(STORE_UNAVAILABLE)
+            wait_for_store(engine)
+            raise Reject("celery-trigger: store unavailable", requeue=True) from None
         except DropDelivery as exc:
             raise Ignore(str(exc)) from None
         except EndAttempt as exc:

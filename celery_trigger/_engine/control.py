@@ -23,6 +23,8 @@ from .waiters import notify_waiters
 
 #: The error stored on a cancelled run.
 CANCEL_ERROR = TaskRunError("TASK_RUN_CANCELLED", "Canceled by user")
+#: Attempts at the guarded cancel write when the run's status keeps changing under it.
+_CANCEL_TRIES = 8
 #: Timers that would move a run that is now cancelled.
 _CANCEL_DROPS = (
     TimerKind.ENQUEUE,
@@ -36,25 +38,41 @@ _CANCEL_DROPS = (
 def cancel_one(engine: Engine, run_id: str) -> bool:
     """Cancel one run unless it is final; True when it was cancelled now."""
     record = engine.store.get_run(run_id)
-    if record is None or RunStatus(record["status"]) in FINAL_STATUSES:
+    if record is None:
         return False
-    result = engine.store.transition(
-        run_id,
-        now_ms(),
-        allowed="*",
-        status=RunStatus.CANCELED.value,
-        remove_timers=[kind.member(run_id) for kind in _CANCEL_DROPS],
-        fields={"error": dumps(CANCEL_ERROR.to_dict())},
-        pending_task=record["task"],
-    )
-    if result.ok:
-        notify_waiters(engine, run_id)
-        if record["status"] != RunStatus.EXECUTING.value:
-            # an executing attempt releases when it stops
-            concurrency.release(engine, result.record)  # its slot, or its place in line
-        if record["status"] in (RunStatus.EXECUTING.value, RunStatus.QUEUED.value):
-            engine.broker.revoke(run_id)
-    return result.ok
+    status = record["status"]
+    for _ in range(_CANCEL_TRIES):
+        if RunStatus(status) in FINAL_STATUSES:
+            return False
+        # Guarded by the exact status last seen: when it is written, ``status`` is the
+        # status the run was cancelled from (a claim in between makes it retry instead).
+        result = engine.store.transition(
+            run_id,
+            now_ms(),
+            allowed=status,
+            status=RunStatus.CANCELED.value,
+            remove_timers=[kind.member(run_id) for kind in _CANCEL_DROPS],
+            fields={"error": dumps(CANCEL_ERROR.to_dict())},
+            pending_task=record["task"],
+        )
+        if result.ok:
+            _cancelled(engine, run_id, status, result.record)
+            return True
+        if not result.status:
+            return False  # the record is gone
+        status = result.status
+    return False
+
+
+def _cancelled(engine: Engine, run_id: str, previous: str, record: dict[str, str] | None) -> None:
+    """After the cancel write: wake waiters, free what the run held, revoke its message."""
+    notify_waiters(engine, run_id)
+    if previous != RunStatus.EXECUTING.value:
+        # only a run that was not executing gives its slot (or place in line) back here;
+        # an executing attempt releases its own when it stops
+        concurrency.release(engine, record)
+    if previous in (RunStatus.EXECUTING.value, RunStatus.QUEUED.value):
+        engine.broker.revoke(run_id)
 
 
 def cancel_tree(engine: Engine, run_id: str) -> None:

@@ -31,6 +31,7 @@ from .broker import Delivery, DirectMessage
 from .clock import now_ms
 from .engine import Engine
 from .prepare import Prepared, payload_preview, prepare
+from .publish_failure import unpublished
 from .registry import TaskSpec
 from .slots import join_scope, line_seq, slot_header
 
@@ -146,7 +147,10 @@ def create_and_publish(engine: Engine, prepared: Sequence[Prepared]) -> list[tup
                 to_send.append(item)
         out.append((run_id, cached))
     for item in to_send:
-        engine.broker.send(_delivery_of_prepared(item))
+        try:
+            engine.broker.send(_delivery_of_prepared(item))
+        except Exception as exc:
+            unpublished(engine, [p.new.run_id for p in to_send], exc)
     return out
 
 

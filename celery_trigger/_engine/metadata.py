@@ -13,8 +13,10 @@ Invariants:
   script, so a resumed attempt reads them back), and once more when the attempt ends,
   whatever its outcome (``end_attempt``, called by the lifecycle before the outcome is
   written);
-- a flush never raises: a rejected or failed write is logged and its operations dropped
-  (the local copy may then differ from the stored one, as upstream);
+- a flush never raises: a rejected write is logged and its operations dropped (the local
+  copy may then differ from the stored one, as upstream); a write that did not reach the
+  store keeps its operations queued for the next flush, and the attempt's last flush waits
+  (bounded, ``outage.retrying``) for the store to come back;
 - mutations made while the run replays (code before its last park re-executing, D-17) are
   skipped: they were applied and flushed before the park, and the resumed attempt's local
   copy was read after that flush. So metadata operations need no journal entries;
@@ -34,8 +36,9 @@ from typing import Any
 from .. import _metadata_ops as ops_
 from .._serialization import dumps, loads
 from .._store.base import MetaUpdate
-from ..errors import InvalidRunStateError, RunNotFoundError
+from ..errors import InvalidRunStateError, RunNotFoundError, StoreUnavailableError
 from .engine import Engine, current_engine
+from .outage import retrying
 from .state import RunState
 
 logger = logging.getLogger("celery_trigger")
@@ -101,6 +104,7 @@ class RunMetadata:
             if not self.pending():
                 return
             per_run: dict[str, list[dict[str, Any]]] = {}
+            sent = {target: self.queues[target] for target in TARGETS}
             for target in TARGETS:
                 ops = ops_.collapse(self.queues[target])
                 self.queues[target] = []
@@ -114,6 +118,16 @@ class RunMetadata:
                 results = self.engine.store.apply_metadata(
                     updates, now_ms(), max_bytes=self.engine.settings.max_metadata_bytes
                 )
+            except StoreUnavailableError:
+                # Not written: keep the operations, ahead of newer ones, for the next flush.
+                for target in TARGETS:
+                    self.queues[target] = sent[target] + self.queues[target]
+                logger.warning(
+                    "celery-trigger: flushing the metadata of run %s failed; will retry",
+                    self.run_id,
+                    exc_info=True,
+                )
+                return
             except Exception:
                 logger.exception(
                     "celery-trigger: flushing the metadata of run %s failed", self.run_id
@@ -225,8 +239,16 @@ def end_attempt(state: RunState) -> None:
     _flusher.unregister(item)
     try:
         item.flush()
+        if item.pending():  # the store was unreachable: wait for it, bounded, and retry
+            retrying(item.engine, lambda: _flush_or_raise(item))
     except Exception:  # flush logs its own errors; never let metadata hide the outcome
         logger.exception("celery-trigger: final metadata flush of run %s failed", item.run_id)
+
+
+def _flush_or_raise(item: RunMetadata) -> None:
+    item.flush()
+    if item.pending():
+        raise StoreUnavailableError(f"metadata of run {item.run_id} not written")
 
 
 def update_run(

@@ -33,9 +33,15 @@ def notify_waiters(engine: Engine, member: str) -> int:
 
 
 def wake(engine: Engine, run_id: str) -> bool:
-    """A parked run's timer is due: mark it woken and publish its resume."""
+    """A parked run's timer is due: mark it woken and publish its resume.
+
+    The ``resume`` timer is armed again first (the claim drops it): a resume message lost
+    anyway (acknowledged by a worker that could not reach the store, purged) is published
+    again, so a woken run always has something due."""
     record = engine.store.wake(run_id)
     if record is None:
         return False
+    due = now_ms() + int(engine.settings.publish_watchdog * 1000)
+    engine.store.add_timers([(TimerKind.RESUME.member(run_id), due)])
     publish_record(engine, record)
     return True

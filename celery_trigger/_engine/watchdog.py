@@ -1,11 +1,12 @@
 """Per-process attempt watchdog: lease heartbeats, ``max_duration`` and cancellation.
 
 One daemon thread per process (created lazily, and again after a fork) renews the lease of
-every attempt executing in this process every ``lease/3`` seconds. When a renewal fails the
-run was cancelled (or taken over), and when an attempt passes its ``max_duration`` budget,
-the watchdog raises an exception asynchronously in the thread running the attempt. Both
-exceptions derive from ``BaseException`` so user ``except Exception`` blocks cannot swallow
-them.
+every attempt executing in this process every ``lease/3`` seconds, at most ``CHECK_S`` apart
+(one round trip for all of them): so an attempt learns of a cancel within about a second.
+When a renewal fails the run was cancelled (or taken over), and when an attempt passes its
+``max_duration`` budget, the watchdog raises an exception asynchronously in the thread
+running the attempt. Both exceptions derive from ``BaseException`` so user ``except
+Exception`` blocks cannot swallow them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from typing import Any
 from .._store.base import Store
 
 logger = logging.getLogger("celery_trigger")
+
+#: Longest time between two lease renewals (s): how soon an attempt learns of its cancel.
+CHECK_S = 0.5
 
 
 class AttemptInterrupt(BaseException):
@@ -94,7 +98,7 @@ class Watchdog:
         watch.paused_at = None
 
     def _loop(self) -> None:
-        interval = max(0.05, self.lease_ms / 3000)
+        interval = max(0.05, min(CHECK_S, self.lease_ms / 3000))
         next_renew = time.monotonic() + interval
         while True:
             self._wake.wait(timeout=0.1)

@@ -21,6 +21,7 @@ from ...options import format_duration
 from .. import concurrency
 from ..clock import now_ms
 from ..engine import Engine
+from ..outage import retrying
 from ..state import RunState
 from ..waiters import notify_waiters
 from .observe import attempt_errors
@@ -57,12 +58,15 @@ def finish(
         output_json = dumps(outcome.output, what="output")
         size = len(output_json.encode())
         if size <= engine.settings.max_output_bytes:
-            written = engine.store.finish_attempt(
-                attempt.run_id,
-                attempt.token,
-                RunStatus.COMPLETED.value,
-                now_ms(),
-                fields={"output": output_json, "error": "", **_usage(state)},
+            written = retrying(  # the output exists only here: outlast a store blip
+                engine,
+                lambda: engine.store.finish_attempt(
+                    attempt.run_id,
+                    attempt.token,
+                    RunStatus.COMPLETED.value,
+                    now_ms(),
+                    fields={"output": output_json, "error": "", **_usage(state)},
+                ),
             )
             _written(attempt, participants, written)
             return None

@@ -30,6 +30,7 @@ from ..contexts import build_context
 from ..dispatch import create_from_message, enqueue_delayed
 from ..engine import Engine
 from ..journal import load_journal
+from ..recovery import ensure_queue, report_missing
 from ..slots import hint
 from ..state import Journal, RunState, Totals
 from ..watchdog import RunCancelled
@@ -51,13 +52,15 @@ def execute(
     *,
     embed: dict[str, Any] | None = None,
     slot: str | None = None,
+    ours: bool = False,
     participants: tuple[Participant, ...] = DEFAULT_PARTICIPANTS,
 ) -> Any:
     """Run one delivery of ``run_id``. Returns the output or raises ``DropDelivery``,
-    ``EndAttempt`` or ``AttemptFailed`` (see ``outcome.py``)."""
+    ``EndAttempt`` or ``AttemptFailed`` (see ``outcome.py``). ``ours``: the message was
+    published by celery-trigger (header ``ct_run``), so its run record was written first."""
     attempt = Attempt(engine, run_id, task_id, uuid.uuid4().hex, registry.get(task_id))
     try:
-        _claim(attempt, args, kwargs, slot)
+        _claim(attempt, args, kwargs, slot, ours)
         _keep_canvas(attempt, embed)
         return _attempts(attempt, participants)
     finally:
@@ -70,17 +73,22 @@ def _lease_ms(engine: Engine) -> int:
 
 
 def _claim(
-    attempt: Attempt, args: Sequence[Any], kwargs: Mapping[str, Any], slot: str | None
+    attempt: Attempt, args: Sequence[Any], kwargs: Mapping[str, Any], slot: str | None, ours: bool
 ) -> None:
-    """Claim phase: take the run (creating the record of a plain send nobody wrote)."""
+    """Claim phase: take the run (creating the record of a plain send nobody wrote; a
+    message celery-trigger published whose record is gone is dropped, never run)."""
     engine, run_id = attempt.engine, attempt.run_id
     store, lease_ms = engine.store, _lease_ms(engine)
+    ensure_queue(engine, attempt.spec)
     scope = hint(engine, attempt.task_id, slot)
     drops = [kind.member(run_id) for kind in _CLAIM_DROPS]
     claim = store.claim_attempt(
         run_id, attempt.token, now_ms(), lease_ms, "new", drops, scope=scope
     )
     if claim.action == "missing":
+        if ours:
+            report_missing(run_id, attempt.task_id)
+            raise DropDelivery("missing record")
         create_from_message(engine, run_id, attempt.task_id, args, kwargs)
         claim = store.claim_attempt(
             run_id, attempt.token, now_ms(), lease_ms, "new", (), scope=scope

@@ -25,9 +25,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .. import concurrency, runlog
+from ..._vocab import RunStatus
+from .. import concurrency, hooks, registry, runlog
 from ..metadata import end_attempt as end_metadata
 from ..waiters import notify_waiters
+from ..watchdog import RunCancelled
 from .observe import log_failure, span_attributes
 
 if TYPE_CHECKING:
@@ -85,6 +87,25 @@ class Watchdog(Participant):
 
     def after_run(self, attempt: Attempt, outcome: Outcome | None) -> None:
         attempt.engine.watchdog.stop(attempt.run_id)
+
+
+class Cancel(Participant):
+    """An attempt stopped by a cancel (the watchdog's ``RunCancelled``) runs the task's and
+    the global ``on_cancel(payload, ctx)`` hooks once; a lease lost to a takeover does not."""
+
+    def after_run(self, attempt: Attempt, outcome: Outcome | None) -> None:
+        state = attempt.state
+        watch = state.watch if state is not None else None
+        if state is None or outcome is not None or watch is None:
+            return
+        if watch.interrupted is not RunCancelled:
+            return
+        record = attempt.engine.store.get_run(attempt.run_id) or {}
+        if record.get("status") != RunStatus.CANCELED.value:
+            return
+        defn = registry.get(state.task_id)
+        chain = hooks.chain("on_cancel", defn)
+        hooks.run_all(chain, swallow=True, payload=state.payload, ctx=state.ctx, task=defn)
 
 
 class Metadata(Participant):
@@ -152,6 +173,7 @@ DEFAULT_PARTICIPANTS: tuple[Participant, ...] = (
     RunLogging(),
     Usage(),
     Watchdog(),
+    Cancel(),
     Metadata(),
     Waiters(),
     Slots(),

@@ -24,6 +24,7 @@ from .base import MemoryBase
 from .durable import MemoryDurable
 from .events import MemoryEvents, MemoryListener
 from .metadata import MemoryMeta
+from .retention import MemoryRetention
 from .runs import MemoryRuns
 from .schedules import MemorySchedules
 from .slots import MemorySlots
@@ -43,6 +44,7 @@ class MemoryStore(
     MemorySchedules,
     MemoryEvents,
     MemoryTasks,
+    MemoryRetention,
     MemoryBase,
 ):
     """Run state in process memory. Example: ``MemoryStore(prefix="ct")``."""

@@ -15,6 +15,7 @@ from .durable import DurableStore
 from .idempotency import IdempotencyStore
 from .metadata import MetadataStore
 from .realtime import Listener, RealtimeStore
+from .retention import RetentionStore
 from .runs import RunStore
 from .schedules import ScheduleStore
 from .slots import SlotStore
@@ -34,6 +35,7 @@ class Store(
     ScheduleStore,
     RealtimeStore,
     TaskStore,
+    RetentionStore,
     ConnectionStore,
     Protocol,
 ):
@@ -55,4 +57,5 @@ __all__ = [
     "RealtimeStore",
     "TaskStore",
     "ConnectionStore",
+    "RetentionStore",
 ]

@@ -14,6 +14,7 @@ from .durable import RedisDurable
 from .idempotency import RedisIdempotency
 from .metadata import RedisMetadata
 from .realtime import RedisListener, RedisRealtime
+from .retention import RedisRetention
 from .runs import RedisRuns
 from .schedules import RedisSchedules
 from .slots import RedisSlots
@@ -34,6 +35,7 @@ class RedisStore(
     RedisSchedules,
     RedisRealtime,
     RedisTasks,
+    RedisRetention,
     RedisBase,
 ):
     """Run state in Redis. Example: ``RedisStore("redis://localhost:6379/0", prefix="ct")``."""

@@ -60,6 +60,7 @@ SCRIPTS = (
     "slot_reap",
     "slot_join",
     "stream_append",
+    "retire_run",
 )
 
 

@@ -26,6 +26,7 @@ from .options import (
     coerce_retry,
     resolve_machine,
     resolve_ttl,
+    to_seconds,
 )
 
 ENVIRONMENTS = ("DEVELOPMENT", "STAGING", "PRODUCTION", "PREVIEW")
@@ -190,6 +191,16 @@ class Settings:
     timer_service: bool = True
     #: environment-wide limit on executing runs (SEMANTICS §6.2); None = unlimited
     concurrency_limit: int | None = None
+    #: how long a final run, batch or token is kept (``trigger_run_retention``): seconds, a
+    #: timedelta or a duration string; None keeps them forever
+    run_retention: Any = "30d"
+
+    @property
+    def retention_ms(self) -> int | None:
+        """``run_retention`` in ms (validated by ``resolve_settings``); None = forever."""
+        if self.run_retention is None:
+            return None
+        return int(to_seconds(self.run_retention, name="trigger_run_retention") * 1000)
 
 
 _SETTING_NAMES = {f.name for f in fields(Settings)} - {"config"}
@@ -256,6 +267,8 @@ def resolve_settings(
         value = conf.get(f"trigger_{name}")
         if value is not None:
             values[name] = value
+    if "trigger_run_retention" in conf and conf.get("trigger_run_retention") is None:
+        values["run_retention"] = None  # None is meaningful here: keep forever
     values.update({k: v for k, v in overrides.items() if k in _SETTING_NAMES})
     env = os.environ.get("TRIGGER_ENVIRONMENT")
     if "environment" not in overrides and config.environment:
@@ -300,6 +313,10 @@ def resolve_settings(
         value = getattr(settings, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             problems.append(f"trigger_{name} must be a positive integer")
+    try:
+        settings.retention_ms  # noqa: B018 (validates)
+    except (TypeError, ValueError) as exc:
+        problems.append(f"trigger_run_retention: {exc}")
     if problems:
         raise ConfigurationError(problems)
     return settings

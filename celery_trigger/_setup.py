@@ -40,9 +40,13 @@ __all__ = ["Engine", "Trigger", "current", "current_or_none", "reset", "setup"]
 
 
 def _make_store(settings: Settings) -> Store:
+    store: Store
     if settings.store == "memory":
-        return MemoryStore(prefix=settings.key_prefix)
-    return RedisStore(settings.redis_url, prefix=settings.key_prefix)
+        store = MemoryStore(prefix=settings.key_prefix)
+    else:
+        store = RedisStore(settings.redis_url, prefix=settings.key_prefix)
+    store.retention_ms = settings.retention_ms
+    return store
 
 
 def _longest_max_duration(

@@ -91,6 +91,7 @@ class TimerKind(str, Enum):
     PROMOTE = "promote"  # a run was handed a concurrency slot: publish it
     PUMP = "pump"  # a slot of a sub-queue lapsed: admit its next waiting runs
     REAP = "reap"  # drop slots whose lease lapsed
+    RETIRE = "retire"  # a final run's retention passed: delete its keys and index entries
 
     def __str__(self) -> str:
         return self.value

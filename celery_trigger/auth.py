@@ -42,7 +42,7 @@ ONE_TIME_CLAIM = "one_time"
 RESOURCES: dict[str, frozenset[str]] = {
     "read": frozenset({"runs", "tasks", "tags", "batch", "waitpoints", "inputStreams"}),
     "write": frozenset({"runs", "tasks", "tags", "batch", "waitpoints", "inputStreams"}),
-    "trigger": frozenset({"tasks"}),
+    "trigger": frozenset({"tasks", "options"}),
     "batchTrigger": frozenset({"tasks"}),
 }
 ALL_RESOURCES = frozenset().union(*RESOURCES.values())
@@ -309,13 +309,26 @@ def _task_ids(task_or_tasks: Any) -> list[str]:
 
 
 def _trigger_token(
-    action: str, task_or_tasks: Any, expiration_time: Expiration, multiple_use: bool, engine: Any
+    action: str,
+    task_or_tasks: Any,
+    expiration_time: Expiration,
+    multiple_use: bool,
+    engine: Any,
+    allow_options: Sequence[str] = (),
+    subject: str | None = None,
 ) -> str:
     if not isinstance(multiple_use, bool):
         raise TypeError("multiple_use must be a bool")
     scopes = [f"{action}:tasks:{tid}" for tid in _task_ids(task_or_tasks)]
+    if isinstance(allow_options, str) or not all(isinstance(o, str) for o in allow_options):
+        raise TypeError("allow_options must be a list of trigger option names")
+    scopes += [f"trigger:options:{name}" for name in allow_options]
     exp = _expires_at(expiration_time)
-    extra = {} if multiple_use else {ONE_TIME_CLAIM: True}
+    extra: dict[str, Any] = {} if multiple_use else {ONE_TIME_CLAIM: True}
+    if subject is not None:
+        if not isinstance(subject, str) or not subject.strip():
+            raise ValueError("subject must be a non-empty string")
+        extra["sub"] = subject
     return _sign_until(_secret(_engine(engine)), scopes, exp, **extra)
 
 
@@ -324,16 +337,24 @@ def create_trigger_public_token(
     *,
     expiration_time: Expiration = DEFAULT_TOKEN_TTL,
     multiple_use: bool = False,
+    allow_options: Sequence[str] = (),
+    subject: str | None = None,
     engine: Engine | None = None,
 ) -> str:
     """A ``trigger:tasks:<id>`` token; single use unless ``multiple_use=True``.
 
-    ``task_or_tasks``: a task id, a task, or a list of them. Example::
+    ``task_or_tasks``: a task id, a task, or a list of them. On the public trigger route the
+    holder may set only browser-safe options (payload, tags, delay, ttl, metadata,
+    idempotency key); ``allow_options=["queue", ...]`` adds ``trigger:options:<name>``
+    scopes for more. Idempotency keys sent with it are scoped to ``subject`` (e.g. your
+    user id; without one, to this token alone). Example::
 
-        token = ct.auth.create_trigger_public_token("send-email")
+        token = ct.auth.create_trigger_public_token("send-email", subject="user_42")
         ct.auth.verify(token, action="trigger", resource="tasks:send-email", use=True)
     """
-    return _trigger_token("trigger", task_or_tasks, expiration_time, multiple_use, engine)
+    return _trigger_token(
+        "trigger", task_or_tasks, expiration_time, multiple_use, engine, allow_options, subject
+    )
 
 
 def create_batch_trigger_public_token(

@@ -26,6 +26,9 @@ MAX_TAGS = 10
 MAX_TAG_LENGTH = 64
 #: priority is stored as ms clamped to int32 (SEMANTICS §3.2).
 _INT32 = 2_147_483_647
+#: The longest duration any option may give (100 years): beyond it instants overflow
+#: ``datetime`` and millisecond TTLs overflow Redis.
+MAX_DURATION_S = 100 * 365 * 86400
 
 _DURATION_RE = re.compile(r"^(?:\d+(?:w|d|hr|h|m|s))+$")
 _DURATION_PART = re.compile(r"(\d+)(w|d|hr|h|m|s)")
@@ -70,6 +73,8 @@ def to_seconds(value: Duration, *, name: str = "duration") -> float:
         )
     if math.isnan(seconds) or math.isinf(seconds) or seconds < 0:
         raise ValueError(f"{name} must be a finite, non-negative duration, got {value!r}")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"{name} must be at most 100 years ({MAX_DURATION_S} s), got {value!r}")
     return seconds
 
 
@@ -133,7 +138,10 @@ def resolve_idempotency_ttl(value: str | int | float | timedelta | None) -> floa
                 f"idempotency_key_ttl {value!r} must be one number and one unit of s, m, h, d "
                 "(e.g. '10m', '1d')"
             )
-        return float(int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        seconds = float(int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        if seconds > MAX_DURATION_S:
+            raise ValueError(f"idempotency_key_ttl {value!r} is longer than 100 years")
+        return seconds
     seconds = to_seconds(value, name="idempotency_key_ttl")
     if seconds <= 0:
         raise ValueError("idempotency_key_ttl must be positive")
@@ -144,6 +152,10 @@ def clamp_max_duration(value: Duration | None, *, name: str = "max_duration") ->
     """maxDuration in whole seconds clamped to [5, 2147483647] (TRIG-19, TASK-27)."""
     if value is None:
         return None
+    if isinstance(value, timedelta):
+        value = min(value, timedelta(seconds=MAX_MAX_DURATION_S))
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        value = min(value, MAX_MAX_DURATION_S)  # clamped, as upstream (TRIG-19)
     seconds = to_seconds(value, name=name)
     return int(min(MAX_MAX_DURATION_S, max(MIN_MAX_DURATION_S, math.ceil(seconds))))
 
@@ -152,9 +164,12 @@ def priority_ms(value: int | float | None) -> int:
     """Priority in seconds → the stored ms offset, clamped to int32 (SEMANTICS §3.2)."""
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"priority must be a number of seconds, got {value!r}")
-    return int(max(-_INT32, min(_INT32, round(value * 1000))))
+    if not math.isfinite(value):
+        raise ValueError(f"priority must be a finite number of seconds, got {value!r}")
+    seconds = max(-_INT32 / 1000, min(_INT32 / 1000, value))  # clamp before scaling
+    return int(max(-_INT32, min(_INT32, round(seconds * 1000))))
 
 
 def normalize_tags(value: str | list[str] | tuple[str, ...] | None) -> list[str]:

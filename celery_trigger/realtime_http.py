@@ -55,13 +55,11 @@ from urllib.parse import parse_qs
 
 from . import auth, realtime
 from ._engine import run_queries
-from ._engine.dispatch import create_prepared
 from ._engine.engine import Engine, current
-from ._engine.prepare import prepare, task_known
+from ._public_trigger import parse_body, run_trigger
 from .errors import (
     AuthenticationError,
     ConfigurationError,
-    PayloadValidationError,
     PermissionDeniedError,
     RunNotFoundError,
     StoreUnavailableError,
@@ -341,29 +339,6 @@ async def _stream(
 # --- triggering -------------------------------------------------------------------------------
 
 
-def _run_trigger(engine: Any, task_id: str, token: str, body: Any) -> tuple[int, Any]:
-    """Validate, consume the token, create the run (blocking: runs in a thread).
-
-    A single-use token is spent only by a request that passed every check, so a 4xx answer
-    leaves it usable.
-    """
-    if not task_known(engine, task_id):
-        return 404, {"error": f"Task {task_id} not found"}
-    payload, options = body.get("payload"), body.get("options") or {}
-    try:
-        prepared = prepare(engine, task_id, payload, options)  # checks; writes nothing
-        auth.verify(token, action="trigger", resource=f"tasks:{task_id}", use=True, engine=engine)
-        run_id, cached = create_prepared(engine, prepared)
-    except AuthenticationError as exc:
-        return 401, {"error": str(exc)}
-    except PermissionDeniedError as exc:
-        return 403, {"error": str(exc)}
-    except (TypeError, ValueError, PayloadValidationError) as exc:
-        return 422, {"error": str(exc)}
-    token_out = auth.run_handle_token(engine, run_id)
-    return 200, {"id": run_id, "is_cached": cached, "public_access_token": token_out}
-
-
 async def _trigger_route(
     engine: Any, task_id: str, headers: Mapping[str, str], receive: Any, out: _Out
 ) -> None:
@@ -382,22 +357,14 @@ async def _trigger_route(
         return None
     if raw is None:
         return await out.error(413, f"Request body is larger than {limit} bytes")
+    status, body = parse_body(raw)
+    if status:
+        return await out.error(status, body)
     try:
-        body = json.loads(raw, parse_constant=_not_json)
-    except (ValueError, RecursionError):
-        body = None
-    extra = set(body) - {"payload", "options"} if isinstance(body, dict) else {"?"}
-    if extra or not isinstance(body.get("options") or {}, dict):
-        return await out.error(400, 'Body must be a JSON object {"payload": ..., "options": {...}}')
-    try:
-        status, answer = await asyncio.to_thread(_run_trigger, engine, task_id, token or "", body)
+        status, answer = await asyncio.to_thread(run_trigger, engine, task_id, token or "", body)
     except UnicodeError:  # strings with lone surrogates cannot be stored as UTF-8
         status, answer = 400, {"error": "Body is not valid UTF-8 JSON"}
     await out.json(status, answer)
-
-
-def _not_json(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
 # --- the app ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ again after a fork (prefork children never share their parent's loop).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import threading
 from collections.abc import Coroutine
@@ -47,7 +48,7 @@ def run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
         while True:
             try:
                 return future.result(timeout=0.05)
-            except TimeoutError:
+            except concurrent.futures.TimeoutError:  # not the builtin before Python 3.11
                 continue
     except BaseException:
         future.cancel()

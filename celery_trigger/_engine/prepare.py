@@ -218,6 +218,8 @@ def _attempts(retry: Any, max_attempts: Any) -> int:
         isinstance(max_attempts, bool) or not isinstance(max_attempts, int)
     ):
         raise TypeError("max_attempts must be an integer")
+    if max_attempts is not None and max_attempts < 1:
+        raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
     if retry is None:
         return 1
     return max(1, max_attempts) if max_attempts is not None else int(retry["max_attempts"])

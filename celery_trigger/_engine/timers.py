@@ -67,6 +67,7 @@ class TimerService:
             TimerKind.PROMOTE: self._promote,
             TimerKind.PUMP: self._pump,
             TimerKind.REAP: self._reap,
+            TimerKind.RETIRE: self._retire,
         }
 
     def tick(self) -> int:
@@ -170,6 +171,9 @@ class TimerService:
 
     def _reap(self, target: str) -> None:
         concurrency.on_reap(self.engine, target)
+
+    def _retire(self, run_id: str) -> None:
+        self.engine.store.retire_run(run_id)
 
     def _publish_if_queued(self, run_id: str) -> None:
         status = republish_queued(self.engine, run_id)

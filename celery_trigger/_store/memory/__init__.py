@@ -25,6 +25,7 @@ from .durable import MemoryDurable
 from .events import MemoryEvents, MemoryListener
 from .logs import MemoryLogs
 from .metadata import MemoryMeta
+from .retention import MemoryRetention
 from .runs import MemoryRuns
 from .schedules import MemorySchedules
 from .slots import MemorySlots
@@ -45,6 +46,7 @@ class MemoryStore(
     MemoryLogs,
     MemoryEvents,
     MemoryTasks,
+    MemoryRetention,
     MemoryBase,
 ):
     """Run state in process memory. Example: ``MemoryStore(prefix="ct")``."""

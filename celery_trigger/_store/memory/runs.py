@@ -176,6 +176,7 @@ class MemoryRuns(MemorySlots, MemoryEvents):
         release_key: bool = False,
     ) -> int:
         """``finish_attempt.lua``."""
+        timers = [*timers, *self._retire_timer(run_id, status, now_ms)]  # type: ignore[attr-defined]
         with self._lock:
             st = self._state
             if not self._holds(run_id, token):
@@ -214,6 +215,7 @@ class MemoryRuns(MemorySlots, MemoryEvents):
         pending_task: str | None = None,
     ) -> Transition:
         """``transition.lua``."""
+        add_timers = [*add_timers, *self._retire_timer(run_id, status, now_ms)]  # type: ignore[attr-defined]
         with self._lock:
             st, timers = self._state, self.keys.timers()
             record = st.hashes.get(self.keys.run(run_id))

@@ -16,6 +16,7 @@ from .idempotency import IdempotencyStore
 from .logs import LogStore
 from .metadata import MetadataStore
 from .realtime import Listener, RealtimeStore
+from .retention import RetentionStore
 from .runs import RunStore
 from .schedules import ScheduleStore
 from .slots import SlotStore
@@ -36,6 +37,7 @@ class Store(
     RealtimeStore,
     LogStore,
     TaskStore,
+    RetentionStore,
     ConnectionStore,
     Protocol,
 ):
@@ -58,4 +60,5 @@ __all__ = [
     "LogStore",
     "TaskStore",
     "ConnectionStore",
+    "RetentionStore",
 ]

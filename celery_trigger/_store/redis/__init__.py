@@ -15,6 +15,7 @@ from .idempotency import RedisIdempotency
 from .logs import RedisLogs
 from .metadata import RedisMetadata
 from .realtime import RedisListener, RedisRealtime
+from .retention import RedisRetention
 from .runs import RedisRuns
 from .schedules import RedisSchedules
 from .slots import RedisSlots
@@ -36,6 +37,7 @@ class RedisStore(
     RedisRealtime,
     RedisLogs,
     RedisTasks,
+    RedisRetention,
     RedisBase,
 ):
     """Run state in Redis. Example: ``RedisStore("redis://localhost:6379/0", prefix="ct")``."""

@@ -61,6 +61,7 @@ SCRIPTS = (
     "slot_join",
     "stream_append",
     "log_append",
+    "retire_run",
 )
 
 

@@ -140,6 +140,7 @@ class RedisRuns(RedisSlots):
         idempotency_key: IdempotencyKey | None = None,
         release_key: bool = False,
     ) -> int:
+        timers = [*timers, *self._retire_timer(run_id, status, now_ms)]  # type: ignore[attr-defined]
         args: list[ScriptArg] = [now_ms, token, status, "1" if release_key else "0", len(timers)]
         for member, due in timers:
             args.append(member)
@@ -170,6 +171,7 @@ class RedisRuns(RedisSlots):
         fields: dict[str, str] | None = None,
         pending_task: str | None = None,
     ) -> Transition:
+        add_timers = [*add_timers, *self._retire_timer(run_id, status, now_ms)]  # type: ignore[attr-defined]
         args: list[ScriptArg] = [
             now_ms,
             allowed,

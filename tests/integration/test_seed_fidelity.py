@@ -1,0 +1,141 @@
+"""Issue 15: the seed's names work as the seed writes them (SEMANTICS §1.3, §1.7, §1.8, §8,
+§15, D-19, D-21), through the public API with a real worker. Task ids start with ``sf-``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import celery_trigger as ct
+from celery_trigger.status import RunStatus
+
+from .conftest import Engine, wait_for_status
+
+_seen: dict[str, list[Any]] = {}
+
+
+def _tid(name: str) -> str:
+    return f"sf-{name}-{uuid.uuid4().hex[:6]}"
+
+
+def test_ctx_shows_machine_preset_version_region_priority_and_cost(engine: Engine) -> None:
+    """§1.7/§1.8, D-21: ctx.machine.preset, ctx.run.version/region/priority/started_at and
+    the cost so far; runs.retrieve shows version, region and priority too."""
+
+    # Given a task that records what its ctx shows
+    def run(payload: Any, ctx: ct.Context) -> dict[str, Any]:
+        return {
+            "preset": ctx.machine.preset,
+            "name": ctx.machine.name,
+            "version": ctx.run.version,
+            "region": ctx.run.region,
+            "priority": ctx.run.priority,
+            "started": ctx.run.started_at is not None,
+            "cost": ctx.run.cost_in_cents,
+            "duration": ctx.run.duration_ms,
+        }
+
+    task = ct.task(id=_tid("ctx"), run=run, machine="large-1x")
+    with engine.worker():
+        # When it is triggered with version, region and priority
+        handle = task.trigger({}, version="20250208.1", region="eu-central-1", priority=10)
+        run_ = wait_for_status(handle.id, RunStatus.COMPLETED)
+    # Then ctx shows them under the seed's names
+    assert run_.output == {
+        "preset": "large-1x",
+        "name": "large-1x",
+        "version": "20250208.1",
+        "region": "eu-central-1",
+        "priority": 10.0,
+        "started": True,
+        "cost": 0.0,
+        "duration": 0,
+    }
+    # and runs.retrieve shows them too
+    assert (run_.version, run_.region, run_.priority) == ("20250208.1", "eu-central-1", 10.0)
+
+
+def test_version_and_region_must_be_strings(engine: Engine) -> None:
+    """D-21: a version or region is a non-empty string; anything else raises at the call."""
+    task = ct.task(id=_tid("bad"), run=lambda p: None)
+    with pytest.raises(TypeError, match="version"):
+        task.trigger({}, version=3)
+    with pytest.raises(TypeError, match="region"):
+        task.trigger({}, region="")
+
+
+def test_chained_metadata_updater_has_flush(engine: Engine) -> None:
+    """§8, issue 15: ``metadata.set(...).increment(...).flush()`` sends the writes now."""
+
+    # Given a task that chains mutators and ends the chain with flush()
+    def run(payload: Any, ctx: ct.Context) -> str:
+        ct.metadata.set("status", "done").increment("steps", 2).flush()
+        ct.metadata.parent.set("from_child", True).flush()
+        stored = ct.runs.retrieve(ctx.run.id).metadata or {}
+        return f"{stored.get('status')}:{stored.get('steps')}:{stored.get('from_child')}"
+
+    task = ct.task(id=_tid("flush"), run=run)
+    with engine.worker():
+        handle = task.trigger({})
+        done = wait_for_status(handle.id, RunStatus.COMPLETED)
+    # Then the writes were stored before the run returned
+    assert done.output == "done:2:True"
+
+
+def test_define_config_accepts_default_machine(make_engine: Callable[..., Engine]) -> None:
+    """CFG-4 under the seed's name: ``define_config(default_machine=...)`` sets the machine
+    of tasks that declare none; giving both names with different values is an error."""
+    # Given a project configured with default_machine
+    config = ct.define_config(project="sf", default_machine="small-2x")
+    assert config.machine == "small-2x"
+    with pytest.raises(ct.ConfigurationError, match="default_machine"):
+        ct.define_config(project="sf", machine="micro", default_machine="small-2x")
+    engine = make_engine(default_machine="medium-1x")
+    task = ct.task(id=_tid("machine"), run=lambda p, ctx: ctx.machine.preset)
+    with engine.worker():
+        # When a task without a machine runs
+        handle = task.trigger({})
+        # Then it runs on the configured default
+        assert wait_for_status(handle.id, RunStatus.COMPLETED).output == "medium-1x"
+
+
+def _on_failure(*, ctx: ct.Context, error: BaseException) -> None:
+    _seen.setdefault(ctx.run.id, []).append(("on_failure", str(error)))
+
+
+def _run_failing(payload: Any, ctx: ct.Context) -> None:
+    _seen.setdefault(ctx.run.id, []).append(("attempt", ctx.attempt.number))
+    raise RuntimeError("boom")
+
+
+def test_abort_inside_catch_error_fails_the_run_without_retry(engine: Engine) -> None:
+    """D-19: AbortTaskRunError raised in catch_error ends the run FAILED with that error,
+    no further attempt, on_failure called; another exception there still CRASHES (TASK-13)."""
+
+    # Given two tasks with attempts left whose catch_error raise
+    def abort(*, error: BaseException, **_: Any) -> None:
+        raise ct.AbortTaskRunError(f"giving up: {error}")
+
+    def crash(**_: Any) -> None:
+        raise ValueError("bug in catch_error")
+
+    retry = {"max_attempts": 5, "min_timeout_in_ms": 10, "randomize": False}
+    aborting = ct.task(id=_tid("abort"), run=_run_failing, retry=retry, catch_error=abort,
+                       on_failure=_on_failure)  # fmt: skip
+    crashing = ct.task(id=_tid("crash"), run=_run_failing, retry=retry, catch_error=crash,
+                       on_failure=_on_failure)  # fmt: skip
+    with engine.worker():
+        a, c = aborting.trigger({}), crashing.trigger({})
+        failed = wait_for_status(a.id)
+        crashed = wait_for_status(c.id)
+    # Then the aborted run is FAILED after one attempt, with on_failure called once
+    assert failed.status is RunStatus.FAILED and failed.attempt_count == 1
+    assert failed.error is not None and failed.error.message == "giving up: boom"
+    assert _seen[a.id] == [("attempt", 1), ("on_failure", "giving up: boom")]
+    # and the other is CRASHED without on_failure
+    assert crashed.status is RunStatus.CRASHED and crashed.attempt_count == 1
+    assert _seen[c.id] == [("attempt", 1)]

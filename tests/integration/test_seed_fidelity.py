@@ -139,3 +139,42 @@ def test_abort_inside_catch_error_fails_the_run_without_retry(engine: Engine) ->
     # and the other is CRASHED without on_failure
     assert crashed.status is RunStatus.CRASHED and crashed.attempt_count == 1
     assert _seen[c.id] == [("attempt", 1)]
+
+
+def test_on_throw_backoff_above_the_wait_threshold_parks_the_run(
+    make_engine: Callable[..., Engine],
+) -> None:
+    """§1.4, D-10: retry.on_throw pauses with a durable wait: a back-off longer than the wait
+    threshold parks the run (WAITING, on_wait/on_resume called) instead of sleeping in the
+    worker, and a try that failed before the park is not called again on replay."""
+    engine = make_engine(wait_threshold=0.2)
+    tries: list[int] = []
+    waits: list[str] = []
+
+    # Given a task whose on_throw fn fails once, with a 1 s back-off (above the threshold)
+    def flaky(t: ct.retry.ThrowContext) -> str:
+        tries.append(t.attempt)
+        if t.attempt == 1:
+            raise RuntimeError("not yet")
+        return f"ok on {t.attempt}/{t.max_attempts}"
+
+    def run(payload: Any, ctx: ct.Context) -> str:
+        return str(
+            ct.retry.on_throw(flaky, max_attempts=3, min_timeout_in_ms=1000, randomize=False)
+        )
+
+    task = ct.task(
+        id=_tid("onthrow"),
+        run=run,
+        on_wait=lambda wait, **_: waits.append(f"wait:{wait['type']}"),
+        on_resume=lambda wait, **_: waits.append(f"resume:{wait['type']}"),
+    )
+    with engine.worker():
+        handle = task.trigger({})
+        # When the first try fails, the run parks for the back-off
+        wait_for_status(handle.id, RunStatus.WAITING)
+        done = wait_for_status(handle.id, RunStatus.COMPLETED)
+    # Then the second try succeeded, the first was not re-called on replay
+    assert done.output == "ok on 2/3"
+    assert tries == [1, 2]
+    assert waits == ["wait:duration", "resume:duration"]

@@ -12,6 +12,7 @@ import pytest
 
 import celery_trigger as ct
 from celery_trigger.status import RunStatus
+from tests.helpers import wait_for
 
 from .conftest import Engine, wait_for_status
 
@@ -178,3 +179,91 @@ def test_on_throw_backoff_above_the_wait_threshold_parks_the_run(
     assert done.output == "ok on 2/3"
     assert tries == [1, 2]
     assert waits == ["wait:duration", "resume:duration"]
+
+
+#: Each trigger option and the test below that shows where it ends up (D-21: nothing is
+#: accepted and then dropped).
+_OPTION_CHECKS = {
+    "delay": "run.delayed_until",
+    "ttl": "run.ttl",
+    "priority": "run.priority, ctx.run.priority",
+    "tags": "run.tags, ctx.run.tags",
+    "metadata": "run.metadata",
+    "queue": "run.queue, ctx.queue.name",
+    "concurrency_key": "run.concurrency_key",
+    "idempotency_key": "run.idempotency_key, ctx.run.idempotency_key",
+    "idempotency_key_ttl": "a repeat after the TTL makes a new run",
+    "machine": "run.machine, ctx.machine.preset",
+    "max_attempts": "run.max_attempts, ctx.run.max_attempts",
+    "max_duration": "run.max_duration, ctx.run.max_duration",
+    "version": "run.version, ctx.run.version",
+    "region": "run.region, ctx.run.region",
+}
+
+
+def test_every_trigger_option_shows_up_where_documented(engine: Engine) -> None:
+    """D-21 / issue 15: a trigger with every documented option shows each one on the run
+    (``runs.retrieve``) and in ``ctx``; the list of checks covers every accepted option."""
+    from celery_trigger._engine.prepare import TRIGGER_OPTIONS
+
+    assert set(_OPTION_CHECKS) == set(TRIGGER_OPTIONS)
+
+    # Given a task that returns what its ctx shows
+    def run(payload: Any, ctx: ct.Context) -> dict[str, Any]:
+        return {
+            "priority": ctx.run.priority,
+            "tags": list(ctx.run.tags),
+            "queue": ctx.queue.name,
+            "idem": ctx.run.idempotency_key,
+            "machine": ctx.machine.preset,
+            "max_attempts": ctx.run.max_attempts,
+            "max_duration": ctx.run.max_duration,
+            "version": ctx.run.version,
+            "region": ctx.run.region,
+        }
+
+    task = ct.task(id=_tid("opts"), run=run, retry={"max_attempts": 5})
+    queue = f"sf-q-{uuid.uuid4().hex[:6]}"
+    with engine.worker():
+        # When it is triggered with every option
+        handle = task.trigger(
+            {},
+            delay="1s",
+            ttl="1h",
+            priority=30,
+            tags=["a", "b"],
+            metadata={"m": 1},
+            queue={"name": queue, "concurrency_limit": 2},
+            concurrency_key="tenant-1",
+            idempotency_key="once",
+            idempotency_key_ttl="1s",
+            machine="medium-2x",
+            max_attempts=4,
+            max_duration=120,
+            version="v2",
+            region="us-east-1",
+        )
+        delayed = ct.runs.retrieve(handle.id)
+        done = wait_for_status(handle.id, RunStatus.COMPLETED)
+        # and again with the same key once its TTL has passed
+        again = wait_for(lambda: (h := task.trigger({}, idempotency_key="once",
+                                                    idempotency_key_ttl="1s")).id != handle.id
+                         and h)  # fmt: skip
+    # Then the run and its ctx show each option
+    assert delayed.status is RunStatus.DELAYED and delayed.delayed_until is not None
+    assert (done.ttl, done.priority, done.tags, done.metadata) == ("1h", 30.0, ["a", "b"], {"m": 1})
+    assert (done.queue, done.concurrency_key, done.idempotency_key) == (queue, "tenant-1", "once")
+    assert (done.machine, done.max_attempts, done.max_duration) == ("medium-2x", 4, 120)
+    assert (done.version, done.region) == ("v2", "us-east-1")
+    assert done.output == {
+        "priority": 30.0,
+        "tags": ["a", "b"],
+        "queue": queue,
+        "idem": "once",
+        "machine": "medium-2x",
+        "max_attempts": 4,
+        "max_duration": 120,
+        "version": "v2",
+        "region": "us-east-1",
+    }
+    assert again and not again.is_cached

@@ -79,7 +79,8 @@ def define_config(
     dirs: Sequence[str] = (),
     retries: Mapping[str, Any] | None = None,
     max_duration: Any = None,
-    machine: str = "small-1x",
+    machine: str | None = None,
+    default_machine: str | None = None,
     ttl: Any = None,
     log_level: str = "info",
     environment: str | None = None,
@@ -91,9 +92,13 @@ def define_config(
     """Validate and freeze a project configuration.
 
     Example: ``ct.define_config(project="proj", dirs=["proj.trigger"], max_duration=3600,
-    retries={"default": {"max_attempts": 3}})``.
+    retries={"default": {"max_attempts": 3}})``. ``default_machine`` is the seed's name for
+    ``machine`` (give one of them).
     """
     problems: list[str] = []
+    if machine is not None and default_machine is not None and machine != default_machine:
+        problems.append("give machine or default_machine (the same setting), not both")
+    machine = machine or default_machine or "small-1x"
     if not isinstance(project, str) or not project:
         problems.append("project must be a non-empty string")
     if isinstance(dirs, str) or not all(isinstance(d, str) for d in dirs):
@@ -204,7 +209,7 @@ class Settings:
 
 
 _SETTING_NAMES = {f.name for f in fields(Settings)} - {"config"}
-_CONFIG_NAMES = {f.name for f in fields(TriggerConfig)} | {"retries"}
+_CONFIG_NAMES = {f.name for f in fields(TriggerConfig)} | {"retries", "default_machine"}
 
 
 def _default_redis_url(broker: Any) -> str:
@@ -247,7 +252,9 @@ def resolve_settings(
             or "celery"
         )
         base: dict[str, Any] = {"project": project}
-        for name in ("dirs", "retries", "max_duration", "machine", "ttl", "log_level"):
+        for name in (
+            "dirs", "retries", "max_duration", "machine", "default_machine", "ttl", "log_level",
+        ):  # fmt: skip
             value = conf.get(f"trigger_{name}")
             if value is not None:
                 base[name] = value

@@ -35,6 +35,14 @@ class RunInfo:
     parent_task_run_id: str | None = None
     root_task_run_id: str | None = None
     base_cost_in_cents: float = 0.0
+    #: the version the run was triggered for (``trigger(..., version=)``), if any (D-21)
+    version: str | None = None
+    #: the region the run was triggered for (``trigger(..., region=)``), if any (D-21)
+    region: str | None = None
+    #: compute cost of the run's earlier attempts, when this attempt started (§13)
+    cost_in_cents: float = 0.0
+    #: compute time of the run's earlier attempts, when this attempt started (§13)
+    duration_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,11 @@ class MachineInfo:
     cpu: float
     memory: float
     cents_per_ms: float = 0.0
+
+    @property
+    def preset(self) -> str:
+        """The seed's name for the preset (same as ``name``). Example: ``ctx.machine.preset``."""
+        return self.name
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,13 @@ class MetadataUpdater:
         """
         return _streams.stream(self._target, key, source)
 
+    def flush(self) -> None:
+        """Send this run's queued operations now, ending a chain as upstream's updater does.
+
+        Example: ``ct.metadata.set("status", "done").increment("steps").flush()``.
+        """
+        _flush_now()
+
     def __repr__(self) -> str:
         return f"<metadata updater of {'this run' if self._target == 'self' else self._target}>"
 
@@ -193,6 +200,10 @@ def flush() -> None:
 
     Example: ``ct.metadata.set("status", "done"); ct.metadata.flush()``.
     """
+    _flush_now()
+
+
+def _flush_now() -> None:
     state = current_state()
     if state is not None:
         _meta.flush_state(state)

@@ -170,6 +170,11 @@ class Run:
     machine: str | None = None
     max_attempts: int | None = None
     max_duration: int | None = None
+    #: the version / region the run was triggered for (D-21); None when not given
+    version: str | None = None
+    region: str | None = None
+    #: the priority given at trigger time, in seconds (None when 0)
+    priority: float | None = None
     children: list[str] = field(default_factory=list)
     #: keys of the realtime streams the run publishes (``metadata.stream``), in creation order
     realtime_streams: list[str] = field(default_factory=list)
@@ -245,6 +250,9 @@ class Run:
             machine=rec.get("machine") or None,
             max_attempts=_int(rec.get("max_attempts")) or None,
             max_duration=_int(rec.get("max_duration")) or None,
+            version=rec.get("version") or None,
+            region=rec.get("region") or None,
+            priority=(_int(rec.get("priority")) / 1000) or None,
             children=list(children or []),
             realtime_streams=loads(rec.get("streams")) or [],
             attempts=_attempts(rec),

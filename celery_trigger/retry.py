@@ -21,14 +21,16 @@ from typing import Any, TypeVar, overload
 
 import httpx
 
+from celery_trigger._engine import journal, waits
 from celery_trigger._engine.backoff import RESET_FORMATS, next_retry_delay_ms, reset_delay_ms
+from celery_trigger._engine.state import current_state
 from celery_trigger.errors import AbortTaskRunError
 from celery_trigger.options import RetryOptions, coerce_retry
 
 T = TypeVar("T")
 
-# Pauses go through these names (looked up at call time) so a later change can route them through
-# durable waits: a pause above trigger_wait_threshold should park the run (§7, D-10).
+# Pauses outside a run go through these names (looked up at call time). Inside a run a sync
+# ``on_throw`` pauses with a durable wait instead: above trigger_wait_threshold it parks (§7, D-10).
 _sleep: Callable[[float], None] = time.sleep
 _async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
@@ -114,6 +116,8 @@ def on_throw(
     )
     if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__):
         return _on_throw_async(fn, opts)
+    if current_state() is not None:
+        return _on_throw_in_run(fn, opts)
     attempt = 1
     while True:
         try:
@@ -132,6 +136,43 @@ async def _on_throw_async(fn: Callable[[ThrowContext], Awaitable[Any]], opts: Re
             delay_ms = _delay_after_throw(exc, opts, attempt)
         await _async_sleep(delay_ms / 1000)
     raise AssertionError("unreachable: the last failure re-raises")  # pragma: no cover
+
+
+def _on_throw_in_run(fn: Callable[[ThrowContext], Any], opts: RetryOptions) -> Any:
+    """``on_throw`` inside a run: each failed try and its pause are journaled, and the pause
+    is a durable wait (a pause above the wait threshold parks the run, §1.4). On replay a
+    try that failed before the park is not called again; its recorded verdict is used."""
+    for attempt in range(1, opts.max_attempts + 1):
+        box: dict[str, Any] = {}
+        verdict = journal.step(
+            f"retry.on_throw#{attempt}", _journaled_try, (fn, opts, attempt, box), {}
+        )
+        if "value" in box:
+            return box["value"]
+        if verdict["ok"]:  # replaying a try that succeeded before a later wait: call again
+            return fn(ThrowContext(attempt, opts.max_attempts))
+        if verdict["delay_ms"] is None:
+            raise box.get("error") or _replayed_error(verdict)
+        waits.wait_duration(verdict["delay_ms"] / 1000, what="retry.on_throw")
+    raise AssertionError("unreachable: the last failure re-raises")  # pragma: no cover
+
+
+def _journaled_try(
+    fn: Callable[[ThrowContext], Any], opts: RetryOptions, attempt: int, box: dict[str, Any]
+) -> dict[str, Any]:
+    try:
+        box["value"] = fn(ThrowContext(attempt, opts.max_attempts))
+        return {"ok": True}
+    except Exception as exc:
+        box["error"] = exc
+        abort = isinstance(exc, AbortTaskRunError)
+        delay = None if abort else next_retry_delay_ms(opts, attempt)
+        return {"ok": False, "delay_ms": delay, "abort": abort, "message": str(exc)}
+
+
+def _replayed_error(verdict: Mapping[str, Any]) -> Exception:
+    message = str(verdict.get("message", ""))
+    return AbortTaskRunError(message) if verdict.get("abort") else RuntimeError(message)
 
 
 def _delay_after_throw(exc: Exception, opts: RetryOptions, attempt: int) -> int:

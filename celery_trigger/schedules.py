@@ -279,28 +279,44 @@ def list(*, page: int = 1, per_page: int = DEFAULT_PER_PAGE) -> SchedulePage:
     )
 
 
-def update(
-    id: str, *, task: Any, cron: str, timezone: str = "UTC", external_id: str | None = None
-) -> Schedule:
-    """Replace an imperative schedule's cron, timezone and external id (omitted ones reset
-    to "UTC" and None). ``task`` is validated; a schedule's task never changes.
+_KEEP: Any = object()
 
-    Example: ``ct.schedules.update(s.id, task="reminder", cron="0 9 * * *")``.
+
+def update(
+    id: str,
+    *,
+    task: Any = None,
+    cron: str | None = None,
+    timezone: str | None = None,
+    external_id: Any = _KEEP,
+    deduplication_key: str | None = None,
+) -> Schedule:
+    """Change what is given of an imperative schedule and keep the rest (issue 15).
+
+    ``task`` is optional and validated when given (a schedule's task never changes);
+    ``external_id=None`` clears it; ``deduplication_key`` may only repeat the current one.
+
+    Example: ``ct.schedules.update(s.id, cron="0 9 * * *")``.
     """
     engine = current()
-    task_id = _task_id(task)
-    engine_schedules.check_cron(cron, timezone)
     record = _imperative(id, "update")
-    engine_schedules.check_task(engine, task_id)
+    if task is not None:
+        engine_schedules.check_task(engine, _task_id(task))
+    if deduplication_key is not None and deduplication_key != record.get("dedup"):
+        raise ValueError("a schedule's deduplication_key cannot change (create another one)")
+    pattern = cron if cron is not None else record.get("cron", "")
+    tz_name = timezone if timezone is not None else record.get("timezone", "UTC")
+    engine_schedules.check_cron(pattern, tz_name)
+    kept = record.get("external_id") or None
     outcome, stored = engine_schedules.put(
         engine,
         id,
         mode="update",
         type_=IMPERATIVE,
-        task=record.get("task", task_id),
-        pattern=cron,
-        tz_name=timezone,
-        external_id=_optional(external_id, "external_id"),
+        task=record.get("task", ""),
+        pattern=pattern,
+        tz_name=tz_name,
+        external_id=kept if external_id is _KEEP else _optional(external_id, "external_id"),
         deduplication_key=None,
         environments=(engine.settings.environment,),
     )

@@ -60,6 +60,10 @@ def build_context(
             parent_task_run_id=rec.get("parent") or None,
             root_task_run_id=rec.get("root") or None,
             base_cost_in_cents=base_cost,
+            version=rec.get("version") or None,
+            region=rec.get("region") or None,
+            cost_in_cents=float(rec.get("cost") or 0),
+            duration_ms=int(float(rec.get("duration_ms") or 0)),
         ),
         attempt=AttemptInfo(
             number=int(rec.get("attempt") or 1),

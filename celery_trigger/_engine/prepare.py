@@ -244,6 +244,7 @@ class _Resolved:
     retry: Any
     key: idempotency.IdempotencyKey | None
     key_ttl: float
+    labels: dict[str, str]
 
 
 def _resolve(
@@ -292,8 +293,21 @@ def _resolve(
     pending = pending or not task.known
     return _Resolved(
         payload_json, meta_json, tags, delay_until, ttl, priority, queue, pending, ckey,
-        machine, attempts, max_duration, retry, key, key_ttl,
+        machine, attempts, max_duration, retry, key, key_ttl, _labels(options),
     )  # fmt: skip
+
+
+def _labels(options: Mapping[str, Any]) -> dict[str, str]:
+    """``version`` and ``region`` as stored on the run (D-21): non-empty strings."""
+    labels: dict[str, str] = {}
+    for name in ("version", "region"):
+        value = options.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value or len(value) > 128:
+            raise TypeError(f"{name} must be a non-empty string of at most 128 characters")
+        labels[name] = value
+    return labels
 
 
 def _status(r: _Resolved) -> str:
@@ -340,6 +354,7 @@ def _fields(
         fields["meta"] = r.meta_json
     if batch_id:
         fields["batch"] = batch_id
+    fields.update(r.labels)
     state = current_state()
     if state is not None:
         fields["parent"] = state.run_id

@@ -133,11 +133,11 @@ def test_tasks_known_from_a_workers_definitions_are_checked_too(engine: Engine) 
     assert made.task == "remote-scheduled" and count() == 1
 
 
-def test_update_replaces_mutable_fields_and_resets_omitted_ones(
+def test_update_changes_only_what_it_is_given(
     engine: Engine, define: Callable[..., Any], fixed_now: None
 ) -> None:
-    """SCHED-10: update without timezone/external_id resets them to "UTC" and None; the
-    task is validated but never changed."""
+    """SCHED-10 as changed by issue 15: update keeps the fields it is not given (task
+    optional, validated when given, never changed); ``external_id=None`` clears it."""
     # Given a schedule in Europe/London for external id u1
     task, other = define(), define()
     made = ct.schedules.create(
@@ -147,17 +147,25 @@ def test_update_replaces_mutable_fields_and_resets_omitted_ones(
         external_id="u1",
         deduplication_key="u1",
     )
-    # When it is updated with only task and cron
-    updated = ct.schedules.update(made.id, task=other, cron="30 10 * * *")
-    # Then the zone is UTC, the external id is gone, the cron and next run are new
-    assert (updated.timezone, updated.external_id) == ("UTC", None)
+    # When only its cron is updated (no task)
+    updated = ct.schedules.update(made.id, cron="30 10 * * *")
+    # Then the zone and external id stay, the cron and next run are new
+    assert (updated.timezone, updated.external_id) == ("Europe/London", "u1")
     assert (updated.cron, updated.task) == ("30 10 * * *", task.id)
     assert updated.next_run == at("2030-01-01T10:30:00")
     assert updated.deduplication_key == "u1"
+    # When the seed's fields are given: the task is validated but kept, the zone changes
+    again = ct.schedules.update(
+        made.id, task=other, timezone="UTC", external_id=None, deduplication_key="u1"
+    )
+    assert (again.timezone, again.external_id, again.task) == ("UTC", None, task.id)
+    assert again.cron == "30 10 * * *"
     # and a bad update changes nothing
     with pytest.raises(ValueError, match="seconds"):
         ct.schedules.update(made.id, task=task, cron="* * * * * *")
-    assert ct.schedules.retrieve(made.id) == updated
+    with pytest.raises(ValueError, match="deduplication_key"):
+        ct.schedules.update(made.id, deduplication_key="other")
+    assert ct.schedules.retrieve(made.id) == again
 
 
 def test_deactivate_and_activate_flip_active_only(

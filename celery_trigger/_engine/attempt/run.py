@@ -9,7 +9,7 @@ through every hook untouched, since it is all ``BaseException``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..._serialization import loads
@@ -188,28 +188,11 @@ def _on_error(
             _cleanup_quietly(defn, common)
         return Outcome("fail", error=exc, status=RunStatus.SYSTEM_FAILURE)
     if not isinstance(exc, (AbortTaskRunError, NonDeterminismError)) and not retries_off:
-        default_delay = next_retry_delay_ms(policy, ctx.attempt.number) if policy else None
-        retry_at = (
-            None
-            if default_delay is None
-            else datetime.now(timezone.utc).timestamp() + default_delay / 1000
-        )
         try:
-            own = defn.hooks.get("catch_error")
-            # The task's own catch_error is asked first, then the globals (§1.3).
-            fns = ([own] if own else []) + global_hooks.get("catch_error")
-            decision = hk.resolve_catch_error(
-                fns,
-                datetime.now(timezone.utc),
-                default_delay,
-                error=exc,
-                retry=policy,
-                retry_delay_in_ms=default_delay,
-                retry_at=None
-                if retry_at is None
-                else datetime.fromtimestamp(retry_at, tz=timezone.utc),
-                **common,
-            )
+            decision = _ask_catch_error(defn, state, exc, policy, common)
+        except AbortTaskRunError as abort:
+            # D-19: the seed's catch_error ends a run this way: FAILED, no retry, on_failure.
+            decision = hk.CatchDecision(True, None, abort)
         except Exception as hook_exc:
             if not cleanup_done:
                 _cleanup_quietly(defn, common)
@@ -239,6 +222,31 @@ def _on_error(
     if not cleanup_done:
         hk.run_all(hk.chain("cleanup", defn), swallow=True, **common)
     return Outcome("fail", error=error)
+
+
+def _ask_catch_error(
+    defn: TaskSpec,
+    state: RunState,
+    exc: Exception,
+    policy: RetryOptions | None,
+    common: dict[str, Any],
+) -> hk.CatchDecision:
+    """The task's own catch_error first, then the globals (§1.3), with the default delay."""
+    default_delay = next_retry_delay_ms(policy, state.ctx.attempt.number) if policy else None
+    now = datetime.now(timezone.utc)
+    retry_at = None if default_delay is None else now + timedelta(milliseconds=default_delay)
+    own = defn.hooks.get("catch_error")
+    fns = ([own] if own else []) + global_hooks.get("catch_error")
+    return hk.resolve_catch_error(
+        fns,
+        now,
+        default_delay,
+        error=exc,
+        retry=policy,
+        retry_delay_in_ms=default_delay,
+        retry_at=retry_at,
+        **common,
+    )
 
 
 def _cleanup_quietly(defn: TaskSpec, common: dict[str, Any]) -> None:

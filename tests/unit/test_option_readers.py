@@ -14,8 +14,9 @@ from celery_trigger._config import Settings, TriggerConfig
 from celery_trigger._engine.prepare import TRIGGER_OPTIONS
 
 PACKAGE = pathlib.Path(celery_trigger.__file__).parent
-#: Stored and validated, read by the logging work of the observability issue (API.md).
-AWAITING_READER = {"log_level"}
+#: Fields read through a property of the settings (``Settings.retention_ms``): the property
+#: must be read outside the config module instead.
+READ_AS = {"run_retention": "retention_ms"}
 
 
 def _sources() -> str:
@@ -27,7 +28,9 @@ def test_every_setting_and_config_field_has_a_reader() -> None:
     names = {f.name for f in dataclasses.fields(Settings)} | {
         f.name for f in dataclasses.fields(TriggerConfig)
     }
-    unread = {n for n in names - {"config"} if not re.search(rf"\.{n}\b", text)} - AWAITING_READER
+    unread = {
+        n for n in names - {"config"} if not re.search(rf"\.{READ_AS.get(n, n)}\b", text)
+    }
     assert not unread, f"accepted but never read: {sorted(unread)}"
 
 

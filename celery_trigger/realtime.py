@@ -78,10 +78,10 @@ class StreamPart:
 
 
 def _part(key: str, run: Run, chunk: Any) -> StreamPart:
-    """A chunk of a realtime stream, or (``type == "log"``) a record of the run's own log
-    as ``LogEntry.to_json()``."""
+    """A chunk of a realtime stream, or (``type == "$log"``, a name no user stream can have) a
+    record of the run's own log as ``LogEntry.to_json()``."""
     if key == LOG_STREAM:
-        return StreamPart("log", run, LogEntry.from_dict(chunk).to_json())
+        return StreamPart(LOG_STREAM, run, LogEntry.from_dict(chunk).to_json())
     return StreamPart(key, run, chunk)
 
 

@@ -56,6 +56,7 @@ from urllib.parse import parse_qs
 from . import auth, realtime
 from ._engine import run_queries
 from ._engine.engine import Engine, current
+from ._engine.subscriptions import LOG_STREAM
 from ._public_trigger import parse_body, run_trigger
 from .errors import (
     AuthenticationError,
@@ -157,7 +158,7 @@ class _View:
 
     def render(self, item: Any, cursor: str) -> bytes | None:
         if isinstance(item, StreamPart):
-            run, name = item.run, (item.type if item.type in ("run", "log") else "chunk")
+            run, name = item.run, _event_name(item.type)
         else:
             run, name = item, "run"
         if self.claims is not None and not auth.permits(self.claims, action="read", resource=run):
@@ -169,6 +170,13 @@ class _View:
         else:
             data = {"run_id": run.id, "stream": item.type, "chunk": item.chunk}
         return _event(name, data, cursor)
+
+
+def _event_name(part_type: str) -> str:
+    """The SSE event of a stream part: ``run``, ``log`` (the run's own log) or ``chunk``."""
+    if part_type == LOG_STREAM:
+        return "log"
+    return "run" if part_type == "run" else "chunk"
 
 
 def _event(name: str, data: Any, event_id: str | None = None) -> bytes:

@@ -25,6 +25,8 @@ from .state import RunState, current_state
 T = TypeVar("T")
 
 MAX_KEY_LENGTH = 128
+#: Stream keys with this prefix are celery-trigger's own (the run log, ``$log``).
+RESERVED_PREFIX = "$"
 
 
 def check_key(key: Any) -> str:
@@ -32,6 +34,11 @@ def check_key(key: Any) -> str:
         raise TypeError("stream key must be a non-empty string")
     if len(key) > MAX_KEY_LENGTH:
         raise ValueError(f"stream key must be at most {MAX_KEY_LENGTH} characters")
+    if key.startswith(RESERVED_PREFIX):
+        raise ValueError(
+            f"stream keys starting with {RESERVED_PREFIX!r} are celery-trigger's own "
+            "(the run's log is '$log')"
+        )
     return key
 
 

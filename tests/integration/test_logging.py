@@ -243,11 +243,11 @@ def slow(payload: Any) -> str:
 
 def test_log_records_arrive_on_a_realtime_subscription_as_log_parts(engine: Engine) -> None:
     """Issue 13 item 1: ``with_streams()`` yields each record of the run's own log as a
-    ``StreamPart(type="log")`` whose chunk is the entry as JSON."""
+    ``StreamPart(type="$log")`` whose chunk is the entry as JSON."""
     with engine.worker():
         handle = slow.trigger({})
         parts = list(ct.runs.subscribe_to_run(handle.id).with_streams())
-    logs = [p.chunk for p in parts if p.type == "log"]
+    logs = [p.chunk for p in parts if p.type == "$log"]
     assert [(e["level"], e["message"]) for e in logs] == [("info", "first"), ("warn", "second")]
     assert logs[0]["attributes"] == {"n": 1}
-    assert parts[-1].type in ("run", "log") and parts[-1].run.status == "COMPLETED"
+    assert parts[-1].type in ("run", "$log") and parts[-1].run.status == "COMPLETED"

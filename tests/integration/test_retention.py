@@ -67,7 +67,9 @@ def test_a_mixed_workload_leaves_only_live_keys(make_engine: Any) -> None:
     for key in left:
         owned_by_live = live.id in key or key.endswith((":timers", ":tag:keep", ":by_created"))
         assert owned_by_live or client.pttl(key) > 0 or ":queue" in key or ":task" in key, key
-    assert len(left) < finished_keys and len(left) <= 12
+    # (queue and task definitions are the code's, one per queue any test module defines)
+    runtime = [k for k in left if ":queue" not in k and not k.endswith(":tasks")]
+    assert len(left) < finished_keys and len(runtime) <= 12, runtime
     # And listings hold no ghosts; retrieve of a retired run raises RunNotFoundError
     assert [r.id for r in ct.runs.list()] == [live.id]
     assert [r.id for r in ct.runs.list(tag="t1")] == []

@@ -1,7 +1,8 @@
 -- retire_run: delete a final run whose retention has passed, with its index entries.
 -- KEYS[1] run hash   KEYS[2] children   KEYS[3] journal   KEYS[4] waiters   KEYS[5] awaiting
 -- KEYS[6] runs:by_created   KEYS[7] the run's batch hash ("" = none)
--- KEYS[8 .. 7+N] the tag indexes of the run's tags, then its realtime streams
+-- KEYS[8 .. 7+N] the tag indexes of the run's tags, then its realtime streams, then its
+-- own log (stream and its meta hash)
 -- ARGV[1] run id   ARGV[2] retention (ms; the batch hash expires that long after)
 -- ARGV[3] the record's "tags" and ARGV[4] its "streams" as the caller read them
 -- Returns 1 when the run was deleted, 0 when it is missing or not final (a live run is never

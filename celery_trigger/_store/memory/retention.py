@@ -28,4 +28,6 @@ class MemoryRetention(RetentionTimer, MemoryBase):
             st.lists.pop(k.journal(run_id), None)
             st.sets.pop(k.waiters(run_id), None)
             st.sets.pop(k.awaiting(run_id), None)
+            st.streams.pop(k.run_logs(run_id), None)  # the run's own log goes with it
+            st.hashes.pop(k.run_logs_meta(run_id), None)
             return True

@@ -15,6 +15,7 @@ class RedisRetention(RetentionTimer, RedisBase):
             tags, streams = self._client.hmget(k.run(run_id), ["tags", "streams"])
             extra = [k.tag(t) for t in json.loads(tags or "[]")]
             extra += [k.run_stream(run_id, s) for s in json.loads(streams or "[]")]
+            extra += [k.run_logs(run_id), k.run_logs_meta(run_id)]  # the run's own log
             batch = self._client.hget(k.run(run_id), "batch")
             keys = [
                 k.run(run_id), k.children(run_id), k.journal(run_id), k.waiters(run_id),

@@ -27,6 +27,7 @@ from .._serialization import dumps, loads
 from .._store.base import BrokerDelivery
 from .._vocab import FAILED_STATUSES, RunStatus, TimerKind
 from ..options import Queue, coerce_queue
+from . import tracing
 from .broker import Delivery, DirectMessage
 from .clock import now_ms
 from .engine import Engine
@@ -71,13 +72,14 @@ def publish_record(engine: Engine, record: Mapping[str, str], *, front: bool = F
     queue is popped next (a run handed a concurrency slot takes it up at once)."""
     delivery = delivery_of(record)
     broker = engine.broker
-    if broker.direct and delivery.ignore_result:
-        message = broker.plan(delivery)
-        if message is not None:
-            engine.store.enqueue(BrokerDelivery(message.queue, message.envelope), front=front)
-            broker.announce(message)
-            return
-    broker.send(delivery)
+    with tracing.restored(record.get(tracing.TRACE_FIELD)):  # the run's own trace
+        if broker.direct and delivery.ignore_result:
+            message = broker.plan(delivery)
+            if message is not None:
+                engine.store.enqueue(BrokerDelivery(message.queue, message.envelope), front=front)
+                broker.announce(message)
+                return
+        broker.send(delivery)
 
 
 def _replace_failed_owner(
@@ -128,7 +130,18 @@ def _plan_direct(engine: Engine, prepared: Sequence[Prepared]) -> list[DirectMes
 
 
 def create_and_publish(engine: Engine, prepared: Sequence[Prepared]) -> list[tuple[str, bool]]:
-    """Write the runs, then publish the new queued ones. Returns ``(run id, cached)``."""
+    """Write the runs, then publish the new queued ones. Returns ``(run id, cached)``.
+
+    A trigger is a span (``trigger <task>``); each run keeps its context (``tracing.py``)."""
+    with tracing.span(*tracing.trigger_span(prepared)) as span:
+        for item in prepared:
+            item.new.fields.update(tracing.kept_fields(item.new.fields))
+        out = _create_and_publish(engine, prepared)
+        span.set_attribute("ct.run_ids", [run_id for run_id, _ in out])
+        return out
+
+
+def _create_and_publish(engine: Engine, prepared: Sequence[Prepared]) -> list[tuple[str, bool]]:
     _join_lines(engine, prepared)
     planned = _plan_direct(engine, prepared)
     created = engine.store.create_runs([p.new for p in prepared], now_ms())
@@ -216,6 +229,7 @@ def create_from_message(
         options["ttl"] = max(1, math.ceil((expires - start).total_seconds()))
     prepared = prepare(engine, task_id, payload, options, run_id=run_id, parse=False, now=stamp)
     prepared.new.fields["plain"] = "1"  # later deliveries keep Celery's result backend
+    prepared.new.fields.update(tracing.kept_fields({}))  # the sender's trace, if traced
     if embed:
         prepared.new.fields["embed"] = dumps(dict(embed), what="canvas links")
     if not publishing:

@@ -28,9 +28,7 @@ def test_every_setting_and_config_field_has_a_reader() -> None:
     names = {f.name for f in dataclasses.fields(Settings)} | {
         f.name for f in dataclasses.fields(TriggerConfig)
     }
-    unread = {
-        n for n in names - {"config"} if not re.search(rf"\.{READ_AS.get(n, n)}\b", text)
-    }
+    unread = {n for n in names - {"config"} if not re.search(rf"\.{READ_AS.get(n, n)}\b", text)}
     assert not unread, f"accepted but never read: {sorted(unread)}"
 
 

@@ -102,7 +102,7 @@ class DirectEnqueuer:
             group_index=embed.get("group_index"),
             ignore_result=True,
             argsrepr=delivery.payload_repr,
-            kwargsrepr="{}",
+            kwargsrepr=delivery.run_repr,
         )
         headers = message.headers
         headers.update(embed.get("headers") or {})

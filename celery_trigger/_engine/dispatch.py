@@ -37,6 +37,21 @@ from .registry import TaskSpec
 from .slots import join_scope, line_seq, slot_header
 
 
+def run_preview(fields: Mapping[str, str]) -> str:
+    """The run as Flower shows it in the kwargs column (``kwargsrepr``), so its search finds
+    runs by id, tag or idempotency key: ``{'run_id': ..., 'attempt': 1, 'tags': [...]}``."""
+    shown: dict[str, Any] = {
+        "run_id": fields.get("id"),
+        "attempt": int(fields.get("attempt") or 0) or 1,
+    }
+    tags = loads(fields.get("tags")) if fields.get("tags") else None
+    if tags:
+        shown["tags"] = tags
+    if fields.get("idem"):
+        shown["idempotency_key"] = fields["idem"]
+    return repr(shown)
+
+
 def delivery_of(record: Mapping[str, str], *, embed: bool = True) -> Delivery:
     """The delivery of a stored run (timer service, resumes, promotions)."""
     return Delivery(
@@ -46,6 +61,7 @@ def delivery_of(record: Mapping[str, str], *, embed: bool = True) -> Delivery:
         root=record.get("root") or None,
         celery_queue=record.get("celery_queue") or None,
         payload_repr=payload_preview(record.get("payload", "")),
+        run_repr=run_preview(record),
         retries=int(record.get("attempt") or 0),
         embed=loads(record["embed"]) if embed and record.get("embed") else None,
         ignore_result=record.get("plain") != "1",
@@ -62,6 +78,7 @@ def _delivery_of_prepared(item: Prepared) -> Delivery:
         root=fields.get("root"),
         celery_queue=item.celery_queue,
         payload_repr=item.payload_repr,
+        run_repr=run_preview(fields),
         slot=slot_header(fields),
     )
 

@@ -6,7 +6,9 @@ given with ``-A`` must call ``celery_trigger.setup(app)`` (as every project does
 import the packages of ``config.dirs`` first, like a worker start, so task definitions are
 known.
 
-Commands: ``schedules sync [--prune]``, ``schedules list [--page N --per-page N]``.
+Commands: ``schedules sync [--prune]``, ``schedules list [--page N --per-page N]``;
+``runs list|show|logs|cancel|replay`` and ``tokens list|complete`` (``cli_runs.py``).
+Every command validates its arguments and calls the public API.
 """
 
 from __future__ import annotations
@@ -16,17 +18,9 @@ from typing import Any
 import click
 
 from . import schedules as api
-from ._engine.engine import Engine, current_or_none
+from ._cli import engine_of, table
 from ._engine.schedules import sync_declarative
-
-
-def _engine(ctx: click.Context) -> Engine:
-    app = getattr(ctx.obj, "app", None)
-    engine = current_or_none()
-    if engine is None or (app is not None and engine.app is not app):
-        raise click.UsageError("the app given with -A must call celery_trigger.setup(app)")
-    engine.discover()
-    return engine
+from .cli_runs import runs, tokens
 
 
 @click.group(name="trigger")
@@ -51,7 +45,7 @@ def sync(ctx: click.Context, prune: bool) -> None:
 
     Example: ``celery -A proj trigger schedules sync``.
     """
-    report = sync_declarative(_engine(ctx), prune=prune)
+    report = sync_declarative(engine_of(ctx), prune=prune)
     for outcome in ("created", "updated", "deleted"):
         for schedule_id in report.get(outcome, []):
             click.echo(f"{outcome} {schedule_id}")
@@ -67,7 +61,7 @@ def list_(ctx: click.Context, page: int, per_page: int) -> None:
 
     Example: ``celery -A proj trigger schedules list --per-page 50``.
     """
-    _engine(ctx)
+    engine_of(ctx)
     result = api.list(page=page, per_page=per_page)
     rows: list[tuple[Any, ...]] = [("ID", "TYPE", "TASK", "CRON", "TIMEZONE", "ACTIVE", "NEXT RUN")]
     for s in result:
@@ -82,8 +76,10 @@ def list_(ctx: click.Context, page: int, per_page: int) -> None:
                 s.next_run.isoformat() if s.next_run else "-",
             )
         )
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    table(rows)
     p = result.pagination
     click.echo(f"page {p.current_page} of {max(p.total_pages, 1)} ({p.count} schedules)")
+
+
+trigger.add_command(runs)
+trigger.add_command(tokens)

@@ -58,7 +58,7 @@ class CeleryBroker:
             "args": (),
             "kwargs": {},
             "argsrepr": delivery.payload_repr,
-            "kwargsrepr": "{}",
+            "kwargsrepr": delivery.run_repr,
             "headers": headers,
             "add_to_parent": False,
             "retries": delivery.retries,
@@ -78,5 +78,11 @@ class CeleryBroker:
     def revoke(self, run_id: str) -> None:
         try:
             self.app.control.revoke(run_id)
+            # No worker announces a run that is not executing (parked, delayed): say it
+            # here, so monitors (Flower) show the cancelled run REVOKED.
+            with self.app.events.default_dispatcher() as dispatcher:
+                dispatcher.send(
+                    "task-revoked", uuid=run_id, terminated=False, signum=None, expired=False
+                )
         except Exception:  # no broker connection: the run record already says CANCELED
             logger.debug("celery-trigger: revoke of %s not broadcast", run_id, exc_info=True)

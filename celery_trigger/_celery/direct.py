@@ -5,7 +5,11 @@ message is built here (the exact protocol-2 message and kombu Redis envelope tha
 ``send_task`` would produce) and pushed by ``create_run.lua`` in the same script that writes
 the run record. The record and its message then appear together or not at all, and a trigger
 costs one round trip instead of two. ``before_task_publish``/``after_task_publish`` still
-fire, so OpenTelemetry's header injection and user signal handlers keep working.
+fire, so OpenTelemetry's header injection and user signal handlers keep working. Both fire
+in one copied ``contextvars`` context kept with the message: OpenTelemetry's producer span is
+made current in ``before`` and ended in ``after``; planning several messages before
+announcing them (a batch), or a message never announced (an idempotency hit), then leaves
+the caller's current span as it was.
 
 Anything this module does not fully understand (another broker, another server, a routed
 queue that is not a plain direct queue, broker priorities) makes ``plan`` return ``None``,
@@ -15,6 +19,7 @@ and ``CeleryBroker`` publishes through ``send_task`` as usual.
 from __future__ import annotations
 
 import base64
+import contextvars
 import json
 import uuid
 from typing import Any
@@ -97,7 +102,7 @@ class DirectEnqueuer:
             group_index=embed.get("group_index"),
             ignore_result=True,
             argsrepr=delivery.payload_repr,
-            kwargsrepr="{}",
+            kwargsrepr=delivery.run_repr,
         )
         headers = message.headers
         headers.update(embed.get("headers") or {})
@@ -116,8 +121,9 @@ class DirectEnqueuer:
             "declare": [],
             "retry_policy": {},
         }
+        context = contextvars.copy_context()
         if signals.before_task_publish.receivers:
-            signals.before_task_publish.send(**signal_kwargs)
+            context.run(signals.before_task_publish.send, **signal_kwargs)
         envelope = {
             "body": _encode_body(body_embed(embed)) if delivery.embed else _PLAIN_BODY,
             "content-encoding": "utf-8",
@@ -132,14 +138,16 @@ class DirectEnqueuer:
                 "delivery_tag": str(uuid.uuid4()),
             },
         }
-        return DirectMessage(list_key, json.dumps(envelope), signal_kwargs)
+        announce = {**signal_kwargs, "context": context}
+        return DirectMessage(list_key, json.dumps(envelope), announce)
 
     @staticmethod
     def announce(message: DirectMessage) -> None:
         """Fire ``after_task_publish`` for a message the store pushed."""
         if signals.after_task_publish.receivers:
             kw = message.announce
-            signals.after_task_publish.send(
+            kw["context"].run(
+                signals.after_task_publish.send,
                 sender=kw["sender"],
                 body=kw["body"],
                 exchange="",

@@ -23,6 +23,8 @@ class Delivery:
     root: str | None = None
     celery_queue: str | None = None
     payload_repr: str = ""
+    #: what monitors (Flower) show as the message's kwargs: run id, attempt, tags, key
+    run_repr: str = "{}"
     retries: int = 0
     #: canvas links of the run's first delivery (callbacks, errbacks, chain, chord)
     embed: Mapping[str, Any] | None = None

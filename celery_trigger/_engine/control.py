@@ -71,8 +71,8 @@ def _cancelled(engine: Engine, run_id: str, previous: str, record: dict[str, str
         # only a run that was not executing gives its slot (or place in line) back here;
         # an executing attempt releases its own when it stops
         concurrency.release(engine, record)
-    if previous in (RunStatus.EXECUTING.value, RunStatus.QUEUED.value):
-        engine.broker.revoke(run_id)
+    # every cancelled run: queued copies are dropped, and monitors see it revoked
+    engine.broker.revoke(run_id)
 
 
 def cancel_tree(engine: Engine, run_id: str) -> None:

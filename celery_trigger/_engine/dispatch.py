@@ -27,6 +27,7 @@ from .._serialization import dumps, loads
 from .._store.base import BrokerDelivery
 from .._vocab import FAILED_STATUSES, RunStatus, TimerKind
 from ..options import Queue, coerce_queue
+from . import tracing
 from .broker import Delivery, DirectMessage
 from .clock import now_ms
 from .engine import Engine
@@ -34,6 +35,21 @@ from .prepare import Prepared, payload_preview, prepare
 from .publish_failure import unpublished
 from .registry import TaskSpec
 from .slots import join_scope, line_seq, slot_header
+
+
+def run_preview(fields: Mapping[str, str]) -> str:
+    """The run as Flower shows it in the kwargs column (``kwargsrepr``), so its search finds
+    runs by id, tag or idempotency key: ``{'run_id': ..., 'attempt': 1, 'tags': [...]}``."""
+    shown: dict[str, Any] = {
+        "run_id": fields.get("id"),
+        "attempt": int(fields.get("attempt") or 0) or 1,
+    }
+    tags = loads(fields.get("tags")) if fields.get("tags") else None
+    if tags:
+        shown["tags"] = tags
+    if fields.get("idem"):
+        shown["idempotency_key"] = fields["idem"]
+    return repr(shown)
 
 
 def delivery_of(record: Mapping[str, str], *, embed: bool = True) -> Delivery:
@@ -45,6 +61,7 @@ def delivery_of(record: Mapping[str, str], *, embed: bool = True) -> Delivery:
         root=record.get("root") or None,
         celery_queue=record.get("celery_queue") or None,
         payload_repr=payload_preview(record.get("payload", "")),
+        run_repr=run_preview(record),
         retries=int(record.get("attempt") or 0),
         embed=loads(record["embed"]) if embed and record.get("embed") else None,
         ignore_result=record.get("plain") != "1",
@@ -61,6 +78,7 @@ def _delivery_of_prepared(item: Prepared) -> Delivery:
         root=fields.get("root"),
         celery_queue=item.celery_queue,
         payload_repr=item.payload_repr,
+        run_repr=run_preview(fields),
         slot=slot_header(fields),
     )
 
@@ -71,13 +89,14 @@ def publish_record(engine: Engine, record: Mapping[str, str], *, front: bool = F
     queue is popped next (a run handed a concurrency slot takes it up at once)."""
     delivery = delivery_of(record)
     broker = engine.broker
-    if broker.direct and delivery.ignore_result:
-        message = broker.plan(delivery)
-        if message is not None:
-            engine.store.enqueue(BrokerDelivery(message.queue, message.envelope), front=front)
-            broker.announce(message)
-            return
-    broker.send(delivery)
+    with tracing.restored(record.get(tracing.TRACE_FIELD)):  # the run's own trace
+        if broker.direct and delivery.ignore_result:
+            message = broker.plan(delivery)
+            if message is not None:
+                engine.store.enqueue(BrokerDelivery(message.queue, message.envelope), front=front)
+                broker.announce(message)
+                return
+        broker.send(delivery)
 
 
 def _replace_failed_owner(
@@ -128,7 +147,18 @@ def _plan_direct(engine: Engine, prepared: Sequence[Prepared]) -> list[DirectMes
 
 
 def create_and_publish(engine: Engine, prepared: Sequence[Prepared]) -> list[tuple[str, bool]]:
-    """Write the runs, then publish the new queued ones. Returns ``(run id, cached)``."""
+    """Write the runs, then publish the new queued ones. Returns ``(run id, cached)``.
+
+    A trigger is a span (``trigger <task>``); each run keeps its context (``tracing.py``)."""
+    with tracing.span(*tracing.trigger_span(prepared)) as span:
+        for item in prepared:
+            item.new.fields.update(tracing.kept_fields(item.new.fields))
+        out = _create_and_publish(engine, prepared)
+        span.set_attribute("ct.run_ids", [run_id for run_id, _ in out])
+        return out
+
+
+def _create_and_publish(engine: Engine, prepared: Sequence[Prepared]) -> list[tuple[str, bool]]:
     _join_lines(engine, prepared)
     planned = _plan_direct(engine, prepared)
     created = engine.store.create_runs([p.new for p in prepared], now_ms())
@@ -216,6 +246,7 @@ def create_from_message(
         options["ttl"] = max(1, math.ceil((expires - start).total_seconds()))
     prepared = prepare(engine, task_id, payload, options, run_id=run_id, parse=False, now=stamp)
     prepared.new.fields["plain"] = "1"  # later deliveries keep Celery's result backend
+    prepared.new.fields.update(tracing.kept_fields({}))  # the sender's trace, if traced
     if embed:
         prepared.new.fields["embed"] = dumps(dict(embed), what="canvas links")
     if not publishing:

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from .._serialization import dumps, loads, to_jsonable
 from .._vocab import RunStatus, TimerKind
 from ..errors import ConcurrentWaitError, NonDeterminismError, TaskRunError
+from . import tracing
 from .clock import now_ms
 from .engine import current
 from .metadata import flush_state as flush_metadata
@@ -182,7 +183,8 @@ def park(
     flush_metadata(state)
     result = current().store.park(
         state.run_id, state.token, now_ms(), k, dumps(entry),
-        due_ms=due_ms, members=members, fields=usage,
+        due_ms=due_ms, members=members,
+        fields={**usage, **tracing.kept_fields(state.record)},  # the resume joins this trace
     )  # fmt: skip
     if result == "lost":
         raise LeaseLost("the run was cancelled or taken over")

@@ -36,7 +36,7 @@ from .._serialization import dumps, loads
 from .._store.base import Record, schedule_timer
 from ..errors import TaskNotFoundError
 from . import cron as cronlib
-from . import registry
+from . import registry, tracing
 from .dispatch import create_and_publish
 from .engine import Engine
 from .prepare import prepare
@@ -386,7 +386,10 @@ def fire(engine: Engine, schedule_id: str) -> None:
     parsed, tz = cronlib.parse(record["cron"]), cronlib.zone(record["timezone"])
     active = record.get("active") == "1"
     if active:
-        _trigger_occurrence(engine, record, nominal, parsed, tz)
+        # each occurrence starts a new trace, named after its schedule
+        attributes = {"ct.schedule_id": schedule_id, "ct.task_id": record.get("task")}
+        with tracing.root_span(f"schedule {schedule_id}", attributes):
+            _trigger_occurrence(engine, record, nominal, parsed, tz)
     following = to_ms(cronlib.next_after(parsed, to_dt(max(nominal, clk.now_ms())), tz))
     store.advance_schedule(
         schedule_id,

@@ -18,7 +18,7 @@ from ..._store.base import IdempotencyKey
 from ..._vocab import FAILED_STATUSES, RunStatus, TimerKind
 from ...errors import TaskRunError
 from ...options import format_duration
-from .. import concurrency
+from .. import concurrency, tracing
 from ..clock import now_ms
 from ..engine import Engine
 from ..outage import retrying
@@ -107,6 +107,7 @@ def _retry(attempt: Attempt, outcome: Outcome, lease_ms: int) -> dict[str, str]:
             **_usage(state),
             "error": dumps(outcome.run_error.to_dict()),
             **attempt_errors(state, outcome),
+            **tracing.kept_fields(state.record),  # the next attempt continues this trace
         },
         timers=[(TimerKind.RETRY.member(run_id), due)],
     ):

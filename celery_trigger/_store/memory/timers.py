@@ -42,3 +42,8 @@ class MemoryTimers(MemoryBase):
         with self._lock:
             for member in members:
                 self._state.zrem(self.keys.timers(), member)
+
+    def timer_stats(self, now_ms: int) -> tuple[int, int | None]:
+        with self._lock:
+            due = [d for d in self._state.zsets.get(self.keys.timers(), {}).values() if d <= now_ms]
+            return len(due), (int(min(due)) if due else None)

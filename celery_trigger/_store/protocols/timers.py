@@ -32,3 +32,8 @@ class TimerStore(Protocol):
     def remove_timers(self, members: Sequence[str]) -> None:
         """Drop timer members that are no longer needed (not claimed ones)."""
         ...
+
+    def timer_stats(self, now_ms: int) -> tuple[int, int | None]:
+        """``(due members not yet claimed, due time (ms) of the earliest of them or None)``:
+        what the timer-lateness gauges report."""
+        ...

@@ -35,3 +35,10 @@ class RedisTimers(RedisBase):
     def remove_timers(self, members: Sequence[str]) -> None:
         if members:
             self._client.zrem(self.keys.timers(), *members)
+
+    def timer_stats(self, now_ms: int) -> tuple[int, int | None]:
+        pipe = self._client.pipeline(transaction=False)
+        pipe.zcount(self.keys.timers(), "-inf", now_ms)
+        pipe.zrange(self.keys.timers(), 0, 0, withscores=True)
+        due, first = pipe.execute()
+        return int(due), (int(first[0][1]) if due and first else None)

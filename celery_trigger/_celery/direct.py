@@ -80,7 +80,7 @@ class DirectEnqueuer:
         if not self.enabled:
             return None
         embed = delivery.embed or {}
-        if any(embed.get(key) is not None for key in _SEND_TASK_ONLY):
+        if delivery.version or any(embed.get(key) is not None for key in _SEND_TASK_ONLY):
             return None
         list_key = self._queue_key(delivery.task_id, delivery.celery_queue)
         if list_key is None:

@@ -30,6 +30,8 @@ class Delivery:
     ignore_result: bool = True
     #: the run's sub-queue when it is not its task's default (header ``ct_slot``)
     slot: str | None = None
+    #: the version the run is pinned to (D-21): only workers serving it may take it
+    version: str | None = None
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ def delivery_of(record: Mapping[str, str], *, embed: bool = True) -> Delivery:
         embed=loads(record["embed"]) if embed and record.get("embed") else None,
         ignore_result=record.get("plain") != "1",
         slot=slot_header(record),
+        version=record.get("version") or None,
     )
 
 
@@ -62,6 +63,7 @@ def _delivery_of_prepared(item: Prepared) -> Delivery:
         celery_queue=item.celery_queue,
         payload_repr=item.payload_repr,
         slot=slot_header(fields),
+        version=fields.get("version") or None,
     )
 
 

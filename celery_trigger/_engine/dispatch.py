@@ -50,6 +50,7 @@ def delivery_of(record: Mapping[str, str], *, embed: bool = True) -> Delivery:
         ignore_result=record.get("plain") != "1",
         slot=slot_header(record),
         version=record.get("version") or None,
+        priority=int(record.get("priority") or 0),
     )
 
 
@@ -64,6 +65,7 @@ def _delivery_of_prepared(item: Prepared) -> Delivery:
         payload_repr=item.payload_repr,
         slot=slot_header(fields),
         version=fields.get("version") or None,
+        priority=int(fields.get("priority") or 0),
     )
 
 

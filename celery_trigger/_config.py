@@ -199,6 +199,9 @@ class Settings:
     #: how long a final run, batch or token is kept (``trigger_run_retention``): seconds, a
     #: timedelta or a duration string; None keeps them forever
     run_retention: Any = "30d"
+    #: the version this worker serves (``trigger_worker_version``, D-21): runs triggered with
+    #: ``version=`` run only on workers serving it; None serves no version
+    worker_version: str | None = None
 
     @property
     def retention_ms(self) -> int | None:
@@ -320,6 +323,9 @@ def resolve_settings(
         value = getattr(settings, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             problems.append(f"trigger_{name} must be a positive integer")
+    version = settings.worker_version
+    if version is not None and (not isinstance(version, str) or not version):
+        problems.append("trigger_worker_version must be a non-empty string")
     try:
         settings.retention_ms  # noqa: B018 (validates)
     except (TypeError, ValueError) as exc:

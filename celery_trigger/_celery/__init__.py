@@ -33,6 +33,7 @@ from .bootstep import TriggerBootstep, note_changes
 from .broker import CeleryBroker
 from .canvas import from_publish
 from .task import Parked, ParkReason, TriggerTask, bind
+from .versions import VersionQueues, add_worker_option
 
 __all__ = [
     "CeleryBroker",
@@ -74,6 +75,9 @@ def install(engine: Engine, on_configure: Callable[..., None]) -> None:
     steps = app.steps["worker"]
     if TriggerBootstep not in steps:
         steps.add(TriggerBootstep)
+    if VersionQueues not in app.steps["consumer"]:
+        app.steps["consumer"].add(VersionQueues)
+    add_worker_option(app)
 
 
 def uninstall(engine: Engine) -> None:

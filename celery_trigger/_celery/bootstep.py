@@ -15,6 +15,7 @@ from celery import bootsteps
 from .._engine.engine import current_or_none
 from .._engine.presence import Presence
 from .._engine.timers import TimerService
+from .versions import register, unregister, worker_version
 
 logger = logging.getLogger("celery_trigger")
 
@@ -48,7 +49,9 @@ class TriggerBootstep(bootsteps.StartStopStep):
             ", ".join(f"{k}={v!r}" for k, v in sorted(changed.items())) or "none",
         )
         engine.discover()
-        self.presence = Presence(engine, served=list(worker.app.tasks))
+        version = worker_version(worker)  # D-21: consumed queues and liveness at a version
+        register(worker.hostname, version)
+        self.presence = Presence(engine, served=list(worker.app.tasks), version=version)
         self.presence.start()
         if settings.timer_service:
             self.service = TimerService(engine)
@@ -61,6 +64,7 @@ class TriggerBootstep(bootsteps.StartStopStep):
         if self.presence is not None:
             self.presence.stop()
             self.presence = None
+            unregister(worker.hostname)
 
     def terminate(self, worker: Any) -> None:
         self.stop(worker)

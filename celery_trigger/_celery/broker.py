@@ -18,6 +18,8 @@ from .._engine.broker import Delivery, DirectMessage
 from .._store.base import Store
 from .canvas import send_options
 from .direct import DirectEnqueuer
+from .priority import broker_priority
+from .versions import version_queue
 
 logger = logging.getLogger("celery_trigger")
 
@@ -30,6 +32,18 @@ class CeleryBroker:
         # a getter: the engine opens its store on first use, after this broker exists
         self._store = store
         self._direct: DirectEnqueuer | None = None
+        self._redis: bool | None = None
+
+    @property
+    def _on_redis(self) -> bool:
+        """Whether the broker is Redis (lower message priority is sooner there)."""
+        if self._redis is None:
+            conn = self.app.connection_for_write()
+            try:
+                self._redis = conn.transport.driver_type == "redis"
+            finally:
+                conn.release()
+        return self._redis
 
     @property
     def _enqueuer(self) -> DirectEnqueuer:
@@ -73,7 +87,23 @@ class CeleryBroker:
             options["queue"] = delivery.celery_queue
         # the first message's canvas fields, lineage, priority and queue (canvas.py)
         options.update(send_options(delivery.embed))
+        if "priority" not in options and delivery.priority > 0:  # D-20
+            priority = broker_priority(self.app, delivery.priority, self._on_redis)
+            if priority is not None:
+                options["priority"] = priority
+        if delivery.version:  # D-21: only workers serving the version consume this queue
+            headers["ct_version"] = delivery.version
+            options["queue"] = self._versioned(delivery.task_id, options)(delivery.version)
+            options.pop("exchange", None)
+            options.pop("routing_key", None)
         self.app.send_task(delivery.task_id, **options)
+
+    def _versioned(self, task_id: str, options: dict[str, Any]) -> Any:
+        """The versioned queue maker for the queue the message would use unversioned."""
+        given = {k: options[k] for k in ("queue", "exchange", "routing_key") if k in options}
+        route = self.app.amqp.router.route(given, task_id, (), {}, None)
+        base = route.get("queue") or route.get("routing_key") or self.app.conf.task_default_queue
+        return lambda version: version_queue(base, version)
 
     def revoke(self, run_id: str) -> None:
         try:

@@ -12,8 +12,9 @@ announcing them (a batch), or a message never announced (an idempotency hit), th
 the caller's current span as it was.
 
 Anything this module does not fully understand (another broker, another server, a routed
-queue that is not a plain direct queue, broker priorities) makes ``plan`` return ``None``,
-and ``CeleryBroker`` publishes through ``send_task`` as usual.
+queue that is not a plain direct queue, a priority saved from a Celery send) makes ``plan``
+return ``None``, and ``CeleryBroker`` publishes through ``send_task`` as usual. A run's own
+``priority`` (D-20, ``priority.py``) picks the priority sub-list kombu reads.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from celery import signals
 from .._engine.broker import Delivery, DirectMessage
 from .._store.base import Store
 from .canvas import body_embed
+from .priority import broker_priority, redis_sublist
 
 _EMBED = body_embed(None)
 #: Saved message options only ``send_task`` applies (broker priority, another route).
@@ -85,7 +87,7 @@ class DirectEnqueuer:
         if not self.enabled:
             return None
         embed = delivery.embed or {}
-        if any(embed.get(key) is not None for key in _SEND_TASK_ONLY):
+        if delivery.version or any(embed.get(key) is not None for key in _SEND_TASK_ONLY):
             return None
         list_key = self._queue_key(delivery.task_id, delivery.celery_queue)
         if list_key is None:
@@ -111,6 +113,12 @@ class DirectEnqueuer:
             headers["ct_slot"] = delivery.slot  # the run's sub-queue, for the claim (DESIGN §6)
         properties = dict(message.properties)
         routing_key = list_key[len(self._prefix) :]
+        # D-20: a run's priority (else the app's default) picks kombu's priority sub-list
+        priority = broker_priority(self.app, delivery.priority, True)
+        if priority is None and self.app.conf.get("task_default_priority") is not None:
+            priority = int(self.app.conf.task_default_priority)
+        if priority:
+            list_key = redis_sublist(self.app, list_key, priority)
         signal_kwargs = {
             "sender": delivery.task_id,
             "body": message.body,
@@ -133,7 +141,7 @@ class DirectEnqueuer:
                 **properties,
                 "delivery_mode": self._delivery_mode,
                 "delivery_info": {"exchange": "", "routing_key": routing_key},
-                "priority": 0,
+                "priority": priority or 0,
                 "body_encoding": "base64",
                 "delivery_tag": str(uuid.uuid4()),
             },

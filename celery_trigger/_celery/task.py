@@ -25,9 +25,11 @@ from .._config import TRIGGER_TASK_SETTINGS
 from .._engine.attempt import AttemptFailed, DropDelivery, EndAttempt, execute
 from .._engine.engine import Engine
 from .._engine.outage import STORE_UNAVAILABLE, count, wait_for_store
+from .._engine.presence import misrouted
 from .._engine.registry import TaskSpec
 from ..errors import StoreUnavailableError
 from .canvas import from_request
+from .versions import consumed_version
 
 
 class ParkReason(Exception):
@@ -72,6 +74,10 @@ class TriggerTask(Task):  # type: ignore[type-arg]
             # Calling the Celery task object directly runs the function inline.
             assert self.ct_definition is not None
             return self.ct_definition(args[0] if args else kwargs or None)  # type: ignore[operator]
+        pinned = getattr(request, "ct_version", None)
+        if pinned is not None and pinned != consumed_version(request.delivery_info):
+            misrouted(engine, request.id)  # D-21: a pinned run only runs on its version
+            raise Ignore("celery-trigger: run pinned to another version")
         try:
             output = execute(
                 engine,

@@ -32,6 +32,10 @@ class Delivery:
     ignore_result: bool = True
     #: the run's sub-queue when it is not its task's default (header ``ct_slot``)
     slot: str | None = None
+    #: the version the run is pinned to (D-21): only workers serving it may take it
+    version: str | None = None
+    #: the run's priority offset in ms (D-20): the Celery layer maps it to broker priority
+    priority: int = 0
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,9 @@ def replay(engine: Engine, run_id: str) -> tuple[str, bool, str]:
         options["metadata"] = loads(record["seed_meta"])
     if record.get("ckey"):
         options["concurrency_key"] = record["ckey"]
+    for label in ("version", "region"):  # a replay runs where the original did (D-21)
+        if record.get(label):
+            options[label] = record[label]
     if record.get("queue") and not record["queue"].startswith("task/"):
         options["queue"] = record["queue"]
     prepared = prepare(engine, record["task"], loads(record.get("payload")), options, parse=False)

@@ -66,6 +66,8 @@ def delivery_of(record: Mapping[str, str], *, embed: bool = True) -> Delivery:
         embed=loads(record["embed"]) if embed and record.get("embed") else None,
         ignore_result=record.get("plain") != "1",
         slot=slot_header(record),
+        version=record.get("version") or None,
+        priority=int(record.get("priority") or 0),
     )
 
 
@@ -80,6 +82,8 @@ def _delivery_of_prepared(item: Prepared) -> Delivery:
         payload_repr=item.payload_repr,
         run_repr=run_preview(fields),
         slot=slot_header(fields),
+        version=fields.get("version") or None,
+        priority=int(fields.get("priority") or 0),
     )
 
 

@@ -32,6 +32,7 @@ from .clock import new_run_id, now_ms
 from .engine import Engine
 from .registry import TaskSpec
 from .state import current_state
+from .versions import serves_version
 
 TRIGGER_OPTIONS = frozenset(
     {
@@ -291,9 +292,16 @@ def _resolve(
     # A run of an unknown task, or for an unknown queue, waits in its task's pending set; a
     # worker that defines the task releases it once the run's queue is known too (D-18).
     pending = pending or not task.known
+    labels = _labels(options)
+    if state is not None and "version" not in labels and state.record.get("version"):
+        labels["version"] = state.record["version"]  # children keep the parent's version
+    # A run pinned to a version waits until a worker serving that version is live (D-21).
+    pending = pending or (
+        "version" in labels and not serves_version(engine, task_id, labels["version"], stamp)
+    )
     return _Resolved(
         payload_json, meta_json, tags, delay_until, ttl, priority, queue, pending, ckey,
-        machine, attempts, max_duration, retry, key, key_ttl, _labels(options),
+        machine, attempts, max_duration, retry, key, key_ttl, labels,
     )  # fmt: skip
 
 

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Collection
 
 from .._serialization import loads
-from .._vocab import RunStatus, TimerKind
+from .._vocab import FINAL_STATUSES, RunStatus, TimerKind
 from .clock import now_ms
 from .dispatch import publish_record
 from .engine import Engine
@@ -34,6 +34,7 @@ from .sync import (
     sync_definitions,
     task_defs,
 )
+from .versions import live_defs, waits_for_version
 
 logger = logging.getLogger("celery_trigger")
 
@@ -92,7 +93,7 @@ def recheck_pending(engine: Engine, run_id: str) -> None:
     stamp = now_ms()
     pub = TimerKind.PUBLISH.member(run_id)
     task_id = record["task"]
-    if not serves_live(engine, task_id, stamp):
+    if not serves_live(engine, task_id, stamp) or waits_for_version(engine, task_id, record, stamp):
         engine.store.add_timers([(pub, stamp + int(PENDING_RECHECK_S * 1000))])
         return
     watchdog = stamp + int(engine.settings.publish_watchdog * 1000)
@@ -108,12 +109,27 @@ def recheck_pending(engine: Engine, run_id: str) -> None:
         publish_record(engine, result.record)
 
 
-class Presence:
-    """One worker's presence: definition sync at start, then liveness heartbeats."""
+def misrouted(engine: Engine, run_id: str) -> bool:
+    """A worker of another version received a pinned run's message (D-21): publish the run
+    again, routed to its version's queue, instead of claiming it. False when nothing was sent
+    (the run is gone, final, or PENDING_VERSION: its ``pub`` timer publishes it)."""
+    record = engine.store.get_run(run_id)
+    if record is None or RunStatus(record["status"]) in FINAL_STATUSES:
+        return False
+    if record["status"] == RunStatus.PENDING_VERSION.value:
+        return False
+    publish_record(engine, record)
+    return True
 
-    def __init__(self, engine: Engine, served: Collection[str]) -> None:
+
+class Presence:
+    """One worker's presence: definition sync at start, then liveness heartbeats.
+    ``version``: the version this worker serves (D-21), None for none."""
+
+    def __init__(self, engine: Engine, served: Collection[str], version: str | None = None) -> None:
         self.engine = engine
         self.served = frozenset(served)
+        self.version = version
         self.synced = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -135,14 +151,17 @@ class Presence:
             self._thread = None
         if self.synced:
             try:  # a clean stop: this worker no longer counts as serving its tasks
-                self.engine.store.put_task_defs(task_defs(served_specs(self.served), 0))
+                specs = served_specs(self.served)
+                self.engine.store.put_task_defs(
+                    {**task_defs(specs, 0), **live_defs([s.id for s in specs], self.version, 0)}
+                )
             except Exception:
                 logger.debug("celery-trigger: could not withdraw liveness", exc_info=True)
 
     def _attempt(self) -> bool:
         try:
             if not self.synced:
-                sync_definitions(self.engine, self.served)
+                sync_definitions(self.engine, self.served, self.version)
                 self.synced = True
             else:
                 self.beat()
@@ -164,7 +183,10 @@ class Presence:
         """Renew the liveness of the served tasks; release their pending runs."""
         specs = served_specs(self.served)
         live_until = now_ms() + int(LIVE_FOR_S * 1000)
-        self.engine.store.put_task_defs(task_defs(specs, live_until))
+        ids = [s.id for s in specs]
+        self.engine.store.put_task_defs(
+            {**task_defs(specs, live_until), **live_defs(ids, self.version, live_until)}
+        )
         for spec in specs:
             release_pending(self.engine, spec.id)
 

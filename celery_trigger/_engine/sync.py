@@ -16,6 +16,7 @@ from .clock import now_ms
 from .dispatch import publish_record
 from .engine import Engine
 from .schedules import is_scheduled, sync_declarative
+from .versions import live_defs, waits_for_version
 
 #: Most pending runs of one task released per worker start.
 PENDING_BATCH = 1000
@@ -50,27 +51,34 @@ def task_defs(specs: Iterable[registry.TaskSpec], live_until: int) -> dict[str, 
     }
 
 
-def sync_definitions(engine: Engine, served: Collection[str] | None = None) -> None:
-    """Store this worker's definitions (live for ``LIVE_FOR_S``) and queues; release runs
-    that waited for them; write its declarative schedules."""
+def sync_definitions(
+    engine: Engine, served: Collection[str] | None = None, version: str | None = None
+) -> None:
+    """Store this worker's definitions (live for ``LIVE_FOR_S``, also at ``version`` when
+    it serves one, D-21) and queues; release runs that waited for them; write its
+    declarative schedules."""
     specs = served_specs(served)
     for spec in specs:
         if spec.queue is not None:
             # a changed limit admits the runs that now fit (DESIGN §6)
             concurrency.define_queue(engine, spec.queue.name, spec.queue.concurrency_limit)
-    defs = task_defs(specs, now_ms() + int(LIVE_FOR_S * 1000))
-    engine.store.put_task_defs(defs)
+    live_until = now_ms() + int(LIVE_FOR_S * 1000)
+    defs = task_defs(specs, live_until)
+    engine.store.put_task_defs({**defs, **live_defs(defs, version, live_until)})
     sync_declarative(engine)
     for task_id in defs:
         release_pending(engine, task_id)
 
 
 def release_pending(engine: Engine, task_id: str) -> None:
-    """Queue the runs of ``task_id`` that waited for a worker knowing it (and their queue)."""
+    """Queue the runs of ``task_id`` that waited for a worker knowing it (and their queue,
+    and their version when pinned to one: D-21)."""
     known_queues = {d.queue.name for d in registry.all_definitions() if d.queue is not None}
     default = f"task/{task_id}"
     for run_id in engine.store.pending_runs(task_id, PENDING_BATCH):
         record = engine.store.get_run(run_id)
+        if record is not None and waits_for_version(engine, task_id, record, now_ms()):
+            continue  # still waiting for a live worker serving its version
         queue = (record or {}).get("queue", "")
         if (
             queue

@@ -54,7 +54,8 @@ class Engine:
         return self.trigger.store
 
     @contextlib.contextmanager
-    def worker(self, concurrency: int = 4, pool: str = "threads") -> Iterator[Any]:
+    def worker(self, concurrency: int = 4, pool: str = "threads", **options: Any) -> Iterator[Any]:
+        """A real worker; ``options`` are worker options (e.g. ``trigger_version``, D-21)."""
         with start_worker(
             self.app,
             pool=pool,
@@ -62,6 +63,7 @@ class Engine:
             perform_ping_check=False,
             shutdown_timeout=10.0,
             loglevel="WARNING",
+            **options,
         ) as w:
             yield w
 

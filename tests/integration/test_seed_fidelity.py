@@ -41,7 +41,7 @@ def test_ctx_shows_machine_preset_version_region_priority_and_cost(engine: Engin
         }
 
     task = ct.task(id=_tid("ctx"), run=run, machine="large-1x")
-    with engine.worker():
+    with engine.worker(trigger_version="20250208.1"):  # D-21: a worker serving the version
         # When it is triggered with version, region and priority
         handle = task.trigger({}, version="20250208.1", region="eu-central-1", priority=10)
         run_ = wait_for_status(handle.id, RunStatus.COMPLETED)
@@ -224,7 +224,7 @@ def test_every_trigger_option_shows_up_where_documented(engine: Engine) -> None:
 
     task = ct.task(id=_tid("opts"), run=run, retry={"max_attempts": 5})
     queue = f"sf-q-{uuid.uuid4().hex[:6]}"
-    with engine.worker():
+    with engine.worker(trigger_version="v2"):  # D-21: a worker serving the version
         # When it is triggered with every option
         handle = task.trigger(
             {},

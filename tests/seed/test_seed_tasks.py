@@ -37,7 +37,7 @@ def test_seed_section_1_task_with_retry_ctx_and_catch_error(engine: Engine) -> N
         return {"processed": len(payload["data"]), "machine": ctx.machine.preset,
                 "attempt": ctx.attempt.number, "version": ctx.run.version}  # fmt: skip
 
-    with engine.worker():
+    with engine.worker(trigger_version="1.0.0"):  # D-21: a worker serving that version
         # When it is triggered with good and bad payloads
         good = process_data.trigger({"data": [1, 2, 3]}, version="1.0.0")
         bad = process_data.trigger({"bad": True})

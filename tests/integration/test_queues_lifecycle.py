@@ -75,8 +75,8 @@ def tql_parker(payload: dict[str, Any], ctx: ct.Context) -> str:
     queue=LIMIT1,
     retry={
         "max_attempts": 2,
-        "min_timeout_in_ms": 600,
-        "max_timeout_in_ms": 600,
+        "min_timeout_in_ms": 2000,
+        "max_timeout_in_ms": 2000,
         "randomize": False,
     },
 )
@@ -134,7 +134,7 @@ def test_long_retry_delay_releases_the_slot(make_engine: Any) -> None:
     threshold) gives its slot back; another run executes meanwhile; the retry runs after."""
     engine = make_engine(warm_retry_threshold=0.1)
     with engine.worker(concurrency=4):
-        # Given a run whose first attempt fails with a 0.6 s retry delay
+        # Given a run whose first attempt fails with a 2 s retry delay (room for a loaded box)
         flaky = tql_flaky.trigger({})
         wait_for(
             lambda: (

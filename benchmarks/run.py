@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # ``python benchmarks/run.py``
 from benchmarks._harness import Harness
 from benchmarks._infra import RESULTS_DIR, CpuMeter, log, machine_info, versions
 
-CASES = ("trigger", "batch", "e2e", "latency", "meta", "queues", "durable", "realtime")
+CASES = ("trigger", "batch", "e2e", "latency", "meta", "queues", "durable", "realtime", "obs")
 FULL = {
     "trigger_n": 3000,
     "trigger_reps": 3,
@@ -95,6 +95,9 @@ QUICK.update(
     rt_k_large=0,
     rt_rounds=2,
 )
+#: Sizes of the ``obs`` case (benchmarks/cases_obs.py).
+FULL.update(obs_runs=60, obs_calls=1000, obs_sessions=2)
+QUICK.update(obs_runs=20, obs_calls=1000, obs_sessions=1)
 #: Above this share of the machine's CPU used by other processes, a case's figures are suspect.
 CONTENTION_WARN_SHARE = 0.05
 
@@ -160,6 +163,10 @@ def run_case(h: Harness, name: str, size: dict[str, int]) -> dict[str, Any]:
         from benchmarks import cases_durable
 
         return cases_durable.durable(h, size)
+    if name == "obs":
+        from benchmarks import cases_obs
+
+        return cases_obs.obs(h, size)
     if name == "realtime":
         from benchmarks import cases_realtime
 
@@ -197,7 +204,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "backend_db": 1,
             "ct_store_db": args.ct_store_db,
             "ct_key_prefix": h.keys.prefix,
-            "ct_direct_enqueue": bool(getattr(h.ct.engine.enqueuer, "enabled", False)),
+            "ct_direct_enqueue": bool(getattr(h.ct.engine.broker, "direct", False)),
         }
         for name in wanted:
             log(f"case {name} ...")

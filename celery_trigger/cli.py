@@ -7,7 +7,8 @@ import the packages of ``config.dirs`` first, like a worker start, so task defin
 known.
 
 Commands: ``schedules sync [--prune]``, ``schedules list [--page N --per-page N]``;
-``runs list|show|logs|cancel|replay`` and ``tokens list|complete`` (``cli_runs.py``).
+``runs list|show|logs|cancel|replay`` and ``tokens list|complete`` (``cli_runs.py``);
+``dev``, a development worker that restarts on change (``cli_dev.py``).
 Every command validates its arguments and calls the public API.
 """
 
@@ -20,12 +21,13 @@ import click
 from . import schedules as api
 from ._cli import engine_of, table
 from ._engine.schedules import sync_declarative
+from .cli_dev import dev
 from .cli_runs import runs, tokens
 
 
 @click.group(name="trigger")
 def trigger() -> None:
-    """celery-trigger commands (runs, schedules)."""
+    """celery-trigger commands (runs, tokens, schedules, dev)."""
 
 
 @trigger.group()
@@ -83,3 +85,4 @@ def list_(ctx: click.Context, page: int, per_page: int) -> None:
 
 trigger.add_command(runs)
 trigger.add_command(tokens)
+trigger.add_command(dev)

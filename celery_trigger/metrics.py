@@ -5,6 +5,8 @@ OTLP exporter) calls them at each collection, and each call reads the store:
 
 - ``celery_trigger.queue.running`` / ``celery_trigger.queue.queued`` (attribute ``queue``):
   runs holding a concurrency slot of the queue / waiting for one (limited queues);
+- ``celery_trigger.queue.key_queued`` (attributes ``queue``, ``concurrency_key``): runs
+  waiting in a concurrency key's line (only keys with runs waiting are reported);
 - ``celery_trigger.timers.due``: timers due and not yet handled by a timer service;
 - ``celery_trigger.timers.lateness`` (ms): how late the earliest due timer is.
 
@@ -45,6 +47,10 @@ def instrument(meter_provider: Any = None) -> None:
         for q in _metrics.queues(current()):
             yield observation(q.queued, {"queue": q.queue})
 
+    def key_queued(options: Any) -> Iterable[Any]:
+        for k in _metrics.concurrency_keys(current()):
+            yield observation(k.queued, {"queue": k.queue, "concurrency_key": k.concurrency_key})
+
     def timers_due(options: Any) -> Iterable[Any]:
         yield observation(_metrics.timers(current()).due)
 
@@ -54,5 +60,6 @@ def instrument(meter_provider: Any = None) -> None:
     gauge = meter.create_observable_gauge
     gauge("celery_trigger.queue.running", [queue_running], unit="{run}")
     gauge("celery_trigger.queue.queued", [queue_queued], unit="{run}")
+    gauge("celery_trigger.queue.key_queued", [key_queued], unit="{run}")
     gauge("celery_trigger.timers.due", [timers_due], unit="{timer}")
     gauge("celery_trigger.timers.lateness", [timers_lateness], unit="ms")

@@ -1,14 +1,18 @@
 """celery-trigger's own gauges, read from the store on demand (``celery_trigger.metrics``
 reports them as OpenTelemetry observable gauges).
 
-Every reading is a few cheap store reads (one per known queue, two for the timers); nothing
-is kept between readings. Invariant: a reading never raises because a queue vanished.
+Every reading is a few cheap store reads (one per known queue, two for the timers, one per
+concurrency key with runs in line); nothing is kept between readings. Runs by status and
+parked runs are not read: the store keeps no per-status index, and counting them would scan
+every run (a reading must stay cheap at any number of runs).
+Invariant: a reading never raises because a queue vanished.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .._keys import Keys
 from . import queue_admin
 from .clock import now_ms
 from .engine import Engine
@@ -23,6 +27,15 @@ class QueueReading:
 
     queue: str
     running: int
+    queued: int
+
+
+@dataclass(frozen=True)
+class KeyReading:
+    """Runs of a queue waiting in one concurrency key's line."""
+
+    queue: str
+    concurrency_key: str
     queued: int
 
 
@@ -44,6 +57,19 @@ def queues(engine: Engine) -> list[QueueReading]:
         if len(infos) < _PAGE:
             return out
         page += 1
+
+
+def concurrency_keys(engine: Engine) -> list[KeyReading]:
+    """Runs waiting per concurrency key, for every stored queue's keys that have a line
+    (read from each queue's set of sub-queues with waiting runs and their lines' sizes)."""
+    store = engine.store
+    out: list[KeyReading] = []
+    for name in store.queue_names():
+        for sub, waiting in store.subqueue_waiting(name).items():
+            queue, key = Keys.split_subqueue(sub)
+            if key:
+                out.append(KeyReading(queue, key, waiting))
+    return out
 
 
 def timers(engine: Engine) -> TimerReading:

@@ -2,7 +2,7 @@
 
 Each record within the threshold (``TRIGGER_LOG_LEVEL`` > ``log_level`` > ``"info"``) goes
 (a) to stdlib logging, logger ``celery_trigger.run``, with the run id, task, attempt and tags
-in ``extra`` (OpenTelemetry's ``LoggingHandler`` on that logger ships them as OTel logs);
+in ``extra``, and to OpenTelemetry logs when a logger provider is configured (``otel_logs``);
 (b) to the run's own log (``LogStore.append_logs``), capped per run by ``LOG_MAX_ENTRIES``
 and ``LOG_MAX_BYTES`` (oldest dropped and counted), expiring ``LOG_TTL_MS`` after its last
 record. Outside a run every call is a no-op. A log write that fails (store down) is reported
@@ -22,7 +22,7 @@ from typing import Any
 from .._config import log_threshold
 from .._serialization import dumps, loads
 from ..errors import StoreUnavailableError
-from . import tracing
+from . import otel_logs, tracing
 from .engine import Engine
 from .state import RunState
 
@@ -148,6 +148,8 @@ def emit(
     span_id, trace_id = tracing.current_ids()
     if stdlib:
         std_logger.log(_STDLIB[rank], message, extra=std_extra(log, attributes))
+        otel_logs.emit(std_logger, _STDLIB[rank], message, {**otel_logs.run_attributes(
+            log.run_id, log.task_id, log.attempt, log.tags), **attributes})  # fmt: skip
     entry = {
         "timestamp": int(time.time() * 1000),
         "level": _NAMES[rank],

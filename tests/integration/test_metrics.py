@@ -11,6 +11,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import celery_trigger as ct
+from tests.helpers import wait_for
 
 from .conftest import Engine
 
@@ -53,3 +54,33 @@ def test_gauges_report_queued_runs_and_due_timers(engine: Engine, reader: Any) -
     assert running["mt-q"] + queued["mt-q"] == 2
     assert points["celery_trigger.timers.due"][0].value >= 1
     assert points["celery_trigger.timers.lateness"][0].value >= 5000
+
+
+@ct.task(id="mt-keyed", queue={"name": "mt-kq", "concurrency_limit": 1})
+def mt_keyed(payload: Any) -> None:
+    return None
+
+
+def _key_points(reader: InMemoryMetricReader) -> dict[tuple[str, str], int]:
+    points = _points(reader).get("celery_trigger.queue.key_queued", [])
+    return {(p.attributes["queue"], p.attributes["concurrency_key"]): p.value for p in points}
+
+
+def test_gauge_reports_runs_queued_per_concurrency_key(engine: Engine, reader: Any) -> None:
+    """Issue 13 §4: queued per concurrency key, read from each key's line; keys with nothing
+    waiting are not reported."""
+    # Given a limit-1 queue and no worker: three runs of key "acme", one of key "solo"
+    engine.store.put_queue("mt-kq", {"concurrency_limit": "1"})
+    for n, key in enumerate(["acme", "acme", "acme", "solo"]):
+        mt_keyed.trigger({"n": n}, concurrency_key=key)
+    # When the reader collects
+    points = _key_points(reader)
+    # Then each key's line is reported, and together they are the queue's queued runs
+    assert points == {("mt-kq", "acme"): 3, ("mt-kq", "solo"): 1}
+    queued = {
+        p.attributes["queue"]: p.value for p in _points(reader)["celery_trigger.queue.queued"]
+    }
+    assert queued["mt-kq"] == 4
+    # When a worker runs them, the lines drain and keys with nothing waiting are not reported
+    with engine.worker(concurrency=2):
+        wait_for(lambda: not _key_points(reader), timeout=15, message=str(_key_points(reader)))

@@ -238,6 +238,17 @@ def test_each_concurrency_key_is_its_own_sub_queue(limited: Store) -> None:
     assert limited.queue_usage("q", NOW) == (3, 1)
 
 
+def test_subqueue_waiting_counts_each_concurrency_keys_line(limited: Store) -> None:
+    # Given a limit-2 queue and keyed runs a x4, b x3, c x1 all claimed (QUEUE-2)
+    for i, key in enumerate("aaaabbbc"):
+        create(limited, f"run_{i}", ckey=key, at=NOW + i)
+        claim(limited, f"run_{i}")
+    # Then the a and b lines hold the runs beyond each key's 2 slots; c waits for nothing
+    sub = limited.keys.subqueue
+    assert limited.subqueue_waiting("q") == {sub("q", "a"): 2, sub("q", "b"): 1}
+    assert limited.subqueue_waiting("other") == {}
+
+
 def test_unlimited_queue_costs_no_slot_work(store: Store) -> None:
     # Given a queue without a limit (the default)
     store.put_queue("q", {"concurrency_limit": ""})

@@ -322,6 +322,15 @@ class MemorySlots(MemoryBase):
         with self._lock:
             return sorted(self._state.sets.get(self.keys.queue_subs(name), ()))
 
+    def subqueue_waiting(self, name: str) -> dict[str, int]:
+        with self._lock:
+            st = self._state
+            counts = {
+                sub: len(st.zsets.get(self.keys.slot_waiting(sub), {}))
+                for sub in st.sets.get(self.keys.queue_subs(name), ())
+            }
+            return {sub: n for sub, n in sorted(counts.items()) if n}
+
     def queue_names(self) -> list[str]:
         with self._lock:
             return sorted(self._state.sets.get(self.keys.queues(), ()))

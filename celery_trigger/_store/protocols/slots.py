@@ -43,6 +43,11 @@ class SlotStore(Protocol):
         """Ids of the queue's sub-queues that have waiting runs."""
         ...
 
+    def subqueue_waiting(self, name: str) -> dict[str, int]:
+        """Sub-queue id -> runs waiting in its line, for the queue's sub-queues with waiting
+        runs (one per concurrency key in use; the metrics' queued-per-key gauge)."""
+        ...
+
     def queue_names(self) -> list[str]:
         """Every queue ``put_queue`` has stored."""
         ...

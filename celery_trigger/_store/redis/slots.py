@@ -132,6 +132,13 @@ class RedisSlots(RedisBase):
     def queue_subqueues(self, name: str) -> list[str]:
         return sorted(self._client.smembers(self.keys.queue_subs(name)))
 
+    def subqueue_waiting(self, name: str) -> dict[str, int]:
+        subs = sorted(self._client.smembers(self.keys.queue_subs(name)))
+        pipe = self._client.pipeline(transaction=False)
+        for sub in subs:
+            pipe.zcard(self.keys.slot_waiting(sub))
+        return {sub: int(n) for sub, n in zip(subs, pipe.execute(), strict=True) if int(n)}
+
     def queue_names(self) -> list[str]:
         return sorted(self._client.smembers(self.keys.queues()))
 

@@ -70,16 +70,17 @@ class Probe:
 
 def install_trigger_probe(probe: Probe, app: Any, engine: Any) -> None:
     """Wrap the steps of ``task.trigger`` / ``batch_trigger`` in this process."""
-    from celery_trigger import _trigger, auth
+    from celery_trigger import auth
+    from celery_trigger._engine import dispatch, prepare
 
-    probe.patch(_trigger, "prepare", "prepare (validation, incl. JSON)")
-    probe.patch(_trigger, "dumps", "json dumps")
+    probe.patch(dispatch, "prepare", "prepare (validation, incl. JSON)")
+    probe.patch(prepare, "dumps", "json dumps")
     probe.patch(engine.store, "create_runs", "store.create_runs (Lua script)")
-    if hasattr(_trigger, "_plan_direct"):  # direct enqueue: the script pushes the message
-        probe.patch(_trigger, "_plan_direct", "direct enqueue: plan (build message)")
-        probe.patch(engine.enqueuer, "published", "direct enqueue: after_task_publish")
+    if engine.broker.direct:  # direct enqueue: the script pushes the message
+        probe.patch(dispatch, "_plan_direct", "direct enqueue: plan (build message)")
+        probe.patch(engine.broker, "announce", "direct enqueue: after_task_publish")
         probe.patch(app.amqp, "as_task_v2", "celery amqp.as_task_v2 (message)")
-    probe.patch(_trigger, "publish", "publish (incl. subscribe + kombu)")
+    probe.patch(engine.broker, "send", "publish (send_task: subscribe + kombu)")
     probe.patch(engine.store, "put_batch", "store.put_batch")
     probe.patch(auth, "run_handle_token", "JWT run_handle_token")
     probe.patch(auth, "batch_handle_token", "JWT batch_handle_token")

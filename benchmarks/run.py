@@ -26,7 +26,18 @@ if __package__ in (None, ""):  # ``python benchmarks/run.py``
 from benchmarks._harness import Harness
 from benchmarks._infra import RESULTS_DIR, CpuMeter, log, machine_info, versions
 
-CASES = ("trigger", "batch", "e2e", "latency", "meta", "queues", "durable", "realtime", "obs")
+CASES = (
+    "trigger",
+    "batch",
+    "e2e",
+    "latency",
+    "meta",
+    "queues",
+    "durable",
+    "realtime",
+    "obs",
+    "idle",
+)
 FULL = {
     "trigger_n": 3000,
     "trigger_reps": 3,
@@ -98,6 +109,9 @@ QUICK.update(
 #: Sizes of the ``obs`` case (benchmarks/cases_obs.py).
 FULL.update(obs_runs=60, obs_calls=1000, obs_sessions=2)
 QUICK.update(obs_runs=20, obs_calls=1000, obs_sessions=1)
+#: Sizes of the ``idle`` case (benchmarks/cases_idle.py).
+FULL.update(idle_window_s=20)
+QUICK.update(idle_window_s=5)
 #: Above this share of the machine's CPU used by other processes, a case's figures are suspect.
 CONTENTION_WARN_SHARE = 0.05
 
@@ -171,6 +185,10 @@ def run_case(h: Harness, name: str, size: dict[str, int]) -> dict[str, Any]:
         from benchmarks import cases_realtime
 
         return cases_realtime.realtime(h, size)
+    if name == "idle":
+        from benchmarks import cases_idle
+
+        return cases_idle.idle(h, size["idle_window_s"])
     if name == "e2e":
         return cases_worker.e2e_throughput(h, size["e2e_n"], size["e2e_reps"])
     return cases_worker.latency(h, size["latency_n"], size["latency_warmup"], size["latency_block"])

@@ -22,6 +22,13 @@ Members are ``<kind>|<target>`` (``_vocab.TimerKind``; the target is a run id un
 - ``promote``: a run was handed a concurrency slot: publish it unless the releasing
   process already did; ``pump`` (target: a sub-queue id): a slot of that sub-queue lapsed,
   admit its next waiting runs; ``reap|slots``: drop slots whose lease lapsed (DESIGN §6).
+
+Pacing: on a store that announces new early timers (``wakes_timers``: Redis, whose scripts
+publish on ``Feed.timers()`` when a member due within 3 s becomes the earliest), the thread
+sleeps until the earliest due time (``next_timer_due``), at most ``MAX_IDLE_S``, and the
+realtime hub wakes it early on such a message (or after a reconnect). An idle worker so
+makes a few commands a second instead of polling. Elsewhere it ticks every
+``trigger_timer_poll_interval``.
 """
 
 from __future__ import annotations
@@ -36,7 +43,10 @@ from . import concurrency
 from .attempt import expire_run
 from .clock import now_ms
 from .dispatch import enqueue_delayed, publish_record, republish_queued
+from .._store.types import Feed
+from ..errors import StoreUnavailableError
 from .engine import Engine
+from .hub import Signal, hub_for
 from .presence import recheck_pending
 from .schedules import fire
 from .tokens import time_out
@@ -45,6 +55,9 @@ from .waiters import notify_waiters, wake
 logger = logging.getLogger("celery_trigger")
 
 CLAIM_BATCH = 200
+#: The longest sleep between ticks when the store wakes the service (below the 3 s horizon
+#: of ``lua/timer_wake.lua``).
+MAX_IDLE_S = 2.0
 
 
 class TimerService:
@@ -54,6 +67,8 @@ class TimerService:
         self.engine = engine
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._signal = Signal()
+        self._watching = False
         self.handlers: dict[TimerKind, Callable[[str], None]] = {
             TimerKind.ENQUEUE: self._enqueue,
             TimerKind.TTL: self._expire,
@@ -101,6 +116,7 @@ class TimerService:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        self._signal.wake()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -108,20 +124,52 @@ class TimerService:
     def _loop(self) -> None:
         interval = self.engine.settings.timer_poll_interval
         failing = False
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                if self.tick() >= CLAIM_BATCH:
-                    continue  # more are due: no pause
-                failing = False
-            except Exception:
-                # One warning per outage (a store that is down fails every tick).
-                log = logger.debug if failing else logger.warning
-                log("celery-trigger: timer tick failed; retrying", exc_info=True)
-                failing = True
-                self._stop.wait(1.0)
-            # A fixed period, not a pause after each tick: lateness stays under one interval.
-            self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
+        try:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                self._signal.clear()  # before the tick: a message during it is not lost
+                try:
+                    if self.tick() >= CLAIM_BATCH:
+                        continue  # more are due: no pause
+                    pause = self._pause(interval, started)
+                    failing = False
+                except Exception:
+                    # One warning per outage (a store that is down fails every tick).
+                    log = logger.debug if failing else logger.warning
+                    log("celery-trigger: timer tick failed; retrying", exc_info=True)
+                    failing = True
+                    self._stop.wait(1.0)
+                    pause = max(0.0, interval - (time.monotonic() - started))
+                self._signal.wait(pause)
+        finally:
+            self._unwatch()
+
+    def _pause(self, interval: float, started: float) -> float:
+        """How long to sleep after a tick: until the next due time (at most ``MAX_IDLE_S``)
+        when the store wakes us, else the rest of a fixed period (lateness < one interval)."""
+        if not self._watch():
+            return max(0.0, interval - (time.monotonic() - started))
+        due = self.engine.store.next_timer_due()
+        if due is None:
+            return MAX_IDLE_S
+        # One ms late rather than early: a tick claims members due at its own clock reading.
+        return min(MAX_IDLE_S, max(0.0, (due + 1) / 1000 - time.time()))
+
+    def _watch(self) -> bool:
+        """Follow ``Feed.timers()`` through the realtime hub (once); False to keep polling."""
+        if self._watching or not getattr(self.engine.store, "wakes_timers", False):
+            return self._watching
+        try:
+            hub_for(self.engine).watch(self._signal, [Feed.timers()])
+        except StoreUnavailableError:
+            return False  # tried again after the next tick
+        self._watching = True
+        return True
+
+    def _unwatch(self) -> None:
+        if self._watching:
+            self._watching = False
+            hub_for(self.engine).unwatch(self._signal, [Feed.timers()])
 
     # actions -----------------------------------------------------------------------------
     def _enqueue(self, run_id: str) -> None:

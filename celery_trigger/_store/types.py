@@ -59,6 +59,7 @@ class FeedKind(str, Enum):
     STREAM = "stream"  # chunks ``{d: JSON}`` of one realtime stream of a run
     HUB = "hub"  # a process's realtime hub (wake-ups only)
     LOGS = "logs"  # entries ``{d: JSON LogEntry}`` of a run's own log (``LogStore``)
+    TIMERS = "timers"  # the timer set got an earliest member due soon (wake-ups only)
 
 
 @dataclass(frozen=True, order=True)
@@ -95,6 +96,10 @@ class Feed:
     def hub(cls, hub_id: str) -> Feed:
         return cls(FeedKind.HUB, hub_id)
 
+    @classmethod
+    def timers(cls) -> Feed:
+        return cls(FeedKind.TIMERS, "")
+
 
 def feed_key(keys: Keys, feed: Feed) -> str:
     """The key (stream or channel name) of a feed in either store."""
@@ -108,6 +113,8 @@ def feed_key(keys: Keys, feed: Feed) -> str:
         return keys.run_stream(feed.target, feed.name)
     if feed.kind is FeedKind.LOGS:
         return keys.run_logs(feed.target)
+    if feed.kind is FeedKind.TIMERS:
+        return keys.timers()
     return keys.hub(feed.target)
 
 

@@ -23,6 +23,7 @@
 -- worker died), the timer service republishes the run and the next claim takes it over as a
 -- new attempt (field takeover = 1; a warm retry under its own live lease is no takeover).
 -- Invariant: at most one live lease per run; a duplicate delivery is dropped, never run twice.
+-- #include timer_wake
 -- #include slots
 -- Or the error reply STALE_KEYS of events.lua: the event keys were stale, nothing written.
 -- #include events
@@ -72,7 +73,7 @@ elseif status == S.WAITING then
     "lease_exp", now + tonumber(ARGV[3]), "woken", "0", "resumed", "1", "updated", now,
     "takeover", "0")
   for k = 9, EV.nargv do redis.call("ZREM", KEYS[2], ARGV[k]) end
-  redis.call("ZADD", KEYS[2], now + tonumber(ARGV[3]) + 1000,
+  add_timer(KEYS[2], now + tonumber(ARGV[3]) + 1000,
     T.lease .. redis.call("HGET", KEYS[1], "id"))
   emit_event(KEYS[1], E.status)
   return {"ok", unpack(redis.call("HGETALL", KEYS[1]))}
@@ -93,7 +94,7 @@ redis.call("HSET", KEYS[1], "status", S.EXECUTING, "lease", ARGV[2],
   "updated", now, "resumed", "0", "attempt_ms", 0,
   "takeover", (status == S.EXECUTING and mode ~= "warm") and "1" or "0")
 redis.call("DEL", KEYS[3])
-redis.call("ZADD", KEYS[2], now + tonumber(ARGV[3]) + 1000,
+add_timer(KEYS[2], now + tonumber(ARGV[3]) + 1000,
   T.lease .. redis.call("HGET", KEYS[1], "id"))
 if r[7] == false then redis.call("HSET", KEYS[1], "started", now) end
 for k = 9, EV.nargv do redis.call("ZREM", KEYS[2], ARGV[k]) end

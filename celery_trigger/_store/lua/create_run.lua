@@ -13,6 +13,7 @@
 -- JSON object of strings (one argument instead of ~50 keeps the call cheap to encode).
 -- Returns {run id, cached (0|1)}: the new run, or the run that already owns the key.
 -- #include events
+-- #include timer_wake
 local run_id, now = ARGV[1], tonumber(ARGV[2])
 if KEYS[4] ~= "" then
   local owner = redis.call("GET", KEYS[4])
@@ -27,7 +28,7 @@ end
 local ntimers = tonumber(ARGV[6])
 local i = 7
 for _ = 1, ntimers do
-  redis.call("ZADD", KEYS[3], ARGV[i + 1], ARGV[i])
+  add_timer(KEYS[3], ARGV[i + 1], ARGV[i])
   i = i + 2
 end
 local fields = {}

@@ -12,6 +12,7 @@
 -- then nothing is written.
 -- Or the error reply STALE_KEYS of events.lua: the event keys were stale, nothing written.
 -- #include events
+-- #include timer_wake
 local r = redis.call("HMGET", KEYS[1], "status", "lease", "id")
 if r[1] ~= S.EXECUTING or r[2] ~= ARGV[2] then return 0 end
 local stale = events_stale(KEYS[1])
@@ -23,7 +24,7 @@ local result = 1
 if FINAL[status] then
   redis.call("HSET", KEYS[1], "finished", now)
   if redis.call("EXISTS", KEYS[4]) == 1 then
-    redis.call("ZADD", KEYS[2], now + 5000, T.notify .. r[3])
+    add_timer(KEYS[2], now + 5000, T.notify .. r[3])
     result = 2
   end
 end
@@ -34,7 +35,7 @@ end
 local ntimers = tonumber(ARGV[5])
 local i = 6
 for _ = 1, ntimers do
-  redis.call("ZADD", KEYS[2], ARGV[i + 1], ARGV[i])
+  add_timer(KEYS[2], ARGV[i + 1], ARGV[i])
   i = i + 2
 end
 if i <= EV.nargv then

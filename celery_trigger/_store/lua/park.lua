@@ -13,6 +13,7 @@
 -- (status WAITING, lease released, wake-up registered).
 -- Or the error reply STALE_KEYS of events.lua: the event keys were stale, nothing written.
 -- #include events
+-- #include timer_wake
 local r = redis.call("HMGET", KEYS[1], "status", "lease")
 if r[1] ~= S.EXECUTING or r[2] ~= ARGV[2] then return "lost" end
 local stale = events_stale(KEYS[1])
@@ -53,7 +54,7 @@ if nfields > 0 then
   redis.call("HSET", KEYS[1], unpack(fields))
 end
 if due ~= nil and due > now then
-  redis.call("ZADD", KEYS[3], due, T.resume .. redis.call("HGET", KEYS[1], "id"))
+  add_timer(KEYS[3], due, T.resume .. redis.call("HGET", KEYS[1], "id"))
 end
 emit_event(KEYS[1], E.status)
 return "parked"

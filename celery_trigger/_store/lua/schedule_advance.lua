@@ -5,8 +5,9 @@
 -- ARGV[4] timer member ("sched|<id>")   ARGV[5] nominal ms of the occurrence if it was
 -- triggered ("" = skipped: inactive; last_run keeps the last triggered one)   ARGV[6] now (ms)
 -- Returns 1, or 0 when the schedule is gone or was re-timed meanwhile (nothing written).
+-- #include timer_wake
 if redis.call("HGET", KEYS[1], "next_run") ~= ARGV[1] then return 0 end
 redis.call("HSET", KEYS[1], "next_run", ARGV[2], "updated", ARGV[6])
 if ARGV[5] ~= "" then redis.call("HSET", KEYS[1], "last_run", ARGV[5]) end
-redis.call("ZADD", KEYS[2], ARGV[3], ARGV[4])
+add_timer(KEYS[2], ARGV[3], ARGV[4])
 return 1

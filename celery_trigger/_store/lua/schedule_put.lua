@@ -13,6 +13,7 @@
 -- worker without the "sched" handler): re-syncing an unchanged schedule never moves a
 -- pending or claimed fire.
 -- Returns {"created"|"updated", record...}, {"missing"} or {"type", existing type}.
+-- #include timer_wake
 local exists = redis.call("EXISTS", KEYS[1]) == 1
 if not exists and ARGV[3] ~= "upsert" then return {"missing"} end
 if exists and ARGV[4] ~= "" then
@@ -49,7 +50,7 @@ end
 redis.call("HSET", KEYS[1], "updated", ARGV[2])
 if reschedule and ARGV[6] ~= "" then
   redis.call("HSET", KEYS[1], "next_run", ARGV[6])
-  redis.call("ZADD", KEYS[3], ARGV[7], ARGV[5])
+  add_timer(KEYS[3], ARGV[7], ARGV[5])
 end
 local reply = {exists and "updated" or "created"}
 local record = redis.call("HGETALL", KEYS[1])

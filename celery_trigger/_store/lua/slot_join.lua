@@ -9,6 +9,7 @@
 -- is not QUEUED (delayed, pending, or already claimed), is already in line or holds a slot,
 -- or whose queue has no limit (and no environment limit) and is not paused.
 -- Returns 1 when the run joined, else 0.
+-- #include timer_wake
 -- #include slots
 local r = redis.call("HMGET", KEYS[1], "status", "queued_at", "priority", "id", "seq")
 if r[1] ~= S.QUEUED then return 0 end

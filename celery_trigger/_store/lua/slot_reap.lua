@@ -8,6 +8,7 @@
 -- run: its message may have died with its worker). While any slot is held, T.reap .. "slots"
 -- is re-armed one second after the earliest lease could lapse.
 -- Returns the number of slots reaped.
+-- #include timer_wake
 -- #include slots
 local now = tonumber(ARGV[1])
 local K = {held=KEYS[1], subof=KEYS[2], count=KEYS[3], timers=KEYS[4]}
@@ -18,6 +19,6 @@ repeat
 until n < 100
 local first = redis.call("ZRANGE", KEYS[1], 0, 0, "WITHSCORES")
 if #first > 0 then
-  redis.call("ZADD", KEYS[4], "LT", tonumber(first[2]) + 1000, T.reap .. "slots")
+  add_timer(KEYS[4], tonumber(first[2]) + 1000, T.reap .. "slots", "LT")
 end
 return reaped

@@ -10,6 +10,7 @@
 -- publishes it; if the caller dies first, its "promote|<run>" timer does.
 -- A run that is EXECUTING again (a resume or takeover claimed it since) keeps its slot:
 -- the release of an attempt that has already ended changes nothing.
+-- #include timer_wake
 -- #include slots
 local now = tonumber(ARGV[1])
 local K = {queue=KEYS[3], waiting=KEYS[4], subs=KEYS[5], held=KEYS[6], subof=KEYS[7],

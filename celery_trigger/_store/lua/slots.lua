@@ -42,10 +42,10 @@ local function slot_reap(K, now, sub)
     local s = redis.call("HGET", K.subof, run)
     redis.call("ZREM", K.held, run)
     redis.call("HDEL", K.subof, run)
-    redis.call("ZADD", K.timers, now, T.promote .. run)
+    add_timer(K.timers, now, T.promote .. run)
     if s then
       slot_uncount(K, s)
-      if s ~= sub then redis.call("ZADD", K.timers, now, T.pump .. s) end
+      if s ~= sub then add_timer(K.timers, now, T.pump .. s) end
     end
   end
   return #dead
@@ -91,14 +91,14 @@ local function slot_pump(K, sub, limit, paused, env, now, exp, delay)
     redis.call("ZADD", K.held, exp, head[1])
     if K.unclaimed and redis.call("SISMEMBER", K.unclaimed, head[1]) == 1 then
       -- its own message is on its way and takes up the slot; publish only if it never does
-      redis.call("ZADD", K.timers, exp, T.promote .. head[1])
+      add_timer(K.timers, exp, T.promote .. head[1])
     else
-      redis.call("ZADD", K.timers, now + delay, T.promote .. head[1])
+      add_timer(K.timers, now + delay, T.promote .. head[1])
       promoted[#promoted + 1] = head[1]
     end
   end
   -- the reaper runs one second after the earliest slot lease could lapse
-  if #promoted > 0 then redis.call("ZADD", K.timers, "LT", exp + 1000, T.reap .. "slots") end
+  if #promoted > 0 then add_timer(K.timers, exp + 1000, T.reap .. "slots", "LT") end
   return promoted
 end
 

@@ -4,6 +4,7 @@
 -- Returns {"missing"} | {"done"} (already completed or timed out: nothing changes) |
 -- {"ok", waiter...} (the runs parked on it, as "<run>|<k>"; "notify|token:<id>" is scheduled
 -- as a safety net until the caller has notified them).
+-- #include timer_wake
 local status = redis.call("HGET", KEYS[1], "status")
 if not status then return {"missing"} end
 if status ~= W.WAITING then return {"done"} end
@@ -12,6 +13,6 @@ redis.call("HSET", KEYS[1], "status", ARGV[2], "completed_at", ARGV[1], ARGV[3],
 redis.call("ZREM", KEYS[2], T.tokento .. id)
 local waiters = redis.call("SMEMBERS", KEYS[3])
 if #waiters > 0 then
-  redis.call("ZADD", KEYS[2], tonumber(ARGV[1]) + 5000, T.notify .. "token:" .. id)
+  add_timer(KEYS[2], tonumber(ARGV[1]) + 5000, T.notify .. "token:" .. id)
 end
 return {"ok", unpack(waiters)}

@@ -4,6 +4,7 @@
 -- ARGV[1] token id   ARGV[2] now (ms)   ARGV[3] key ttl (ms, 0 = never expires)
 -- ARGV[4] timeout at (ms, "" = never)   ARGV[5..] field/value pairs
 -- Returns {token id, cached (0|1)}.
+-- #include timer_wake
 if KEYS[2] ~= "" then
   local owner = redis.call("GET", KEYS[2])
   if owner then return {owner, 1} end
@@ -18,5 +19,5 @@ for j = 5, #ARGV do fields[#fields + 1] = ARGV[j] end
 redis.call("HSET", KEYS[1], unpack(fields))
 redis.call("ZADD", KEYS[4], ARGV[2], ARGV[1])
 for k = 5, #KEYS do redis.call("ZADD", KEYS[k], ARGV[2], ARGV[1]) end
-if ARGV[4] ~= "" then redis.call("ZADD", KEYS[3], ARGV[4], T.tokento .. ARGV[1]) end
+if ARGV[4] ~= "" then add_timer(KEYS[3], ARGV[4], T.tokento .. ARGV[1]) end
 return {ARGV[1], 0}

@@ -9,6 +9,7 @@
 -- Returns {"ok", record...} after the change, or {"no", current status} (nothing written).
 -- Or the error reply STALE_KEYS of events.lua: the event keys were stale, nothing written.
 -- #include events
+-- #include timer_wake
 local status = redis.call("HGET", KEYS[1], "status")
 if not status then return {"no", ""} end
 local stale = events_stale(KEYS[1])
@@ -31,7 +32,7 @@ end
 local nadd = tonumber(ARGV[i])
 i = i + 1
 for _ = 1, nadd do
-  redis.call("ZADD", KEYS[2], ARGV[i + 1], ARGV[i])
+  add_timer(KEYS[2], ARGV[i + 1], ARGV[i])
   i = i + 2
 end
 if ARGV[3] ~= "" then
@@ -40,7 +41,7 @@ if ARGV[3] ~= "" then
     redis.call("HSET", KEYS[1], "finished", now, "lease", "", "lease_exp", 0)
     redis.call("ZREM", KEYS[2], T.lease .. redis.call("HGET", KEYS[1], "id"))
     if KEYS[4] and KEYS[4] ~= "" and redis.call("EXISTS", KEYS[4]) == 1 then
-      redis.call("ZADD", KEYS[2], now + 5000, T.notify .. redis.call("HGET", KEYS[1], "id"))
+      add_timer(KEYS[2], now + 5000, T.notify .. redis.call("HGET", KEYS[1], "id"))
     end
   end
   if ARGV[3] == S.QUEUED then redis.call("HSET", KEYS[1], "queued_at", now) end

@@ -10,6 +10,9 @@ from .base import MemoryBase
 class MemoryTimers(MemoryBase):
     """The timer set in memory (``TimerStore``): ``claim_timers.lua`` in Python."""
 
+    #: Nothing publishes ``Feed.timers()``: timer services keep polling.
+    wakes_timers = False
+
     def add_timers(self, timers: Sequence[tuple[str, int]]) -> None:
         with self._lock:
             for member, due in timers:
@@ -37,6 +40,16 @@ class MemoryTimers(MemoryBase):
         with self._lock:
             score = self._state.zsets.get(self.keys.timers(), {}).get(member)
             return None if score is None else int(score)
+
+    def next_timer_due(self) -> int | None:
+        with self._lock:
+            zsets = self._state.zsets
+            dues = [
+                min(zset.values())
+                for zset in (zsets.get(self.keys.timers()), zsets.get(self.keys.timers_claimed()))
+                if zset
+            ]
+            return int(min(dues)) if dues else None
 
     def remove_timers(self, members: Sequence[str]) -> None:
         with self._lock:

@@ -13,6 +13,10 @@ from typing import Protocol
 class TimerStore(Protocol):
     """The timer set (DESIGN §5): every future wake-up, claimed under a lease."""
 
+    #: True when adding a member that becomes the earliest one and is due within 3 s
+    #: publishes on ``Feed.timers()`` (so a timer service may sleep until the earliest due).
+    wakes_timers: bool
+
     def add_timers(self, timers: Sequence[tuple[str, int]]) -> None:
         """Set the due time (ms) of each member, adding or moving it."""
         ...
@@ -23,6 +27,11 @@ class TimerStore(Protocol):
 
     def ack_timers(self, members: Sequence[str]) -> None:
         """End the claims of handled members (they never come back)."""
+        ...
+
+    def next_timer_due(self) -> int | None:
+        """The earliest due time (ms) of a pending member or of a claim's lease (when a
+        lapsed claim comes back), or None when there is neither."""
         ...
 
     def timer_due(self, member: str) -> int | None:

@@ -36,12 +36,14 @@ WRAPPED = "__store_errors_wrapped__"
 _INCLUDE = "-- #include "
 #: The package whose ``lua/`` directory holds the scripts (``celery_trigger._store``).
 _LUA_PACKAGE = __name__.rsplit(".", 2)[0]
-#: Every script RedisStore runs (``lua/<name>.lua``); ``slots`` and ``events`` are includes.
+#: Every script RedisStore runs (``lua/<name>.lua``); ``slots``, ``events`` and
+#: ``timer_wake`` are includes.
 SCRIPTS = (
     "create_run",
     "claim_attempt",
     "finish_attempt",
     "claim_timers",
+    "timers_add",
     "transition",
     "renew_lease",
     "park",

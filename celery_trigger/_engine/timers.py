@@ -38,13 +38,13 @@ import threading
 import time
 from collections.abc import Callable
 
+from .._store.types import Feed
 from .._vocab import RunStatus, TimerKind, parse_timer
+from ..errors import StoreUnavailableError
 from . import concurrency
 from .attempt import expire_run
 from .clock import now_ms
 from .dispatch import enqueue_delayed, publish_record, republish_queued
-from .._store.types import Feed
-from ..errors import StoreUnavailableError
 from .engine import Engine
 from .hub import Signal, hub_for
 from .presence import recheck_pending

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .._serialization import dumps, loads
-from .._store.base import BrokerDelivery
+from .._store.base import BrokerDelivery, NewBatch
 from .._vocab import FAILED_STATUSES, RunStatus, TimerKind
 from ..options import Queue, coerce_queue
 from .broker import Delivery, DirectMessage
@@ -127,11 +127,14 @@ def _plan_direct(engine: Engine, prepared: Sequence[Prepared]) -> list[DirectMes
     return out
 
 
-def create_and_publish(engine: Engine, prepared: Sequence[Prepared]) -> list[tuple[str, bool]]:
-    """Write the runs, then publish the new queued ones. Returns ``(run id, cached)``."""
+def create_and_publish(
+    engine: Engine, prepared: Sequence[Prepared], batch: NewBatch | None = None
+) -> list[tuple[str, bool]]:
+    """Write the runs (and ``batch``'s record with them), then publish the new queued ones.
+    Returns ``(run id, cached)``."""
     _join_lines(engine, prepared)
     planned = _plan_direct(engine, prepared)
-    created = engine.store.create_runs([p.new for p in prepared], now_ms())
+    created = engine.store.create_runs([p.new for p in prepared], now_ms(), batch=batch)
     out: list[tuple[str, bool]] = []
     to_send: list[Prepared] = []
     for item, result, message in zip(prepared, created, planned, strict=True):

@@ -63,6 +63,7 @@ SCRIPTS = (
     "stream_append",
     "log_append",
     "retire_run",
+    "batch_put",
 )
 
 

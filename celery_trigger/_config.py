@@ -175,6 +175,10 @@ class Settings:
 
     config: TriggerConfig
     redis_url: str = "redis://localhost:6379/0"
+    #: Redis Sentinel: the sentinels (``"h:p,h:p"`` or a list) and the master's service name;
+    #: when set, the store finds its master through them and ``redis_url`` is not used
+    redis_sentinels: Any = None
+    redis_master: str = "mymaster"
     store: str = "redis"
     key_prefix: str = "ct"
     environment: str = "PRODUCTION"
@@ -224,6 +228,8 @@ def _default_redis_url(broker: Any) -> str:
 def _broker_problem(conf: Any, overrides: Mapping[str, Any], store: str) -> str | None:
     """A non-Redis broker and no ``trigger_redis_url``: say so instead of guessing localhost."""
     if store != "redis" or "redis_url" in overrides or conf.get("trigger_redis_url"):
+        return None
+    if overrides.get("redis_sentinels") or conf.get("trigger_redis_sentinels"):
         return None
     broker = conf.get("broker_url") or "amqp://"
     if isinstance(broker, str) and broker.startswith(REDIS_SCHEMES):

@@ -28,6 +28,7 @@ from ._engine.engine import Engine, current, current_or_none, reset
 from ._store.base import Store
 from ._store.memory import MemoryStore
 from ._store.redis import RedisStore
+from ._store.redis.connect import sentinel_url
 from .errors import ConfigurationError
 from .options import clamp_max_duration
 
@@ -44,7 +45,13 @@ def _make_store(settings: Settings) -> Store:
     if settings.store == "memory":
         store = MemoryStore(prefix=settings.key_prefix)
     else:
-        store = RedisStore(settings.redis_url, prefix=settings.key_prefix)
+        try:
+            url = settings.redis_url
+            if settings.redis_sentinels:
+                url = sentinel_url(settings.redis_sentinels, settings.redis_master)
+            store = RedisStore(url, prefix=settings.key_prefix)
+        except ValueError as exc:  # a malformed Sentinel URL or sentinel list
+            raise ConfigurationError([str(exc)]) from exc
     store.retention_ms = settings.retention_ms
     return store
 

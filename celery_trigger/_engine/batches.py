@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._serialization import dumps, loads
+from .._store.base import NewBatch
 from .._vocab import RunStatus
 from ..errors import BatchTriggerError, PayloadValidationError, TriggerError
 from ..options import BatchItem
@@ -94,21 +95,22 @@ def create_batch(
     hit = batch_keys.cached_batch(engine.store, bkey)
     if hit is not None:
         return hit[0], hit[1], True
-    created = [run_id for run_id, _ in create_and_publish(engine, prepared)]
+    record = {
+        "id": batch_id,
+        "run_count": str(count),
+        "created": str(stamp),
+        "status": RunStatus.COMPLETED.value,
+        **batch_keys.fields(bkey),
+    }
+    # the batch record is written in the same transaction as its runs (NewBatch)
+    results = create_and_publish(engine, prepared, NewBatch(batch_id, record))
+    created = [run_id for run_id, _ in results]
+    if any(r != p.new.run_id for r, p in zip(created, prepared, strict=True)):
+        # the store named the keys' owners; a failed owner replaced since is named here
+        engine.store.put_batch(batch_id, {"runs": dumps(created)})
     winner = batch_keys.claim(engine.store, bkey, batch_id)
     if winner is not None:  # a concurrent repeat won; its items are ours (derived keys)
         return winner, created, True
-    engine.store.put_batch(
-        batch_id,
-        {
-            "id": batch_id,
-            "runs": dumps(created),
-            "run_count": str(count),
-            "created": str(stamp),
-            "status": RunStatus.COMPLETED.value,
-            **batch_keys.fields(bkey),
-        },
-    )
     return batch_id, created, False
 
 

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .._serialization import dumps, loads
-from .._store.base import BrokerDelivery
+from .._store.base import BrokerDelivery, NewBatch
 from .._vocab import FAILED_STATUSES, RunStatus, TimerKind
 from ..options import Queue, coerce_queue
 from . import tracing
@@ -150,22 +150,27 @@ def _plan_direct(engine: Engine, prepared: Sequence[Prepared]) -> list[DirectMes
     return out
 
 
-def create_and_publish(engine: Engine, prepared: Sequence[Prepared]) -> list[tuple[str, bool]]:
-    """Write the runs, then publish the new queued ones. Returns ``(run id, cached)``.
+def create_and_publish(
+    engine: Engine, prepared: Sequence[Prepared], batch: NewBatch | None = None
+) -> list[tuple[str, bool]]:
+    """Write the runs (and ``batch``'s record with them), then publish the new queued ones.
+    Returns ``(run id, cached)``.
 
     A trigger is a span (``trigger <task>``); each run keeps its context (``tracing.py``)."""
     with tracing.span(*tracing.trigger_span(prepared)) as span:
         for item in prepared:
             item.new.fields.update(tracing.kept_fields(item.new.fields))
-        out = _create_and_publish(engine, prepared)
+        out = _create_and_publish(engine, prepared, batch)
         span.set_attribute("ct.run_ids", [run_id for run_id, _ in out])
         return out
 
 
-def _create_and_publish(engine: Engine, prepared: Sequence[Prepared]) -> list[tuple[str, bool]]:
+def _create_and_publish(
+    engine: Engine, prepared: Sequence[Prepared], batch: NewBatch | None
+) -> list[tuple[str, bool]]:
     _join_lines(engine, prepared)
     planned = _plan_direct(engine, prepared)
-    created = engine.store.create_runs([p.new for p in prepared], now_ms())
+    created = engine.store.create_runs([p.new for p in prepared], now_ms(), batch=batch)
     out: list[tuple[str, bool]] = []
     to_send: list[Prepared] = []
     for item, result, message in zip(prepared, created, planned, strict=True):

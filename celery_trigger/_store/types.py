@@ -141,6 +141,15 @@ class NewRun:
 
 
 @dataclass(frozen=True)
+class NewBatch:
+    """A batch record written with its runs (``create_runs(..., batch=)``): ``fields`` are
+    stored as given, and ``runs`` is the JSON list of the ids the creates resolved."""
+
+    batch_id: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
 class Created:
     run_id: str
     cached: bool

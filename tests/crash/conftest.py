@@ -16,6 +16,7 @@ from celery import Celery
 
 import celery_trigger as ct
 from celery_trigger import _setup
+from tests import brokers
 from tests.helpers import redis_client
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,11 +59,15 @@ class CrashEnv:
         }
         # The test process talks to the same store as the workers, as a client.
         self.app = Celery(
-            "crash-client", broker=f"{redis_url}/0", backend=f"{redis_url}/0", set_as_current=False
+            "crash-client",
+            broker=brokers.broker_url(redis_url),
+            backend=f"{redis_url}/0",
+            set_as_current=False,
         )
         self.app.conf.task_default_queue = f"q-{self.prefix}"
         self.trigger = ct.setup(
             self.app,
+            redis_url=f"{redis_url}/0",
             key_prefix=self.prefix,
             lease_seconds=1.5,
             secret_key="crash-test-secret-0123456789abcdef",
@@ -118,6 +123,7 @@ class CrashEnv:
         if keys:
             client.delete(*keys)
         client.delete(f"q-{self.prefix}")
+        brokers.delete_queues(self.app, f"q-{self.prefix}")
 
 
 @pytest.fixture

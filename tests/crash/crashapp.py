@@ -14,16 +14,19 @@ from pathlib import Path
 from celery import Celery
 
 import celery_trigger as ct
+from tests import brokers
 
 REDIS = os.environ.get("CT_CRASH_REDIS", "redis://127.0.0.1:6379")
 PREFIX = os.environ.get("CT_CRASH_PREFIX", "crash")
 MARKS = Path(os.environ.get("CT_CRASH_MARKS", "/tmp"))
 
-app = Celery("crashapp", broker=f"{REDIS}/0", backend=f"{REDIS}/0")
+# the broker set-up of tests/brokers.py (CELERY_TRIGGER_TEST_BROKER); the store is always db 0
+app = Celery("crashapp", broker=brokers.broker_url(REDIS), backend=f"{REDIS}/0")
 app.conf.task_default_queue = f"q-{PREFIX}"
 app.conf.broker_connection_retry_on_startup = True
 ct.setup(
     app,
+    redis_url=f"{REDIS}/0",
     key_prefix=PREFIX,
     lease_seconds=1.5,
     timer_poll_interval=0.05,

@@ -13,7 +13,7 @@ import celery_trigger as ct
 from ..integration.conftest import wait_for
 from .conftest import CrashEnv, logs
 
-pytestmark = [pytest.mark.crash, pytest.mark.slow]
+pytestmark = [pytest.mark.crash, pytest.mark.slow, pytest.mark.brokers]
 
 
 def _status(run_id: str) -> ct.RunStatus:

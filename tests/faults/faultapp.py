@@ -81,3 +81,19 @@ def fault_wait(payload: Any, ctx: ct.Context) -> dict[str, Any]:
     ct.wait.for_(seconds=payload["s"])
     mark(f"end-wait-{ctx.run.id}")
     return {"n": payload["n"]}
+
+
+@ct.task(id="fault-meta")
+def fault_meta(payload: Any, ctx: ct.Context) -> dict[str, Any]:
+    """Sets metadata once while the store is down (the test drops ``outage`` in the marks
+    directory, then ``done``); the write must survive the failed flushes."""
+    mark(f"start-meta-{ctx.run.id}")
+    noted = False
+    while not (MARKS / "done").exists():
+        if not noted and (MARKS / "outage").exists():
+            ct.metadata.set("during_outage", True)
+            mark(f"noted-meta-{ctx.run.id}")
+            noted = True
+        time.sleep(0.02)
+    mark(f"end-meta-{ctx.run.id}")
+    return {"noted": noted}

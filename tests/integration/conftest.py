@@ -1,7 +1,8 @@
 """Fixtures for tests against a real Redis and a real in-process Celery worker.
 
 ``engine`` is a Celery app with ``celery_trigger.setup`` applied, its own key prefix and its
-own broker queue; ``worker`` starts a real ``start_worker`` (threads pool) for it.
+own broker queue (on the broker ``tests/brokers.py`` picks); ``worker`` starts a real
+``start_worker`` (threads pool) for it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from celery.contrib.testing.worker import start_worker
 import celery_trigger as ct
 from celery_trigger import _definition, _setup
 from celery_trigger.status import RunStatus
+from tests import brokers
 from tests.helpers import redis_client, wait_for
 
 
@@ -65,7 +67,10 @@ class Engine:
             loglevel="WARNING",
             **options,
         ) as w:
-            yield w
+            try:
+                yield w
+            finally:
+                brokers.wake_for_shutdown(w)
 
     def cleanup(self) -> None:
         client = redis_client(self.trigger.store)
@@ -74,6 +79,7 @@ class Engine:
             for i in range(0, len(keys), 500):
                 client.delete(*keys[i : i + 500])
             client.delete(self.queue)
+        brokers.delete_queues(self.app, self.queue)
 
 
 @pytest.fixture
@@ -85,7 +91,7 @@ def make_engine(redis_server: str) -> Iterator[Callable[..., Engine]]:
         queue = f"q-{prefix}"
         app = Celery(
             f"test-{prefix}",
-            broker=f"{redis_server}/0",
+            broker=brokers.broker_url(redis_server),
             backend=f"{redis_server}/0",
             set_as_current=False,
         )
@@ -93,6 +99,8 @@ def make_engine(redis_server: str) -> Iterator[Callable[..., Engine]]:
         app.conf.broker_connection_retry_on_startup = True
         app.conf.worker_hijack_root_logger = False
         overrides.setdefault("key_prefix", prefix)
+        if brokers.kind() != "same":  # the store stays on db 0, the broker is elsewhere
+            overrides.setdefault("redis_url", f"{redis_server}/0")
         overrides.setdefault("timer_poll_interval", 0.02)
         overrides.setdefault("secret_key", "test-secret-0123456789abcdef0123456789")
         trigger = ct.setup(app, **overrides)

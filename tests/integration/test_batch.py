@@ -12,6 +12,9 @@ from tests.helpers import redis_client
 
 from .conftest import Engine, wait_for_status
 
+# also run with the broker on another Redis database and on RabbitMQ (tests/brokers.py)
+pytestmark = pytest.mark.brokers
+
 SECRET = "test-secret-0123456789abcdef0123456789"
 
 

@@ -18,6 +18,9 @@ import celery_trigger as ct
 
 from .conftest import Engine, wait_for, wait_for_status
 
+# also run with the broker on another Redis database and on RabbitMQ (tests/brokers.py)
+pytestmark = pytest.mark.brokers
+
 FAST = {"max_attempts": 2, "min_timeout_in_ms": 50, "max_timeout_in_ms": 50, "randomize": False}
 FAST3 = {**FAST, "max_attempts": 3}
 COUNTS: Counter[str] = Counter()

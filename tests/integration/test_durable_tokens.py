@@ -15,6 +15,9 @@ from tests.helpers import redis_client
 
 from .conftest import Engine, wait_for, wait_for_status
 
+# also run with the broker on another Redis database and on RabbitMQ (tests/brokers.py)
+pytestmark = pytest.mark.brokers
+
 COUNTS: Counter[str] = Counter()
 
 

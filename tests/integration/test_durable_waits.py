@@ -17,6 +17,9 @@ import celery_trigger as ct
 
 from .conftest import Engine, wait_for, wait_for_status
 
+# also run with the broker on another Redis database and on RabbitMQ (tests/brokers.py)
+pytestmark = pytest.mark.brokers
+
 FAST = {"max_attempts": 2, "min_timeout_in_ms": 50, "max_timeout_in_ms": 50, "randomize": False}
 COUNTS: Counter[str] = Counter()
 WAITS: list[tuple[str, dict[str, Any]]] = []

@@ -17,6 +17,9 @@ import celery_trigger as ct
 
 from .conftest import Engine, wait_for, wait_for_status
 
+# also run with the broker on another Redis database and on RabbitMQ (tests/brokers.py)
+pytestmark = pytest.mark.brokers
+
 _lock = threading.Lock()
 #: group -> [(start, end, run id, key)] of every run body that finished
 SPANS: dict[str, list[tuple[float, float, str, str]]] = {}

@@ -26,6 +26,9 @@ from tests.helpers import wait_for
 from .conftest import Engine
 from .schedule_helpers import at, define, schedule_clock  # noqa: F401  (fixtures)
 
+# also run with the broker on another Redis database and on RabbitMQ (tests/brokers.py)
+pytestmark = pytest.mark.brokers
+
 
 def runs_of(task_id: str) -> list[ct.Run]:
     """The task's runs, oldest nominal time first."""

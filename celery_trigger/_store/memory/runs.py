@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from ..._vocab import (
@@ -16,6 +17,7 @@ from ..types import (
     Claim,
     Created,
     IdempotencyKey,
+    NewBatch,
     NewRun,
     Record,
     SlotScope,
@@ -29,9 +31,24 @@ from .state import lua_float, lua_num, mono_ms
 class MemoryRuns(MemorySlots, MemoryEvents):
     """Run records in memory (``RunStore``): ``create_run.lua``, ``claim_attempt.lua``,"""
 
-    def create_runs(self, runs: Sequence[NewRun], now_ms: int) -> list[Created]:
+    def create_runs(
+        self, runs: Sequence[NewRun], now_ms: int, *, batch: NewBatch | None = None
+    ) -> list[Created]:
         with self._lock:
-            return [self._slot_join(run, self._create(run, now_ms)) for run in runs]
+            try:
+                return [self._slot_join(run, self._create(run, now_ms)) for run in runs]
+            finally:
+                if batch is not None:  # batch_put.lua: written even when a create failed
+                    self._batch_put(runs, batch)
+
+    def _batch_put(self, runs: Sequence[NewRun], batch: NewBatch) -> None:
+        ids = []
+        for run in runs:
+            key = self.keys.idempotency(run.task_id, run.idempotency_key or "")
+            owner = self._state.get(key) if run.idempotency_key else None
+            ids.append(owner or run.run_id)
+        fields = {"runs": json.dumps(ids), **batch.fields}
+        self._state.hset(self.keys.batch(batch.batch_id), fields)
 
     def _create(self, run: NewRun, now_ms: int) -> Created:
         """``create_run.lua``."""

@@ -16,6 +16,7 @@ from ..types import (
     Claim,
     Created,
     IdempotencyKey,
+    NewBatch,
     NewRun,
     Record,
     SlotScope,
@@ -26,8 +27,12 @@ from ..types import (
 class RunStore(Protocol):
     """Run records: create, read, claim under a lease, finish, transition, list."""
 
-    def create_runs(self, runs: Sequence[NewRun], now_ms: int) -> list[Created]:
-        """Create runs in order, honouring idempotency keys: each new run or its key's owner."""
+    def create_runs(
+        self, runs: Sequence[NewRun], now_ms: int, *, batch: NewBatch | None = None
+    ) -> list[Created]:
+        """Create runs in order, honouring idempotency keys: each new run or its key's owner.
+        With ``batch``, its record (``runs`` = the resolved ids) is written in the same
+        transaction: the runs never exist without it, even when one create fails."""
         ...
 
     def get_run(self, run_id: str) -> Record | None:

@@ -23,6 +23,7 @@ from ..._keys import Keys
 from ..._vocab import lua_prelude
 from ...errors import StoreUnavailableError
 from ..types import IdempotencyKey, Record, ServerLocation
+from .connect import is_sentinel_url, make_client
 from .events import MAX_STALE_RETRIES, IdentityCache, event_block, stale_identity
 
 T = TypeVar("T")
@@ -64,6 +65,7 @@ SCRIPTS = (
     "stream_append",
     "log_append",
     "retire_run",
+    "batch_put",
 )
 
 
@@ -140,9 +142,7 @@ class RedisBase:
         self.keys = Keys(prefix)
         self._identities = IdentityCache()
         # Any: with decode_responses every reply is str, which redis-py's types cannot say
-        self._client: Any = redis.Redis.from_url(
-            url, decode_responses=True, health_check_interval=30
-        )
+        self._client: Any = make_client(url)  # a server URL or a Sentinel URL (connect.py)
         self._scripts: dict[str, Any] = {
             name: self._client.register_script(load_script(name)) for name in SCRIPTS
         }
@@ -206,7 +206,7 @@ class RedisBase:
 
     def location(self) -> ServerLocation | None:
         kw = self._client.connection_pool.connection_kwargs
-        if "path" in kw:  # a unix socket: no host to compare with a broker URL
+        if "path" in kw or is_sentinel_url(self.url):  # no fixed host to compare with a broker
             return None
         ssl = "ssl" in str(self._client.connection_pool.connection_class).lower()
         return ServerLocation(

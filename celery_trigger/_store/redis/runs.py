@@ -16,6 +16,7 @@ from ..types import (
     Claim,
     Created,
     IdempotencyKey,
+    NewBatch,
     NewRun,
     Record,
     SlotScope,
@@ -35,7 +36,7 @@ class RedisRuns(RedisSlots):
             k.run(run.run_id),
             k.by_created(),
             k.timers(),
-            k.idempotency(run.task_id, run.idempotency_key) if run.idempotency_key else "",
+            self._idem_of(run),
             k.children(run.parent_id) if run.parent_id else "",
             k.pending_version(run.task_id) if run.pending_version else "",
             run.enqueue.queue if run.enqueue else "",
@@ -61,19 +62,35 @@ class RedisRuns(RedisSlots):
         args.append(spec)
         return keys, args
 
-    def create_runs(self, runs: Sequence[NewRun], now_ms: int) -> list[Created]:
+    def create_runs(
+        self, runs: Sequence[NewRun], now_ms: int, *, batch: NewBatch | None = None
+    ) -> list[Created]:
         script = self._scripts["create_run"]
-        if len(runs) == 1 and runs[0].join is None:
+        if len(runs) == 1 and runs[0].join is None and batch is None:
             keys, args = self._create_args(runs[0], now_ms)
             run_id, cached = script(keys=keys, args=args)
             return [Created(run_id, bool(int(cached)))]
-        pipe = self._client.pipeline(transaction=False)
+        # a batch: one MULTI/EXEC with its record last (batch_put.lua), so a client that dies
+        # or a failing create never leaves runs without their batch
+        pipe = self._client.pipeline(transaction=batch is not None)
         for run in runs:
             keys, args = self._create_args(run, now_ms)
             script(keys=keys, args=args, client=pipe)
             if run.join is not None:
                 self._join(run.run_id, run.join, pipe)  # its place in line (slot_join.lua)
+        if batch is not None:
+            self._scripts["batch_put"](
+                keys=[self.keys.batch(batch.batch_id), *(self._idem_of(r) for r in runs)],
+                args=[len(runs), *(r.run_id for r in runs), json.dumps(batch.fields)],
+                client=pipe,
+            )
         return [Created(r[0], bool(int(r[1]))) for r in pipe.execute() if isinstance(r, list)]
+
+    def _idem_of(self, run: NewRun) -> str:
+        """A new run's idempotency key name ("" for none)."""
+        return (
+            self.keys.idempotency(run.task_id, run.idempotency_key) if run.idempotency_key else ""
+        )
 
     def get_run(self, run_id: str) -> Record | None:
         data: Record = self._client.hgetall(self.keys.run(run_id))

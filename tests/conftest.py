@@ -8,33 +8,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import wait_for  # also re-exported for older imports
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
+from tests.helpers import free_port, port_accepts, wait_for  # wait_for: re-exported
 
 
 def _wait_for_port(port: int, timeout: float) -> None:
     wait_for(
-        lambda: _accepts(port),
+        lambda: port_accepts(port),
         timeout=timeout,
         interval=0.02,
         message=f"redis-server on port {port} did not start",
@@ -53,7 +38,7 @@ def redis_server() -> Iterator[str]:
         if os.environ.get("CI"):
             pytest.fail("redis-server is not installed but CI is set")
         pytest.skip("redis-server is not installed")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             binary,

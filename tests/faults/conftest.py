@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,24 +21,10 @@ from celery import Celery
 
 import celery_trigger as ct
 from celery_trigger import _setup
-from tests.helpers import wait_for
+from tests.helpers import free_port, port_accepts, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 RABBIT = "amqp://guest:guest@127.0.0.1:5672//"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 class RedisProc:
@@ -51,7 +36,7 @@ class RedisProc:
             if os.environ.get("CI"):
                 pytest.fail("redis-server is not installed but CI is set")
             pytest.skip("redis-server is not installed")
-        self.binary, self.aof, self.port = binary, aof, _free_port()
+        self.binary, self.aof, self.port = binary, aof, free_port()
         self.dir = tmp / f"redis-{self.port}"
         self.dir.mkdir()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -69,7 +54,7 @@ class RedisProc:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for(lambda: _accepts(self.port), timeout=10, message="redis-server did not start")
+        wait_for(lambda: port_accepts(self.port), timeout=10, message="redis-server did not start")
 
     def stop(self) -> None:
         """Stop the server (SIGTERM: with AOF it fsyncs first; without, the data is gone)."""
@@ -235,7 +220,7 @@ def fault_env(tmp_path: Path) -> Iterator[Any]:
             servers.append(other)
             url = other.url
         else:
-            if not _accepts(5672):
+            if not port_accepts(5672):
                 pytest.skip("RabbitMQ is not running on 127.0.0.1:5672")
             url = RABBIT
         env = FaultEnv(tmp_path / f"env{len(made)}", store, url)

@@ -12,9 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.helpers import wait_for
-
-from .conftest import _accepts, _free_port
+from tests.helpers import free_port, port_accepts, wait_for
 
 MASTER = "mymaster"
 
@@ -44,11 +42,11 @@ class SentinelCluster:
             stdout=(self.dir / f"{port}.log").open("wb"),
             stderr=subprocess.DEVNULL,
         )
-        wait_for(lambda: _accepts(port), timeout=10, message=f"port {port} did not open")
+        wait_for(lambda: port_accepts(port), timeout=10, message=f"port {port} did not open")
         return port
 
     def _server(self, *extra: str) -> int:
-        port = _free_port()
+        port = free_port()
         data = self.dir / f"redis-{port}"
         data.mkdir()
         args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
@@ -56,7 +54,7 @@ class SentinelCluster:
         return self._spawn(port, *args, "--dir", str(data), *extra)
 
     def _sentinel(self, index: int) -> int:
-        port = _free_port()
+        port = free_port()
         conf = self.dir / f"sentinel-{index}.conf"  # sentinel rewrites its config: a file each
         conf.write_text(
             f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"

@@ -10,9 +10,12 @@ task's default.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+
+import celery._state as celery_state
 
 from .._engine.broker import Delivery, DirectMessage
 from .._store.base import Store
@@ -22,6 +25,8 @@ from .priority import broker_priority
 from .versions import version_queue
 
 logger = logging.getLogger("celery_trigger")
+#: Celery's thread-local "current app" holder (``celery._state``; not in the type stubs).
+_CELERY_TLS: Any = vars(celery_state)["_tls"]
 
 
 class CeleryBroker:
@@ -96,7 +101,8 @@ class CeleryBroker:
             options["queue"] = self._versioned(delivery.task_id, options)(delivery.version)
             options.pop("exchange", None)
             options.pop("routing_key", None)
-        self.app.send_task(delivery.task_id, **options)
+        with _current(self.app):
+            self.app.send_task(delivery.task_id, **options)
 
     def _versioned(self, task_id: str, options: dict[str, Any]) -> Any:
         """The versioned queue maker for the queue the message would use unversioned."""
@@ -116,3 +122,19 @@ class CeleryBroker:
                 )
         except Exception:  # no broker connection: the run record already says CANCELED
             logger.debug("celery-trigger: revoke of %s not broadcast", run_id, exc_info=True)
+
+
+@contextlib.contextmanager
+def _current(app: Any) -> Iterator[None]:
+    """Make ``app`` Celery's current app in this thread while it publishes (restored after).
+
+    Publish-signal receivers look the task up in the *current* app (OpenTelemetry's Celery
+    instrumentation does: with another app current it starts no publish span and injects no
+    trace context). A run's message can be published from any thread (the timer service, a
+    child's worker thread waking its parent), whose current app may be another one."""
+    previous = getattr(_CELERY_TLS, "current_app", None)
+    app.set_current()
+    try:
+        yield
+    finally:
+        _CELERY_TLS.current_app = previous

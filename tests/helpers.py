@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 import redis
 
+import celery_trigger as ct
+
 T = TypeVar("T")
 
 
@@ -61,3 +63,23 @@ def port_accepts(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def wait_for_status(run_id: str, *statuses: Any, timeout: float = 15.0) -> Any:
+    """Wait until run ``run_id`` reaches one of ``statuses`` (default: any final status);
+    returns the ``Run``. The failure says the status it is stuck in, and its error."""
+    wanted = {ct.RunStatus(s) for s in statuses}
+
+    def check() -> Any:
+        run = ct.runs.retrieve(run_id)
+        if (wanted and run.status in wanted) or (not wanted and run.is_completed):
+            return run
+        return None
+
+    try:
+        return wait_for(check, timeout=timeout)
+    except AssertionError:
+        run = ct.runs.retrieve(run_id)
+        raise AssertionError(
+            f"run {run_id} is {run.status}, wanted {wanted or 'final'} (error: {run.error!r})"
+        ) from None

@@ -14,6 +14,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import time
 
 from . import concurrency
 from .engine import Engine
@@ -34,11 +35,24 @@ def report_missing(run_id: str, task_id: str) -> None:
     )
 
 
+#: How often one process re-checks that a code-defined queue is still stored (s).
+QUEUE_CHECK_S = 1.0
+#: (engine, queue name) -> monotonic time of the next check
+_checked: dict[tuple[int, str], float] = {}
+
+
 def ensure_queue(engine: Engine, spec: TaskSpec | None) -> None:
-    """Store the definition of ``spec``'s code-defined queue again if it is missing."""
+    """Store the definition of ``spec``'s code-defined queue again if it is missing.
+
+    Called before each claim, so it reads the store at most once per ``QUEUE_CHECK_S`` per
+    queue and process: the claim's hot path pays a dictionary lookup, not a round trip."""
     queue = spec.queue if spec is not None else None
     if queue is None or queue.concurrency_limit is None:
         return
+    key, now = (id(engine), queue.name), time.monotonic()
+    if _checked.get(key, 0.0) > now:
+        return
+    _checked[key] = now + QUEUE_CHECK_S
     if engine.store.get_queue(queue.name) is None:
         logger.warning(
             "celery-trigger: queue %r was missing from the store; defining it again", queue.name

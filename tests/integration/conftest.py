@@ -20,26 +20,16 @@ import celery_trigger as ct
 from celery_trigger import _definition, _setup
 from celery_trigger.status import RunStatus
 from tests import brokers
-from tests.helpers import redis_client, wait_for
+from tests.helpers import (
+    redis_client,
+    wait_for,  # noqa: F401 - re-exported to the test modules
+)
+from tests.helpers import wait_for_status as _wait_for_status
 
 
 def wait_for_status(run_id: str, *statuses: RunStatus | str, timeout: float = 15.0) -> ct.Run:
     """Wait until the run reaches one of ``statuses`` (default: any final status)."""
-    wanted = {RunStatus(s) for s in statuses}
-
-    def check() -> ct.Run | None:
-        run = ct.runs.retrieve(run_id)
-        if (wanted and run.status in wanted) or (not wanted and run.is_completed):
-            return run
-        return None
-
-    try:
-        return wait_for(check, timeout=timeout)  # type: ignore[no-any-return]
-    except AssertionError:
-        run = ct.runs.retrieve(run_id)
-        raise AssertionError(
-            f"run {run_id} is {run.status}, wanted {wanted or 'final'} (error: {run.error!r})"
-        ) from None
+    return _wait_for_status(run_id, *statuses, timeout=timeout)  # type: ignore[no-any-return]
 
 
 class Engine:

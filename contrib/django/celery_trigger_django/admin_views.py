@@ -21,6 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 import celery_trigger as ct
+from celery_trigger._vocab import WaitpointStatus
 
 PAGE_SIZE = 50
 #: How many recent runs a search by tag or idempotency key scans.
@@ -208,7 +209,7 @@ def _query(params: dict[str, Any]) -> str:
     return "?" + urlencode(params)
 
 
-TOKEN_STATUSES = ("WAITING", "COMPLETED", "TIMED_OUT")
+TOKEN_STATUSES = tuple(status.value for status in WaitpointStatus)
 
 
 class WaitpointTokenAdmin(StoreAdmin):

@@ -1,7 +1,7 @@
-"""What Flower sees: the Celery events of a run that parks and resumes (issue 3 item 2).
-
-Flower builds its view from ``celery.events.state.State``; this test feeds a real event
-receiver into the same class and checks the sequence and the final state of the task id.
+"""The Celery task events of a run that parks and resumes (issue 3 item 2), as any event
+consumer sees them: a real event receiver feeds ``celery.events.state.State`` (the class
+monitors build on) and the test checks the sequence and the final state of the task id.
+A real Flower process is driven in ``test_flower.py``.
 """
 
 from __future__ import annotations
